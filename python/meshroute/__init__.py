@@ -1,0 +1,1 @@
+"""meshroute: Istio traffic management with a Rust core."""

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh machine: a venv inside the repo with every tool the project uses,
+# and the Rust extension built into it (release). Idempotent; `make` re-runs it when
+# pyproject.toml, Cargo.toml or this file change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q "maturin>=1.7,<2"
+VIRTUAL_ENV="$PWD/$VENV" "$VENV/bin/maturin" develop --release -q --extras dev

@@ -1,1 +1,26 @@
-//! Placeholder: being written.
+//! `meshroute._core`: the thin PyO3 binding of `meshroute-core`.
+//!
+//! Only argument conversion lives here; every routing rule is in the core crate.
+#![forbid(unsafe_code)]
+
+mod args;
+mod decision;
+mod table;
+
+use pyo3::prelude::*;
+
+pyo3::create_exception!(
+    _core,
+    CompileError,
+    pyo3::exceptions::PyValueError,
+    "The route-table IR could not be compiled (a bug in meshroute's compiler or an oversized regex)."
+);
+
+#[pymodule(gil_used = false)]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("CompileError", m.py().get_type::<CompileError>())?;
+    m.add_class::<table::RouteTable>()?;
+    m.add_class::<decision::Decision>()?;
+    Ok(())
+}

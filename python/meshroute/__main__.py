@@ -1,0 +1,3 @@
+from meshroute.cli import main
+
+raise SystemExit(main())

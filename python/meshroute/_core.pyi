@@ -1,0 +1,93 @@
+"""Stubs for the compiled extension ``meshroute._core`` (rust/meshroute-py)."""
+
+from collections.abc import Iterable, Mapping
+from typing import Any, final
+
+__version__: str
+
+class CompileError(ValueError):
+    """The route-table IR could not be compiled."""
+
+@final
+class Decision:
+    """What happens to one request (see ``docs/ir.md`` for ``to_dict()``'s keys)."""
+
+    @property
+    def outcome(self) -> str:
+        """``route``, ``redirect``, ``direct_response``, ``abort``, ``no_route`` or ``no_cluster``."""
+    @property
+    def status(self) -> int | None:
+        """HTTP status the client gets; None for ``route``."""
+    @property
+    def virtual_service(self) -> str | None:
+        """``namespace/name`` of the VirtualService whose route matched."""
+    @property
+    def route_index(self) -> int | None: ...
+    @property
+    def route_name(self) -> str | None: ...
+    @property
+    def match_index(self) -> int | None: ...
+    @property
+    def host(self) -> str | None:
+        """Destination FQDN."""
+    @property
+    def subset(self) -> str | None: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def cluster(self) -> str | None:
+        """Istio cluster name ``outbound|PORT|SUBSET|HOST``."""
+    @property
+    def delay_ms(self) -> int | None:
+        """Injected fault delay that fired for this request."""
+    def to_json(self) -> str: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+_Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+@final
+class RouteTable:
+    """An immutable compiled route table."""
+
+    @staticmethod
+    def from_json(ir: str) -> RouteTable: ...
+    @property
+    def route_count(self) -> int: ...
+    def route(
+        self,
+        host: str,
+        path: str = "/",
+        method: str = "GET",
+        headers: _Headers | None = None,
+        *,
+        scheme: str = "http",
+        port: int | None = None,
+        gateway: str = "mesh",
+        source_labels: _Headers | None = None,
+        source_namespace: str | None = None,
+        seed: int | None = None,
+    ) -> Decision: ...
+    def route_many(
+        self,
+        requests: Iterable[Any],
+        *,
+        scheme: str = "http",
+        port: int | None = None,
+        gateway: str = "mesh",
+        source_labels: _Headers | None = None,
+        source_namespace: str | None = None,
+        seed: int | None = None,
+    ) -> list[Decision]: ...
+    def explain(
+        self,
+        host: str,
+        path: str = "/",
+        method: str = "GET",
+        headers: _Headers | None = None,
+        *,
+        scheme: str = "http",
+        port: int | None = None,
+        gateway: str = "mesh",
+        source_labels: _Headers | None = None,
+        source_namespace: str | None = None,
+    ) -> str: ...

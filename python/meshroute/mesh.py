@@ -1,0 +1,127 @@
+"""`Mesh`: a loaded config compiled into an immutable Rust route table, ready to route requests."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from meshroute._core import CompileError, Decision, RouteTable
+from meshroute.config import Analysis, analyze
+from meshroute.config.diagnostics import Diagnostic, Severity
+from meshroute.errors import ConfigError
+
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+class RouteFn(Protocol):
+    def __call__(
+        self,
+        host: str,
+        path: str = "/",
+        method: str = "GET",
+        headers: Headers | None = None,
+        *,
+        scheme: str = "http",
+        port: int | None = None,
+        gateway: str = "mesh",
+        source_labels: Mapping[str, str] | None = None,
+        source_namespace: str | None = None,
+        seed: int | None = None,
+    ) -> Decision: ...
+
+
+class RouteManyFn(Protocol):
+    def __call__(
+        self,
+        requests: Iterable[Any],
+        *,
+        scheme: str = "http",
+        port: int | None = None,
+        gateway: str = "mesh",
+        source_labels: Mapping[str, str] | None = None,
+        source_namespace: str | None = None,
+        seed: int | None = None,
+    ) -> list[Decision]: ...
+
+
+class Mesh:
+    """A compiled, immutable routing table for one set of Istio config.
+
+    ``route`` and ``route_many`` are the Rust methods themselves (no Python frame in between).
+
+    >>> mesh = load(bookinfo_path())
+    >>> d = mesh.route("reviews", "/reviews/0", headers={"end-user": "jason"})
+    >>> (d.outcome, d.virtual_service, d.cluster)
+    ('route', 'default/reviews', 'outbound|9080|v1|reviews.default.svc.cluster.local')
+    """
+
+    __slots__ = ("analysis", "diagnostics", "route", "route_many", "table")
+
+    route: RouteFn
+    route_many: RouteManyFn
+
+    def __init__(self, table: RouteTable, analysis: Analysis) -> None:
+        self.table = table
+        self.analysis = analysis
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(analysis.diagnostics)
+        self.route = table.route
+        self.route_many = table.route_many
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.WARNING]
+
+    def explain(
+        self,
+        host: str,
+        path: str = "/",
+        method: str = "GET",
+        headers: Headers | None = None,
+        *,
+        scheme: str = "http",
+        port: int | None = None,
+        gateway: str = "mesh",
+        source_labels: Mapping[str, str] | None = None,
+        source_namespace: str | None = None,
+    ) -> dict[str, Any]:
+        """Every route block tried for this request, in order, with why it did or did not match."""
+        text = self.table.explain(
+            host, path, method, headers, scheme=scheme, port=port, gateway=gateway,
+            source_labels=source_labels, source_namespace=source_namespace,
+        )
+        result: dict[str, Any] = json.loads(text)
+        return result
+
+
+def load(*paths: str | os.PathLike[str], domain: str = "cluster.local") -> Mesh:
+    """Load Istio YAML (files or directories), validate it and compile it into a :class:`Mesh`.
+
+    Raises :class:`meshroute.ConfigError` carrying every diagnostic when there is any error.
+
+    >>> mesh = load(bookinfo_path())
+    >>> mesh.route("productpage", "/productpage").outcome
+    'route'
+    """
+    analysis = analyze(paths, domain=domain)
+    if not analysis.ok or analysis.ir is None:
+        raise ConfigError(analysis.diagnostics)
+    return Mesh(compile_table(analysis), analysis)
+
+
+def compile_table(analysis: Analysis) -> RouteTable:
+    """Build the Rust table from an analysis' IR; an IR the core rejects becomes a ConfigError."""
+    try:
+        return RouteTable.from_json(json.dumps(analysis.ir))
+    except CompileError as exc:
+        diag = Diagnostic(Severity.ERROR, "compile-failed", f"route table rejected: {exc}")
+        raise ConfigError([*analysis.diagnostics, diag]) from None
+
+
+def bookinfo_path() -> str:
+    """Path of the Bookinfo config shipped in the package (Kubernetes services, DestinationRules,
+    the ingress Gateway and the request-routing VirtualServices)."""
+    return os.path.join(os.path.dirname(__file__), "data", "bookinfo")
+
+

@@ -1,0 +1,236 @@
+//! `RouteTable`: a frozen handle on an immutable compiled table (`Arc`), shared by every thread.
+
+use std::cell::RefCell;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+
+use meshroute_core as core;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use crate::args::Pairs;
+use crate::decision::Decision;
+use crate::CompileError;
+
+thread_local! {
+    // Unseeded calls draw from a per-thread stream seeded from the OS; seeded calls get their own.
+    static THREAD_RNG: RefCell<core::SplitMix64> =
+        RefCell::new(core::SplitMix64::new(RandomState::new().hash_one(std::time::SystemTime::now())));
+}
+
+/// The client context shared by every request of one call.
+struct Context<'py> {
+    scheme: Bound<'py, PyString>,
+    port: Option<u16>,
+    gateway: String,
+    source_labels: Pairs<'py>,
+    source_namespace: Option<Bound<'py, PyString>>,
+}
+
+/// One request's own fields, kept alive as Python objects while the core borrows them.
+struct Fields<'py> {
+    host: Bound<'py, PyString>,
+    path: Option<Bound<'py, PyString>>,
+    method: Option<Bound<'py, PyString>>,
+    headers: Pairs<'py>,
+}
+
+/// A compiled, immutable route table. Build it with ``RouteTable.from_json(ir)``.
+#[pyclass(frozen, module = "meshroute._core", name = "RouteTable")]
+pub(crate) struct RouteTable {
+    inner: Arc<core::RouteTable>,
+}
+
+#[pymethods]
+impl RouteTable {
+    /// Compile the IR produced by ``meshroute.compile`` (JSON text).
+    #[staticmethod]
+    fn from_json(py: Python<'_>, ir: &str) -> PyResult<Self> {
+        let table = py
+            .allow_threads(|| core::RouteTable::from_json(ir))
+            .map_err(|e| CompileError::new_err(e.to_string()))?;
+        Ok(RouteTable { inner: Arc::new(table) })
+    }
+
+    /// Number of compiled HTTP routes.
+    #[getter]
+    fn route_count(&self) -> usize {
+        self.inner.route_count()
+    }
+
+    #[pyo3(signature = (host, path="/", method="GET", headers=None, *, scheme="http", port=None,
+                        gateway="mesh", source_labels=None, source_namespace=None, seed=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn route<'py>(
+        &self,
+        host: &Bound<'py, PyString>,
+        path: &Bound<'py, PyString>,
+        method: &Bound<'py, PyString>,
+        headers: Option<&Bound<'py, PyAny>>,
+        scheme: &Bound<'py, PyString>,
+        port: Option<u16>,
+        gateway: &str,
+        source_labels: Option<&Bound<'py, PyAny>>,
+        source_namespace: Option<&Bound<'py, PyString>>,
+        seed: Option<u64>,
+    ) -> PyResult<Decision> {
+        let ctx = Context::new(scheme, port, gateway, source_labels, source_namespace)?;
+        let fields = Fields {
+            host: host.clone(),
+            path: Some(path.clone()),
+            method: Some(method.clone()),
+            headers: Pairs::extract(headers, "headers")?,
+        };
+        let decision = fields.with_request(&ctx, |req| match seed {
+            Some(seed) => self.inner.route(req, &mut core::SplitMix64::new(seed)),
+            None => THREAD_RNG.with_borrow_mut(|rng| self.inner.route(req, rng)),
+        })?;
+        Ok(Decision { inner: decision })
+    }
+
+    /// Route a batch. Each request is ``(host, path[, method[, headers]])`` or a dict with those
+    /// keys; the keyword arguments are shared. With ``seed`` the batch draws from one seeded stream.
+    #[pyo3(signature = (requests, *, scheme="http", port=None, gateway="mesh", source_labels=None,
+                        source_namespace=None, seed=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn route_many<'py>(
+        &self,
+        py: Python<'py>,
+        requests: &Bound<'py, PyAny>,
+        scheme: &Bound<'py, PyString>,
+        port: Option<u16>,
+        gateway: &str,
+        source_labels: Option<&Bound<'py, PyAny>>,
+        source_namespace: Option<&Bound<'py, PyString>>,
+        seed: Option<u64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let ctx = Context::new(scheme, port, gateway, source_labels, source_namespace)?;
+        let mut seeded = seed.map(core::SplitMix64::new);
+        let out = PyList::empty(py);
+        for item in requests.try_iter()? {
+            let fields = Fields::from_item(&item?)?;
+            let decision = fields.with_request(&ctx, |req| match seeded.as_mut() {
+                Some(rng) => self.inner.route(req, rng),
+                None => THREAD_RNG.with_borrow_mut(|rng| self.inner.route(req, rng)),
+            })?;
+            out.append(Decision { inner: decision })?;
+        }
+        Ok(out)
+    }
+
+    /// Why a request gets its decision: every route block tried, in order, with its result (JSON).
+    #[pyo3(signature = (host, path="/", method="GET", headers=None, *, scheme="http", port=None,
+                        gateway="mesh", source_labels=None, source_namespace=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn explain<'py>(
+        &self,
+        host: &Bound<'py, PyString>,
+        path: &Bound<'py, PyString>,
+        method: &Bound<'py, PyString>,
+        headers: Option<&Bound<'py, PyAny>>,
+        scheme: &Bound<'py, PyString>,
+        port: Option<u16>,
+        gateway: &str,
+        source_labels: Option<&Bound<'py, PyAny>>,
+        source_namespace: Option<&Bound<'py, PyString>>,
+    ) -> PyResult<String> {
+        let ctx = Context::new(scheme, port, gateway, source_labels, source_namespace)?;
+        let fields = Fields {
+            host: host.clone(),
+            path: Some(path.clone()),
+            method: Some(method.clone()),
+            headers: Pairs::extract(headers, "headers")?,
+        };
+        fields.with_request(&ctx, |req| self.inner.explain(req))
+    }
+}
+
+impl<'py> Context<'py> {
+    fn new(
+        scheme: &Bound<'py, PyString>,
+        port: Option<u16>,
+        gateway: &str,
+        source_labels: Option<&Bound<'py, PyAny>>,
+        source_namespace: Option<&Bound<'py, PyString>>,
+    ) -> PyResult<Self> {
+        // Istio resolves a bare gateway name in the namespace of the referring resource; a caller
+        // naming a gateway has no namespace of its own, so "default" stands in (as kubectl would).
+        let gateway = if gateway == "mesh" || gateway.contains('/') {
+            gateway.to_owned()
+        } else if gateway.is_empty() {
+            return Err(PyValueError::new_err("gateway must be 'mesh' or a Gateway name"));
+        } else {
+            format!("default/{gateway}")
+        };
+        Ok(Context {
+            scheme: scheme.clone(),
+            port,
+            gateway,
+            source_labels: Pairs::extract(source_labels, "source_labels")?,
+            source_namespace: source_namespace.cloned(),
+        })
+    }
+}
+
+impl<'py> Fields<'py> {
+    fn from_item(item: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(tuple) = item.downcast::<PyTuple>() {
+            let get = |i: usize| -> PyResult<Option<Bound<'py, PyAny>>> {
+                if i < tuple.len() { Ok(Some(tuple.get_item(i)?)) } else { Ok(None) }
+            };
+            if tuple.is_empty() || tuple.len() > 4 {
+                return Err(PyTypeError::new_err("a request tuple is (host, path[, method[, headers]])"));
+            }
+            return Ok(Fields {
+                host: str_of(get(0)?.as_ref(), "host")?.expect("len checked"),
+                path: str_of(get(1)?.as_ref(), "path")?,
+                method: str_of(get(2)?.as_ref(), "method")?,
+                headers: Pairs::extract(get(3)?.as_ref(), "headers")?,
+            });
+        }
+        if let Ok(dict) = item.downcast::<PyDict>() {
+            let host = str_of(dict.get_item("host")?.as_ref(), "host")?
+                .ok_or_else(|| PyTypeError::new_err("a request dict needs 'host'"))?;
+            return Ok(Fields {
+                host,
+                path: str_of(dict.get_item("path")?.as_ref(), "path")?,
+                method: str_of(dict.get_item("method")?.as_ref(), "method")?,
+                headers: Pairs::extract(dict.get_item("headers")?.as_ref(), "headers")?,
+            });
+        }
+        if let Ok(host) = item.downcast::<PyString>() {
+            return Ok(Fields { host: host.clone(), path: None, method: None, headers: Pairs::extract(None, "")? });
+        }
+        Err(PyTypeError::new_err("each request must be a tuple (host, path[, method[, headers]]), a dict or a host str"))
+    }
+
+    /// Borrow everything as `&str` and run `f` on the core request.
+    fn with_request<T>(&self, ctx: &Context<'py>, f: impl FnOnce(&core::Request<'_>) -> T) -> PyResult<T> {
+        let headers = self.headers.views()?;
+        let labels = ctx.source_labels.views()?;
+        let req = core::Request {
+            authority: self.host.to_str()?,
+            path: match &self.path { Some(p) => p.to_str()?, None => "/" },
+            method: match &self.method { Some(m) => m.to_str()?, None => "GET" },
+            scheme: ctx.scheme.to_str()?,
+            headers: &headers,
+            port: ctx.port,
+            gateway: &ctx.gateway,
+            source_labels: &labels,
+            source_namespace: match &ctx.source_namespace { Some(ns) => Some(ns.to_str()?), None => None },
+        };
+        Ok(f(&req))
+    }
+}
+
+fn str_of<'py>(obj: Option<&Bound<'py, PyAny>>, what: &str) -> PyResult<Option<Bound<'py, PyString>>> {
+    match obj {
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
+        Some(o) => o
+            .downcast::<PyString>()
+            .map(|s| Some(s.clone()))
+            .map_err(|_| PyTypeError::new_err(format!("request {what} must be str"))),
+    }
+}

@@ -50,6 +50,8 @@ class Resource:
     file: str
     line: int
     positions: Mapping[Path, int] = field(default_factory=dict, repr=False, compare=False)
+    # The whole document: Kubernetes kinds such as Endpoints keep their data outside `spec`.
+    document: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -220,10 +222,11 @@ def _compose(text: str) -> tuple[list[Any], Any]:
         return list(yaml.compose_all(text, Loader=_Loader)), SafeConstructor()
     except yaml.MarkedYAMLError as first:
         from ruamel.yaml import YAML
-        from ruamel.yaml.constructor import SafeConstructor as RuamelConstructor
 
         try:
-            return list(YAML(typ="safe", pure=True).compose_all(text)), RuamelConstructor()
+            # the YAML object's own constructor: a bare SafeConstructor has no resolver and fails on ints
+            ruamel = YAML(typ="safe", pure=True)
+            return list(ruamel.compose_all(text)), ruamel.constructor
         except Exception:
             raise first from None
 
@@ -276,6 +279,7 @@ def _add_object(
         file=file,
         line=line,
         positions=dict(positions),
+        document=doc,
     )
     if api_version.startswith(ISTIO_GROUP + "/") and kind in ISTIO_KINDS:
         version = api_version.split("/", 1)[1]

@@ -1,0 +1,226 @@
+"""The cross-referenced model's resource types: VirtualService, Gateway and Sidecar as the index
+uses them (names resolved, hosts expanded and lower-cased), plus duplicate-resource handling.
+
+Istio semantics cited from istio-api.md: §1.1 (names), §2.1/§2.7 (VS), §4 (Gateway), §6 (Sidecar).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshroute.config._normalize import normalize
+from meshroute.config.diagnostics import Diagnostic
+from meshroute.config.hosts import MESH, exported_to, fqdn, gateway_ref, intersect
+from meshroute.config.load import Resource
+
+Order = tuple[str, int]  # (creationTimestamp or "", position in the input): oldest first
+
+
+@dataclass(frozen=True)
+class VirtualServiceInfo:
+    resource: Resource
+    order: Order
+    hosts: tuple[str, ...]  # expanded with the VS namespace, lower-case
+    gateways: tuple[str, ...]  # resolved refs; omitted/empty = (mesh,)
+    export_to: tuple[str, ...]
+    http: tuple[Mapping[str, Any], ...]  # resolved routes (see resolve_route)
+
+    @property
+    def namespace(self) -> str:
+        return self.resource.namespace
+
+    @property
+    def name(self) -> str:
+        return self.resource.name
+
+    @property
+    def is_delegate(self) -> bool:
+        """A VS without hosts can only be used as a delegate (§2.1)."""
+        return not self.hosts
+
+    def visible_from(self, namespace: str) -> bool:
+        return exported_to(self.export_to, self.namespace, namespace)
+
+
+@dataclass(frozen=True)
+class Server:
+    port: int
+    protocol: str
+    hosts: tuple[tuple[str, str], ...]  # (namespace part: "*" or a name, dnsName)
+    https_redirect: bool
+
+
+
+@dataclass(frozen=True)
+class GatewayInfo:
+    resource: Resource
+    servers: tuple[Server, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.resource.namespace}/{self.resource.name}"
+
+    @property
+    def namespace(self) -> str:
+        return self.resource.namespace
+
+
+@dataclass(frozen=True)
+class SidecarInfo:
+    resource: Resource
+    selector: Mapping[str, str]
+    # (namespace part, host) import entries; None = no egress section = import everything.
+    egress: tuple[tuple[str, str], ...] | None
+    unknown_host: str  # "passthrough" (ALLOW_ANY) | "blackhole" (REGISTRY_ONLY)
+    exclusions: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def namespace(self) -> str:
+        return self.resource.namespace
+
+    def imports(self, config_ns: str, hosts: Iterable[str], client_ns: str) -> bool:
+        """Whether config of ``config_ns`` for any of ``hosts`` is imported by the egress hosts (§6).
+
+        ``*`` = any namespace; ``.`` = the client's namespace (so a mesh-wide default Sidecar in the
+        root namespace means each workload's own namespace); ``~``-prefixed entries exclude
+        (``~/*`` trims everything).
+        """
+        hosts = list(hosts)
+        if self.egress is None:
+            return True
+
+        def hit(entries: Sequence[tuple[str, str]]) -> bool:
+            return any((ns == "*" or ns == config_ns or (ns == "." and config_ns == client_ns))
+                       and any(intersect(h, host) for host in hosts)
+                       for ns, h in entries)
+
+        return hit(self.egress) and not hit(self.exclusions)
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _spec(res: Resource) -> dict[str, Any]:
+    spec = normalize(res.kind, res.spec)
+    return spec if isinstance(spec, dict) else {}
+
+
+def order_of(res: Resource, position: int) -> Order:
+    ts = res.metadata.get("creationTimestamp")
+    return (str(ts) if ts is not None else "", position)
+
+
+def dedupe(resources: Sequence[Resource]) -> tuple[list[Resource], list[Diagnostic]]:
+    """The later of two resources with the same group/kind/namespace/name replaces the earlier one,
+    like ``kubectl apply``; it keeps the earlier one's place (its creation time does not change)."""
+    kept: dict[tuple[str, str, str, str], int] = {}
+    out: list[Resource] = []
+    diags: list[Diagnostic] = []
+    for res in resources:
+        key = (res.api_version.split("/")[0], res.kind, res.namespace, res.name)
+        if key in kept:
+            earlier = out[kept[key]]
+            diags.append(res.warning(
+                "duplicate-resource", ("metadata", "name"),
+                f"{res.kind} {res.namespace}/{res.name} is defined again; this definition replaces the "
+                f"one at {earlier.file}:{earlier.line}"))
+            out[kept[key]] = res
+        else:
+            kept[key] = len(out)
+            out.append(res)
+    return out, diags
+
+
+def _resolve_dest(raw: Any, ns: str, domain: str) -> Any:
+    if isinstance(raw, Mapping) and isinstance(raw.get("host"), str):
+        return {**raw, "host": fqdn(raw["host"], ns, domain)}
+    return raw
+
+
+def _resolve_item(item: Any, ns: str, domain: str) -> Any:
+    """A route destination or mirror entry with its ``destination.host`` expanded."""
+    if not isinstance(item, Mapping):
+        return item
+    return {**item, "destination": _resolve_dest(item.get("destination"), ns, domain)}
+
+
+def resolve_route(route: Mapping[str, Any], ns: str, domain: str) -> dict[str, Any]:
+    """A copy of an HTTPRoute with every name resolved in the namespace of its own VS (§1.1):
+    destination and mirror hosts expanded, match ``gateways`` turned into ``ns/name``."""
+    out = dict(route)
+    out["route"] = [_resolve_item(d, ns, domain) for d in route.get("route") or []]
+    if "mirror" in route:
+        out["mirror"] = _resolve_dest(route["mirror"], ns, domain)
+    if isinstance(route.get("mirrors"), list):
+        out["mirrors"] = [_resolve_item(m, ns, domain) for m in route["mirrors"]]
+    if isinstance(route.get("match"), list):
+        out["match"] = [
+            {**m, "gateways": [gateway_ref(g, ns, domain) for g in _strings(m.get("gateways"))]}
+            if isinstance(m, Mapping) and m.get("gateways") else m
+            for m in route["match"]
+        ]
+    return out
+
+
+def parse_virtual_service(res: Resource, position: int, domain: str) -> VirtualServiceInfo:
+    spec = _spec(res)
+    ns = res.namespace
+    gateways = tuple(gateway_ref(g, ns, domain) for g in _strings(spec.get("gateways"))) or (MESH,)
+    http = tuple(resolve_route(r, ns, domain) if isinstance(r, Mapping) else {}
+                 for r in spec.get("http") or [])
+    return VirtualServiceInfo(
+        resource=res,
+        order=order_of(res, position),
+        hosts=tuple(fqdn(h, ns, domain) for h in _strings(spec.get("hosts"))),
+        gateways=gateways,
+        export_to=tuple(_strings(spec.get("exportTo"))),
+        http=http,
+    )
+
+
+def parse_gateway(res: Resource) -> GatewayInfo:
+    servers = []
+    for raw in _spec(res).get("servers") or []:
+        port = raw.get("port") if isinstance(raw, Mapping) else None
+        number = port.get("number") if isinstance(port, Mapping) else None
+        if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < 65536:
+            continue
+        hosts = []
+        for entry in _strings(raw.get("hosts")):
+            ns, _, host = entry.rpartition("/")
+            ns = res.namespace if ns == "." else (ns or "*")
+            hosts.append((ns, host.lower()))
+        tls = raw.get("tls")
+        redirect = isinstance(tls, Mapping) and tls.get("httpsRedirect") is True
+        protocol = str(port.get("protocol", "")).upper() if isinstance(port, Mapping) else ""
+        servers.append(Server(number, protocol, tuple(hosts), redirect))
+    return GatewayInfo(res, tuple(servers))
+
+
+def parse_sidecar(res: Resource) -> SidecarInfo:
+    spec = _spec(res)
+    selector = spec.get("workloadSelector")
+    labels = selector.get("labels") if isinstance(selector, Mapping) else None
+    egress: list[tuple[str, str]] | None = None
+    exclusions: list[tuple[str, str]] = []
+    if isinstance(spec.get("egress"), list):
+        egress = []
+        for listener in spec["egress"]:
+            for entry in _strings(listener.get("hosts") if isinstance(listener, Mapping) else None):
+                ns, _, host = entry.partition("/")
+                target = exclusions if ns.startswith("~") else egress
+                ns = ns[1:] if ns.startswith("~") else ns
+                target.append((ns or "*", host.lower()))
+    policy = spec.get("outboundTrafficPolicy")
+    # Proto enum 0 is REGISTRY_ONLY, so `outboundTrafficPolicy: {}` blocks; absent = mesh ALLOW_ANY.
+    blocked = isinstance(policy, Mapping) and policy.get("mode", "REGISTRY_ONLY") == "REGISTRY_ONLY"
+    return SidecarInfo(
+        resource=res,
+        selector={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
+        egress=tuple(egress) if egress is not None else None,
+        unknown_host="blackhole" if blocked else "passthrough",
+        exclusions=tuple(exclusions),
+    )

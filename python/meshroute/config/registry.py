@@ -1,0 +1,295 @@
+"""The service registry: which hosts exist, with which ports and endpoints (istio-api §1.1, §5).
+
+Sources: Kubernetes ``Service`` (host ``name.ns.svc.<domain>``), ``Endpoints``/``EndpointSlice``
+(addresses), workload templates and ``Pod`` labels (only to tell whether a subset selects anything),
+``ServiceEntry`` (hosts as written, incl. wildcards) with its ``endpoints`` or ``workloadSelector``
+over ``WorkloadEntry`` objects of its namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshroute.config._normalize import camel_spec, normalize
+from meshroute.config.hosts import exported_to, is_wildcard, matches
+from meshroute.config.load import Resource
+
+EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"})
+# Istio derives a Kubernetes port's protocol from its name prefix when appProtocol is absent.
+_NAME_PROTOCOLS = ("http2", "https", "http", "grpc-web", "grpc", "tls", "tcp", "mongo", "redis", "mysql")
+
+Labels = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    number: int
+    name: str
+    protocol: str  # upper-case; "" = auto-detect
+    target_port: int | str | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    address: str
+    ports: Mapping[str, int] = field(default_factory=dict)
+    labels: Labels = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Service:
+    """One host of the registry: a Kubernetes service or one ``hosts`` entry of a ServiceEntry."""
+
+    host: str
+    namespace: str
+    origin: str  # "Kubernetes" | "ServiceEntry"
+    ports: tuple[ServicePort, ...]
+    resource: Resource
+    export_to: tuple[str, ...] = ()
+    selector: Labels = field(default_factory=dict)
+    location: str | None = None
+    resolution: str | None = None
+    endpoints: tuple[Endpoint, ...] = ()
+
+    def port(self, number: int) -> ServicePort | None:
+        return next((p for p in self.ports if p.number == number), None)
+
+    @property
+    def single_port(self) -> int | None:
+        """The port used when a destination omits one (§2.6): only if there is exactly one."""
+        return self.ports[0].number if len(self.ports) == 1 else None
+
+    def visible_from(self, namespace: str) -> bool:
+        return exported_to(self.export_to, self.namespace, namespace)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """All services by host; Kubernetes services come before ServiceEntries for the same host,
+    because a ServiceEntry naming a Kubernetes service only decorates it (§5)."""
+
+    services: tuple[Service, ...] = ()
+    workloads: Mapping[str, tuple[Labels, ...]] = field(default_factory=dict)
+
+    def by_host(self, host: str) -> list[Service]:
+        return [s for s in self.services if s.host == host]
+
+    def lookup(self, host: str, client_ns: str | None = None) -> Service | None:
+        """The service for an exact host, as seen from ``client_ns`` (None: regardless of exportTo)."""
+        for svc in self.services:
+            if svc.host == host and (client_ns is None or svc.visible_from(client_ns)):
+                return svc
+        return None
+
+    def knows(self, host: str) -> bool:
+        """The host is a service, or lies within a wildcard ServiceEntry host."""
+        return any(svc.host == host or (is_wildcard(svc.host) and matches(svc.host, host))
+                   for svc in self.services)
+
+    def visible(self, client_ns: str) -> list[Service]:
+        """Services visible in ``client_ns``, first entry per host."""
+        seen: dict[str, Service] = {}
+        for svc in self.services:
+            if svc.host not in seen and svc.visible_from(client_ns):
+                seen[svc.host] = svc
+        return list(seen.values())
+
+    def selects_workload(self, svc: Service, labels: Labels) -> bool | None:
+        """Whether a subset's labels select any known workload of ``svc``; None when unknown
+        (no workloads or endpoints were given, so nothing can be said)."""
+        wanted = {**svc.selector, **labels}
+        pools: list[Labels] = [e.labels for e in svc.endpoints if e.labels]
+        if svc.origin == "Kubernetes":
+            pools.extend(self.workloads.get(svc.namespace, ()))
+        if not pools:
+            return None
+        return any(_subset(wanted, pool) for pool in pools)
+
+
+def _subset(wanted: Labels, labels: Labels) -> bool:
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def build_registry(resources: Iterable[Resource], domain: str = "cluster.local") -> Registry:
+    """Collect every service-like resource into a :class:`Registry`.
+
+    >>> from meshroute.config.load import load_text
+    >>> res = load_text("apiVersion: v1\\nkind: Service\\nmetadata: {name: r, namespace: a}\\n"
+    ...                 "spec: {ports: [{port: 9080, name: http}]}", "x.yaml").resources
+    >>> build_registry(res).lookup("r.a.svc.cluster.local").single_port
+    9080
+    """
+    resources = list(resources)
+    workloads = _workload_labels(resources)
+    addresses = _k8s_endpoints(resources)
+    entries = [r for r in resources if r.is_istio and r.kind == "WorkloadEntry"]
+    k8s: list[Service] = []
+    external: list[Service] = []
+    for res in resources:
+        if res.kind == "Service" and res.api_version == "v1":
+            k8s.append(_k8s_service(res, addresses.get((res.namespace, res.name), ()), domain))
+        elif res.is_istio and res.kind == "ServiceEntry":
+            external.extend(_service_entry(res, entries))
+    for res in entries:
+        labels = _labels(_spec(res).get("labels"))
+        workloads.setdefault(res.namespace, []).append(labels)
+    return Registry(tuple(k8s + external), {ns: tuple(v) for ns, v in workloads.items()})
+
+
+def _spec(res: Resource) -> dict[str, Any]:
+    spec = normalize(res.kind, res.spec)
+    return spec if isinstance(spec, dict) else {}
+
+
+def _body(res: Resource) -> dict[str, Any]:
+    """Endpoints/EndpointSlice keep their data at the document top level (``subsets``,
+    ``endpoints``), not under ``spec``; read it from ``spec`` or from a raw document if the loader
+    kept one (``Resource.spec`` alone drops those keys)."""
+    raw = getattr(res, "document", None) or getattr(res, "raw", None)
+    body = raw if isinstance(raw, dict) else res.spec
+    out = camel_spec(body)
+    return out if isinstance(out, dict) else {}
+
+
+def _labels(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int | None:
+    """A port number (1-65535), else None: the IR carries ports as u16."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+    return value if ok else None
+
+
+def _workload_labels(resources: Sequence[Resource]) -> dict[str, list[Labels]]:
+    out: dict[str, list[Labels]] = {}
+    for res in resources:
+        if res.kind == "Pod":
+            labels = _labels(res.metadata.get("labels"))
+        elif res.kind in WORKLOAD_KINDS:
+            template = _spec(res).get("template")
+            if res.kind == "CronJob":
+                template = ((_spec(res).get("jobTemplate") or {}).get("spec") or {}).get("template")
+            meta = template.get("metadata") if isinstance(template, dict) else None
+            labels = _labels(meta.get("labels") if isinstance(meta, dict) else None)
+        else:
+            continue
+        out.setdefault(res.namespace, []).append(labels)
+    return out
+
+
+def _k8s_endpoints(resources: Sequence[Resource]) -> dict[tuple[str, str], tuple[Endpoint, ...]]:
+    """Addresses per (namespace, service name) from ``Endpoints`` and ``EndpointSlice``."""
+    out: dict[tuple[str, str], list[Endpoint]] = {}
+    for res in resources:
+        doc = _body(res)
+        if res.kind == "Endpoints":
+            groups = _list(doc.get("subsets"))
+            key = (res.namespace, res.name)
+            for group in groups:
+                ports = _port_map(group.get("ports"))
+                for addr in _list(group.get("addresses")):
+                    if isinstance(addr, dict) and isinstance(addr.get("ip"), str):
+                        out.setdefault(key, []).append(Endpoint(addr["ip"], ports))
+        elif res.kind == "EndpointSlice":
+            svc = _labels(res.metadata.get("labels")).get("kubernetes.io/service-name")
+            if not svc:
+                continue
+            ports = _port_map(doc.get("ports"))
+            for ep in _list(doc.get("endpoints")):
+                for addr in _list(ep.get("addresses") if isinstance(ep, dict) else None):
+                    out.setdefault((res.namespace, svc), []).append(Endpoint(str(addr), ports))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _port_map(raw: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for port in _list(raw):
+        number = _int(port.get("port")) if isinstance(port, dict) else None
+        if number is not None:
+            out[str(port.get("name", ""))] = number
+    return out
+
+
+def _export_annotation(res: Resource) -> tuple[str, ...]:
+    annotations = res.metadata.get("annotations")
+    raw = annotations.get(EXPORT_TO_ANNOTATION) if isinstance(annotations, dict) else None
+    if not isinstance(raw, str):
+        return ()
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _k8s_protocol(port: Mapping[str, Any]) -> str:
+    app = port.get("appProtocol")
+    if isinstance(app, str) and app:
+        return app.upper()
+    name = str(port.get("name", "")).lower()
+    for prefix in _NAME_PROTOCOLS:
+        if name == prefix or name.startswith(prefix + "-"):
+            return prefix.upper()
+    return ""
+
+
+def _k8s_service(res: Resource, endpoints: tuple[Endpoint, ...], domain: str) -> Service:
+    spec = _spec(res)
+    ports = []
+    for raw in _list(spec.get("ports")):
+        number = _int(raw.get("port")) if isinstance(raw, dict) else None
+        if number is None:
+            continue
+        target = raw.get("targetPort")
+        ports.append(ServicePort(number, str(raw.get("name", "")), _k8s_protocol(raw),
+                                 target if isinstance(target, (int, str)) else None))
+    return Service(
+        host=f"{res.name}.{res.namespace}.svc.{domain}".lower(),
+        namespace=res.namespace,
+        origin="Kubernetes",
+        ports=tuple(ports),
+        resource=res,
+        export_to=_export_annotation(res),
+        selector=_labels(spec.get("selector")),
+        endpoints=endpoints,
+    )
+
+
+def _se_endpoint(raw: Any) -> Endpoint | None:
+    if not isinstance(raw, dict):
+        return None
+    ports = {str(k): v for k, v in (raw.get("ports") or {}).items() if _int(v)} \
+        if isinstance(raw.get("ports"), dict) else {}
+    return Endpoint(str(raw.get("address", "")), ports, _labels(raw.get("labels")))
+
+
+def _service_entry(res: Resource, workload_entries: Sequence[Resource]) -> list[Service]:
+    spec = _spec(res)
+    ports = tuple(
+        ServicePort(p["number"], str(p.get("name", "")), str(p.get("protocol", "")).upper(),
+                    p.get("targetPort") if _int(p.get("targetPort")) else None)
+        for p in _list(spec.get("ports")) if isinstance(p, dict) and _int(p.get("number"))
+    )
+    selector = spec.get("workloadSelector")
+    selector_labels = _labels(selector.get("labels")) if isinstance(selector, dict) else {}
+    if selector_labels:
+        endpoints = tuple(
+            ep for we in workload_entries if we.namespace == res.namespace
+            for ep in [_se_endpoint(_spec(we))] if ep and _subset(selector_labels, ep.labels)
+        )
+    else:
+        endpoints = tuple(ep for raw in _list(spec.get("endpoints")) for ep in [_se_endpoint(raw)] if ep)
+    export_to = tuple(str(e) for e in _list(spec.get("exportTo")))
+    return [
+        Service(
+            host=str(host).lower(), namespace=res.namespace, origin="ServiceEntry", ports=ports,
+            resource=res, export_to=export_to, selector=selector_labels,
+            location=str(spec.get("location", "MESH_EXTERNAL")),
+            resolution=str(spec.get("resolution", "NONE")), endpoints=endpoints,
+        )
+        for host in _list(spec.get("hosts")) if isinstance(host, str) and host
+    ]

@@ -1,0 +1,217 @@
+//! The per-cluster load balancer: health filtering, panic mode, and dispatch
+//! to the configured algorithm.
+//!
+//! Envoy balances over the *healthy* hosts of a cluster. If the healthy
+//! share falls below `healthy_panic_threshold` it "will disregard host health
+//! status and balance across all hosts" (panic mode). Istio sets that
+//! threshold from `outlierDetection.minHealthPercent`, default 0 — panic
+//! disabled — so with every host ejected there is no pick: 503 `UH`
+//! "no healthy upstream".
+//!
+//! State (rotation counters, EDF schedules, rings) is per `LoadBalancer`.
+//! Envoy keeps it per worker thread; a meshroute process has one per cluster.
+//! It is rebuilt lazily when the endpoint set or its health changes.
+
+use crate::endpoint_set::EndpointSet;
+use crate::least_request::LeastRequest;
+use crate::maglev::{is_prime, Maglev};
+use crate::policy::{
+    HashAlgorithm, LbConfigError, LbPolicy, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MINIMUM_RING_SIZE,
+    MAX_MAGLEV_TABLE_SIZE,
+};
+use crate::random::Random;
+use crate::ring_hash::RingHash;
+use crate::rng::Rng;
+use crate::round_robin::RoundRobin;
+
+/// The outcome of a successful pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// Send to endpoint `index` of the set.
+    Endpoint {
+        /// Position in [`EndpointSet::endpoints`].
+        index: usize,
+        /// `true` when picked in panic mode (health ignored).
+        panic: bool,
+    },
+    /// PASSTHROUGH: no endpoint selection; use the original destination.
+    Passthrough,
+}
+
+impl Selection {
+    /// The endpoint index, if an endpoint was selected.
+    pub fn endpoint(self) -> Option<usize> {
+        match self {
+            Self::Endpoint { index, .. } => Some(index),
+            Self::Passthrough => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Algorithm {
+    RoundRobin(RoundRobin),
+    Random(Random),
+    LeastRequest(LeastRequest),
+    RingHash(RingHash),
+    Maglev(Maglev),
+    Passthrough,
+}
+
+/// A load balancer for one cluster.
+#[derive(Debug, Clone)]
+pub struct LoadBalancer {
+    policy: LbPolicy,
+    panic_threshold: u32,
+    algorithm: Algorithm,
+    // Endpoint indices the algorithm was built over, and for which set
+    // version / panic state, so we rebuild only when those change.
+    candidates: Vec<usize>,
+    built_for: Option<((u64, u64), bool)>,
+}
+
+impl LoadBalancer {
+    /// A balancer for `policy`, panic threshold 0 (Istio's default).
+    /// Fails on settings Istio or Envoy would reject.
+    pub fn new(policy: LbPolicy) -> Result<Self, LbConfigError> {
+        let algorithm = match &policy {
+            LbPolicy::RoundRobin => Algorithm::RoundRobin(RoundRobin::default()),
+            LbPolicy::Random(c) => Algorithm::Random(Random::new(c.honor_weights)),
+            LbPolicy::LeastRequest(c) => {
+                if c.choice_count < 2 {
+                    return Err(LbConfigError::ChoiceCountTooSmall(c.choice_count));
+                }
+                if !c.active_request_bias.is_finite() || c.active_request_bias < 0.0 {
+                    return Err(LbConfigError::InvalidBias(c.active_request_bias));
+                }
+                Algorithm::LeastRequest(LeastRequest::new(*c))
+            }
+            LbPolicy::ConsistentHash { algorithm, .. } => match *algorithm {
+                HashAlgorithm::RingHash {
+                    minimum_ring_size,
+                    maximum_ring_size,
+                } => {
+                    let minimum = nonzero_or(minimum_ring_size, DEFAULT_MINIMUM_RING_SIZE);
+                    if minimum > maximum_ring_size {
+                        return Err(LbConfigError::RingSizeInverted {
+                            minimum,
+                            maximum: maximum_ring_size,
+                        });
+                    }
+                    Algorithm::RingHash(RingHash::new(minimum, maximum_ring_size))
+                }
+                HashAlgorithm::Maglev { table_size } => {
+                    let size = nonzero_or(table_size, DEFAULT_MAGLEV_TABLE_SIZE);
+                    if size > MAX_MAGLEV_TABLE_SIZE {
+                        return Err(LbConfigError::MaglevTableTooLarge(size));
+                    }
+                    if !is_prime(size) {
+                        return Err(LbConfigError::MaglevTableNotPrime(size));
+                    }
+                    Algorithm::Maglev(Maglev::new(size))
+                }
+            },
+            LbPolicy::Passthrough => Algorithm::Passthrough,
+        };
+        Ok(Self {
+            policy,
+            panic_threshold: 0,
+            algorithm,
+            candidates: Vec::new(),
+            built_for: None,
+        })
+    }
+
+    /// Set Envoy's `healthy_panic_threshold` (Istio `minHealthPercent`,
+    /// 0–100, clamped): below this percentage of healthy endpoints, balance
+    /// over all endpoints. 0 (the Istio default) disables panic mode.
+    #[must_use]
+    pub fn with_panic_threshold(mut self, percent: u32) -> Self {
+        self.panic_threshold = percent.min(100);
+        self.built_for = None;
+        self
+    }
+
+    /// The configured policy.
+    pub fn policy(&self) -> &LbPolicy {
+        &self.policy
+    }
+
+    /// Whether `set` is in panic mode: healthy % strictly below the threshold.
+    pub fn in_panic(&self, set: &EndpointSet) -> bool {
+        // Integer form of Envoy's `100.0 * healthy / total < threshold`.
+        !set.is_empty()
+            && (set.healthy_count() as u64) * 100
+                < u64::from(self.panic_threshold) * set.len() as u64
+    }
+
+    /// Pick an endpoint of `set`.
+    ///
+    /// `hash` is the request's consistent-hash key ([`crate::hash_key`] of the
+    /// hashed attribute); `None` when the request lacks the attribute, which
+    /// picks a random host as Envoy does. Other policies ignore it.
+    ///
+    /// Returns `None` when no endpoint can be used (empty set, or all
+    /// ejected without panic): the proxy answers 503 `UH` "no healthy
+    /// upstream".
+    pub fn pick(
+        &mut self,
+        set: &EndpointSet,
+        hash: Option<u64>,
+        rng: &mut impl Rng,
+    ) -> Option<Selection> {
+        if matches!(self.algorithm, Algorithm::Passthrough) {
+            return Some(Selection::Passthrough);
+        }
+        let panic = self.in_panic(set);
+        if self.built_for != Some((set.version(), panic)) {
+            self.rebuild(set, panic);
+        }
+        if self.candidates.is_empty() {
+            return None;
+        }
+        let pos = match &mut self.algorithm {
+            Algorithm::RoundRobin(a) => a.pick(),
+            Algorithm::Random(a) => a.pick(rng),
+            Algorithm::LeastRequest(a) => a.pick(set, rng),
+            Algorithm::RingHash(a) => a.pick(hash.unwrap_or_else(|| rng.next_u64())),
+            Algorithm::Maglev(a) => a.pick(hash.unwrap_or_else(|| rng.next_u64())),
+            Algorithm::Passthrough => unreachable!("handled above"),
+        };
+        Some(Selection::Endpoint {
+            index: self.candidates[pos],
+            panic,
+        })
+    }
+
+    fn rebuild(&mut self, set: &EndpointSet, panic: bool) {
+        self.candidates.clear();
+        if panic {
+            self.candidates.extend(0..set.len());
+        } else {
+            self.candidates.extend(set.healthy_indices());
+        }
+        self.built_for = Some((set.version(), panic));
+        if self.candidates.is_empty() {
+            return;
+        }
+        let c = &self.candidates;
+        match &mut self.algorithm {
+            Algorithm::RoundRobin(a) => a.rebuild(set, c),
+            Algorithm::Random(a) => a.rebuild(set, c),
+            Algorithm::LeastRequest(a) => a.rebuild(set, c),
+            Algorithm::RingHash(a) => a.rebuild(set, c),
+            Algorithm::Maglev(a) => a.rebuild(set, c),
+            Algorithm::Passthrough => {}
+        }
+    }
+}
+
+/// Istio can't tell 0 from unset for these sizes, so 0 means the default.
+fn nonzero_or(value: u64, default: u64) -> u64 {
+    if value == 0 {
+        default
+    } else {
+        value
+    }
+}

@@ -1,0 +1,86 @@
+//! One upstream cluster as one client sees it: endpoints, balancer, circuit
+//! breaker and outlier detector wired together the way Envoy wires them.
+
+use std::time::Duration;
+
+use crate::balancer::{LoadBalancer, Selection};
+use crate::circuit::CircuitBreaker;
+use crate::circuit_limits::CircuitLimits;
+use crate::endpoint::Endpoint;
+use crate::endpoint_set::EndpointSet;
+use crate::outlier::{Ejection, OutlierDetector};
+use crate::outlier_config::{Outcome, OutlierDetection};
+use crate::policy::{LbConfigError, LbPolicy};
+use crate::rng::Rng;
+
+/// A cluster (service host + subset + port) for one client.
+#[derive(Debug)]
+pub struct Cluster {
+    endpoints: EndpointSet,
+    balancer: LoadBalancer,
+    breaker: CircuitBreaker,
+    outlier: Option<OutlierDetector>,
+}
+
+impl Cluster {
+    /// Build a cluster. `outlier` is `None` when the DestinationRule has no
+    /// `outlierDetection` block (no ejection at all). Its `minHealthPercent`
+    /// becomes the balancer's panic threshold, as Istio programs Envoy's
+    /// `healthy_panic_threshold` from it.
+    pub fn new(
+        endpoints: Vec<Endpoint>,
+        policy: LbPolicy,
+        limits: CircuitLimits,
+        outlier: Option<OutlierDetection>,
+    ) -> Result<Self, LbConfigError> {
+        let panic_threshold = outlier.map_or(0, |o| o.min_health_percent);
+        let n = endpoints.len();
+        Ok(Self {
+            endpoints: EndpointSet::new(endpoints),
+            balancer: LoadBalancer::new(policy)?.with_panic_threshold(panic_threshold),
+            breaker: CircuitBreaker::new(limits),
+            outlier: outlier.map(|o| OutlierDetector::new(o, n)),
+        })
+    }
+
+    /// Pick an endpoint; `None` means 503 `UH` "no healthy upstream".
+    /// See [`LoadBalancer::pick`] for `hash`.
+    pub fn pick(&mut self, hash: Option<u64>, rng: &mut impl Rng) -> Option<Selection> {
+        self.balancer.pick(&self.endpoints, hash, rng)
+    }
+
+    /// Feed a request outcome to outlier detection (no-op without it).
+    pub fn record(&mut self, endpoint: usize, outcome: Outcome, now: Duration) -> Option<Ejection> {
+        self.outlier
+            .as_mut()?
+            .record(&mut self.endpoints, endpoint, outcome, now)
+    }
+
+    /// Run the outlier sweep; returns endpoints brought back.
+    pub fn sweep(&mut self, now: Duration) -> Vec<usize> {
+        match self.outlier.as_mut() {
+            Some(o) => o.sweep(&mut self.endpoints, now),
+            None => Vec::new(),
+        }
+    }
+
+    /// The endpoints and their health.
+    pub fn endpoints(&self) -> &EndpointSet {
+        &self.endpoints
+    }
+
+    /// The circuit breaker (clone it to share with request tasks).
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    /// The balancer.
+    pub fn balancer(&self) -> &LoadBalancer {
+        &self.balancer
+    }
+
+    /// The outlier detector, if configured.
+    pub fn outlier(&self) -> Option<&OutlierDetector> {
+        self.outlier.as_ref()
+    }
+}

@@ -1,0 +1,171 @@
+//! Load-balancer configuration: DestinationRule `trafficPolicy.loadBalancer`
+//! as plain Rust values. `Default` impls are the Istio defaults.
+
+use crate::hash::HashSource;
+
+/// `LoadBalancerSettings.simple`, spelled as in the Istio enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SimpleLb {
+    /// "No load balancing algorithm has been specified by the user. Istio
+    /// will select an appropriate default" — LEAST_REQUEST since Istio 1.14.
+    #[default]
+    Unspecified,
+    /// Deprecated alias of `LEAST_REQUEST`.
+    LeastConn,
+    /// "The random load balancer selects a random healthy host."
+    Random,
+    /// "This option will forward the connection to the original IP address
+    /// requested by the caller without doing any form of load balancing."
+    Passthrough,
+    /// "A basic round robin load balancing policy."
+    RoundRobin,
+    /// "The least request load balancer spreads load across endpoints,
+    /// favoring those with the least outstanding requests."
+    LeastRequest,
+}
+
+/// `ConsistentHashLB` algorithm oneof. Neither set ⇒ ring hash with
+/// `minimumRingSize` 1024.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    /// `ringHash`: ketama ring; see [`crate::LoadBalancer`].
+    RingHash {
+        /// `minimumRingSize`: "The minimum number of virtual nodes to use
+        /// for the hash ring. Defaults to 1024." 0 means unset (1024).
+        minimum_ring_size: u64,
+        /// Envoy `maximum_ring_size` (Istio doesn't expose it): 8M points.
+        maximum_ring_size: u64,
+    },
+    /// `maglev`: lookup table of prime size.
+    Maglev {
+        /// `tableSize`: "The table size for Maglev hashing … should be a
+        /// prime number" (Istio rejects non-primes). Default 65537; 0 means
+        /// unset. At most 5_000_011 (Envoy's limit).
+        table_size: u64,
+    },
+}
+
+/// Envoy's default ring bounds.
+pub const DEFAULT_MINIMUM_RING_SIZE: u64 = 1024;
+/// Envoy `maximum_ring_size` default (8M).
+pub const DEFAULT_MAXIMUM_RING_SIZE: u64 = 8 * 1024 * 1024;
+/// Envoy/Istio Maglev default table size.
+pub const DEFAULT_MAGLEV_TABLE_SIZE: u64 = 65537;
+/// Largest Maglev table Envoy accepts.
+pub const MAX_MAGLEV_TABLE_SIZE: u64 = 5_000_011;
+
+impl Default for HashAlgorithm {
+    fn default() -> Self {
+        Self::RingHash {
+            minimum_ring_size: DEFAULT_MINIMUM_RING_SIZE,
+            maximum_ring_size: DEFAULT_MAXIMUM_RING_SIZE,
+        }
+    }
+}
+
+/// Envoy `LeastRequest` settings; Istio leaves them at Envoy's defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeastRequestConfig {
+    /// `choice_count`: hosts sampled per pick when weights are equal. Default 2.
+    pub choice_count: u32,
+    /// `active_request_bias`: exponent in `weight / (active + 1)^bias` when
+    /// weights differ. Default 1.0; 0.0 degenerates to weighted round robin.
+    pub active_request_bias: f64,
+}
+
+impl Default for LeastRequestConfig {
+    fn default() -> Self {
+        Self {
+            choice_count: 2,
+            active_request_bias: 1.0,
+        }
+    }
+}
+
+/// RANDOM settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RandomConfig {
+    /// Draw in proportion to endpoint weights. Default `false`: Envoy's
+    /// random balancer picks uniformly and ignores weights.
+    pub honor_weights: bool,
+}
+
+/// The balancing policy of a cluster: `simple` or `consistentHash`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LbPolicy {
+    /// ROUND_ROBIN.
+    RoundRobin,
+    /// RANDOM.
+    Random(RandomConfig),
+    /// LEAST_REQUEST (also `LEAST_CONN` and `UNSPECIFIED`). The default.
+    LeastRequest(LeastRequestConfig),
+    /// `consistentHash`: the caller hashes `source` with [`crate::hash_key`].
+    ConsistentHash {
+        /// Which request attribute to hash.
+        source: HashSource,
+        /// Ring hash (default) or Maglev.
+        algorithm: HashAlgorithm,
+    },
+    /// PASSTHROUGH: no endpoint selection; the connection goes to the
+    /// original destination address.
+    Passthrough,
+}
+
+impl Default for LbPolicy {
+    fn default() -> Self {
+        Self::LeastRequest(LeastRequestConfig::default())
+    }
+}
+
+impl From<SimpleLb> for LbPolicy {
+    fn from(simple: SimpleLb) -> Self {
+        match simple {
+            SimpleLb::Unspecified | SimpleLb::LeastConn | SimpleLb::LeastRequest => {
+                Self::LeastRequest(LeastRequestConfig::default())
+            }
+            SimpleLb::Random => Self::Random(RandomConfig::default()),
+            SimpleLb::RoundRobin => Self::RoundRobin,
+            SimpleLb::Passthrough => Self::Passthrough,
+        }
+    }
+}
+
+/// A policy that can't be built; found at construction, never at pick time.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LbConfigError {
+    /// Maglev needs a prime table size (Istio validation rejects others).
+    #[error("maglev tableSize {0} is not a prime number")]
+    MaglevTableNotPrime(u64),
+    /// Maglev table larger than Envoy accepts.
+    #[error("maglev tableSize {0} exceeds the maximum of 5000011")]
+    MaglevTableTooLarge(u64),
+    /// Ring bounds inverted.
+    #[error("ring hash minimumRingSize {minimum} exceeds maximum {maximum}")]
+    RingSizeInverted {
+        /// Effective minimum ring size.
+        minimum: u64,
+        /// Maximum ring size.
+        maximum: u64,
+    },
+    /// `choice_count` below 2 makes least-request a random pick.
+    #[error("least request choice_count must be at least 2, got {0}")]
+    ChoiceCountTooSmall(u32),
+    /// Bias must be a finite, non-negative number.
+    #[error("least request active_request_bias must be finite and >= 0, got {0}")]
+    InvalidBias(f64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn istio_enum_mapping() {
+        let lr = LbPolicy::LeastRequest(LeastRequestConfig::default());
+        assert_eq!(LbPolicy::from(SimpleLb::Unspecified), lr);
+        assert_eq!(LbPolicy::from(SimpleLb::LeastConn), lr);
+        assert_eq!(LbPolicy::default(), lr);
+        assert_eq!(LbPolicy::from(SimpleLb::RoundRobin), LbPolicy::RoundRobin);
+        assert_eq!(LbPolicy::from(SimpleLb::Passthrough), LbPolicy::Passthrough);
+    }
+}

@@ -32,9 +32,24 @@ def test_route_returns_decision_with_istio_answer(mesh: Mesh) -> None:
 
 def test_to_dict_has_the_documented_keys(mesh: Mesh) -> None:
     d = mesh.route("reviews", "/", headers=[("end-user", "jason")]).to_dict()
-    for key in ("outcome", "status", "virtual_service", "route_index", "route_name", "destination",
-                "cluster", "timeout_ms", "retries", "fault", "request_headers", "response_headers",
-                "rewrite", "redirect", "direct_response", "traffic_policy"):
+    for key in (
+        "outcome",
+        "status",
+        "virtual_service",
+        "route_index",
+        "route_name",
+        "destination",
+        "cluster",
+        "timeout_ms",
+        "retries",
+        "fault",
+        "request_headers",
+        "response_headers",
+        "rewrite",
+        "redirect",
+        "direct_response",
+        "traffic_policy",
+    ):
         assert key in d, key
     assert d["destination"] == {"host": "reviews.default.svc.cluster.local", "subset": "v2", "port": 9080}
     assert d["retries"]["attempts"] == 2  # Istio's default policy when a route sets none
@@ -42,8 +57,14 @@ def test_to_dict_has_the_documented_keys(mesh: Mesh) -> None:
 
 
 def test_host_aliases_and_ports(mesh: Mesh) -> None:
-    for host in ("reviews", "reviews:9080", "reviews.default", "reviews.default.svc",
-                 "reviews.default.svc.cluster.local", "REVIEWS.default.svc.cluster.local:9080"):
+    for host in (
+        "reviews",
+        "reviews:9080",
+        "reviews.default",
+        "reviews.default.svc",
+        "reviews.default.svc.cluster.local",
+        "REVIEWS.default.svc.cluster.local:9080",
+    ):
         assert mesh.route(host, "/").cluster == REVIEWS.format("v1"), host
     # the bare name is a same-namespace alias only: from another namespace it is an unknown host,
     # which a sidecar passes through (mesh default outboundTrafficPolicy ALLOW_ANY)
@@ -64,8 +85,11 @@ def test_gateway_routes_and_404(mesh: Mesh) -> None:
 def test_route_many_matches_route(mesh: Mesh) -> None:
     reqs = [("reviews", "/", "GET", {"end-user": "jason"}), ("ratings", "/ratings/1"), {"host": "details"}]
     got = [d.cluster for d in mesh.route_many(reqs)]
-    assert got == [REVIEWS.format("v2"), "outbound|9080|v1|ratings.default.svc.cluster.local",
-                   "outbound|9080|v1|details.default.svc.cluster.local"]
+    assert got == [
+        REVIEWS.format("v2"),
+        "outbound|9080|v1|ratings.default.svc.cluster.local",
+        "outbound|9080|v1|details.default.svc.cluster.local",
+    ]
 
 
 def test_seeded_calls_are_reproducible() -> None:
@@ -90,8 +114,8 @@ def test_config_error_carries_every_diagnostic(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
-        "spec:\n  hosts: [reviews]\n  http:\n  - timeout: 0s\n    route:\n    - destination: {host: reviews}\n"
-        "      weight: -1\n"
+        "spec:\n  hosts: [reviews]\n  http:\n  - timeout: 0s\n    route:\n"
+        "    - destination: {host: reviews}\n      weight: -1\n"
     )
     with pytest.raises(ConfigError) as info:
         meshroute.load(bad)
@@ -102,6 +126,9 @@ def test_config_error_carries_every_diagnostic(tmp_path: Path) -> None:
 
 
 def test_samples_load(samples: Path) -> None:
-    mesh = meshroute.load(BOOKINFO / "platform", BOOKINFO / "networking" / "destination-rule-all.yaml",
-                          BOOKINFO / "networking" / "virtual-service-all-v1.yaml")
+    mesh = meshroute.load(
+        BOOKINFO / "platform",
+        BOOKINFO / "networking" / "destination-rule-all.yaml",
+        BOOKINFO / "networking" / "virtual-service-all-v1.yaml",
+    )
     assert mesh.route("details", "/details/0").cluster == "outbound|9080|v1|details.default.svc.cluster.local"

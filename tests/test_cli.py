@@ -25,8 +25,10 @@ def test_validate_ok_and_error_exit_codes(capsys: object, tmp_path: Path) -> Non
     code, out, _ = run(capsys, "validate", meshroute.bookinfo_path())
     assert code == 0 and "valid: 0 error(s)" in out
     bad = tmp_path / "bad.yaml"
-    bad.write_text("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\n"
-                   "spec:\n  host: reviews\n  subsets:\n  - name: v1\n  - name: v1\n")
+    bad.write_text(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\n"
+        "spec:\n  host: reviews\n  subsets:\n  - name: v1\n  - name: v1\n"
+    )
     code, out, _ = run(capsys, "validate", str(bad))
     assert code == 1
     assert f"{bad}:" in out and "DestinationRule default/x" in out and "spec.subsets[1]" in out
@@ -42,16 +44,28 @@ def test_validate_never_tracebacks_on_junk(capsys: object, tmp_path: Path) -> No
 
 def test_validate_json(capsys: object, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\n"
-                   "spec:\n  hosts: ['*']\n  http:\n  - route:\n    - destination: {host: a}\n")
+    bad.write_text(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\n"
+        "spec:\n  hosts: ['*']\n  http:\n  - route:\n    - destination: {host: a}\n"
+    )
     code, out, _ = run(capsys, "validate", "--json", str(bad))
     items = json.loads(out)
     assert code == 1 and items and {"severity", "code", "file", "line", "resource", "path"} <= set(items[0])
 
 
 def test_route_human_output_names_the_reason(capsys: object) -> None:
-    code, out, _ = run(capsys, "route", meshroute.bookinfo_path(), str(TASKS / "virtual-service-reviews-test-v2.yaml"),
-                       "--host", "reviews", "--path", "/reviews/0", "-H", "end-user: mary")
+    code, out, _ = run(
+        capsys,
+        "route",
+        meshroute.bookinfo_path(),
+        str(TASKS / "virtual-service-reviews-test-v2.yaml"),
+        "--host",
+        "reviews",
+        "--path",
+        "/reviews/0",
+        "-H",
+        "end-user: mary",
+    )
     assert code == 0
     assert "outbound|9080|v1|reviews.default.svc.cluster.local" in out
     assert "VirtualService default/reviews" in out
@@ -59,8 +73,18 @@ def test_route_human_output_names_the_reason(capsys: object) -> None:
 
 
 def test_route_json_is_to_dict(capsys: object) -> None:
-    code, out, _ = run(capsys, "route", meshroute.bookinfo_path(), "--host", "productpage.example.com",
-                       "--path", "/productpage", "--gateway", "default/bookinfo-gateway", "--json")
+    code, out, _ = run(
+        capsys,
+        "route",
+        meshroute.bookinfo_path(),
+        "--host",
+        "productpage.example.com",
+        "--path",
+        "/productpage",
+        "--gateway",
+        "default/bookinfo-gateway",
+        "--json",
+    )
     d = json.loads(out)
     assert code == 0 and d["outcome"] == "route" and d["virtual_service"] == "default/bookinfo"
 

@@ -76,8 +76,11 @@ def _route(args: argparse.Namespace) -> int:
         print(render_diagnostics(exc.diagnostics, None), file=sys.stderr)
         return 1
     kwargs = {
-        "scheme": args.scheme, "port": args.port, "gateway": args.gateway,
-        "source_labels": labels or None, "source_namespace": args.source_namespace,
+        "scheme": args.scheme,
+        "port": args.port,
+        "gateway": args.gateway,
+        "source_labels": labels or None,
+        "source_namespace": args.source_namespace,
     }
     decision = mesh.route(args.host, args.path, args.method, headers, seed=args.seed, **kwargs)
     if args.json:

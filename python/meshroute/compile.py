@@ -28,8 +28,9 @@ def default_extra() -> dict[str, Any]:
     return {"timeout_ms": None, "retries": extras.default_retries(), "mirrors": [], "cors": None}
 
 
-def compile_config(resources: Iterable[Resource], *, domain: str = "cluster.local"
-                   ) -> tuple[dict[str, Any], list[Diagnostic]]:
+def compile_config(
+    resources: Iterable[Resource], *, domain: str = "cluster.local"
+) -> tuple[dict[str, Any], list[Diagnostic]]:
     """Compile resources (already validated) into the IR dict plus cross-resource diagnostics.
 
     Never raises: anything unusable becomes a diagnostic.
@@ -50,18 +51,33 @@ def compile_config(resources: Iterable[Resource], *, domain: str = "cluster.loca
 
 
 def _empty_ir() -> dict[str, Any]:
-    view = {"gateway": 0, "namespace": "default", "scope": 0, "ports": [], "https_redirect": False,
-            "unknown_host": "passthrough", "vhosts": []}
+    view = {
+        "gateway": 0,
+        "namespace": "default",
+        "scope": 0,
+        "ports": [],
+        "https_redirect": False,
+        "unknown_host": "passthrough",
+        "vhosts": [],
+    }
     return {
-        "version": IR_VERSION, "virtual_services": [], "gateways": ["mesh"], "targets": [],
-        "policies": ["{}"], "scopes": [{"clusters": []}], "routes": [], "views": [view],
+        "version": IR_VERSION,
+        "virtual_services": [],
+        "gateways": ["mesh"],
+        "targets": [],
+        "policies": ["{}"],
+        "scopes": [{"clusters": []}],
+        "routes": [],
+        "views": [view],
         "mesh": {"namespaces": {"default": {"default_view": 0, "sidecars": []}}, "other_view": 0},
-        "gateway_views": {}, "default_extra": default_extra(),
+        "gateway_views": {},
+        "default_extra": default_extra(),
     }
 
 
-def _compile_routes(index: ConfigIndex, tables: Tables, vs_ids: dict[str, int],
-                    diags: list[Diagnostic]) -> dict[str, list[CompiledRoute]]:
+def _compile_routes(
+    index: ConfigIndex, tables: Tables, vs_ids: dict[str, int], diags: list[Diagnostic]
+) -> dict[str, list[CompiledRoute]]:
     def single_port(host: str) -> int | None:
         svc = index.registry.lookup(host)
         return svc.single_port if svc else None
@@ -71,12 +87,17 @@ def _compile_routes(index: ConfigIndex, tables: Tables, vs_ids: dict[str, int],
         key = f"{vs.namespace}/{vs.name}"
         routes = out.setdefault(key, [])
         for position, route in index.merged.get(key, []):
-            compiled = compile_route(vs_ids[key], position, route, vs.gateways,
-                                     tables.target, tables.gateway, single_port)
+            compiled = compile_route(
+                vs_ids[key], position, route, vs.gateways, tables.target, tables.gateway, single_port
+            )
             if compiled is None:
-                diags.append(vs.resource.warning("vs-route-skipped", ("spec", "http", position),
-                                                 "route has no usable destination, redirect or "
-                                                 "direct response; it is left out"))
+                diags.append(
+                    vs.resource.warning(
+                        "vs-route-skipped",
+                        ("spec", "http", position),
+                        "route has no usable destination, redirect or direct response; it is left out",
+                    )
+                )
             else:
                 routes.append(compiled)
     return out
@@ -124,8 +145,10 @@ def _compile(resources: list[Resource], domain: str) -> tuple[dict[str, Any], li
     namespaces: dict[str, Any] = {}
     for ns in index.namespaces:
         default = add_mesh(Context(ns, index.default_sidecar(ns)))
-        sidecars = [{"labels": dict(sc.selector), "view": add_mesh(Context(ns, sc))}
-                    for sc in index.selector_sidecars(ns)]
+        sidecars = [
+            {"labels": dict(sc.selector), "view": add_mesh(Context(ns, sc))}
+            for sc in index.selector_sidecars(ns)
+        ]
         namespaces[ns] = {"default_view": default, "sidecars": sidecars}
     other = add_mesh(Context(OTHER_NAMESPACE, index.default_sidecar(OTHER_NAMESPACE)))
     gateway_index: dict[str, dict[str, int]] = {}

@@ -28,14 +28,20 @@ class Step:
 STEPS = (
     Step("Baseline: Bookinfo with every service on v1 (virtual-service-all-v1)", ()),
     Step("Request routing: jason -> reviews v2", ("virtual-service-reviews-test-v2.yaml",)),
-    Step("Fault injection: 7s delay on ratings for jason", (
-        "virtual-service-reviews-test-v2.yaml", "virtual-service-ratings-test-delay.yaml")),
-    Step("Fault injection: HTTP 500 abort on ratings for jason", (
-        "virtual-service-reviews-test-v2.yaml", "virtual-service-ratings-test-abort.yaml")),
+    Step(
+        "Fault injection: 7s delay on ratings for jason",
+        ("virtual-service-reviews-test-v2.yaml", "virtual-service-ratings-test-delay.yaml"),
+    ),
+    Step(
+        "Fault injection: HTTP 500 abort on ratings for jason",
+        ("virtual-service-reviews-test-v2.yaml", "virtual-service-ratings-test-abort.yaml"),
+    ),
     Step("Traffic shifting: reviews 50% v1 / 50% v3", ("virtual-service-reviews-50-v3.yaml",)),
     Step("Traffic shifting: reviews 80% v1 / 20% v2", ("virtual-service-reviews-80-20.yaml",)),
-    Step("Request timeouts: reviews v2 with a 0.5s timeout, ratings delayed 2s", (
-        "reviews-v2-timeout-0.5s.yaml", "ratings-delay-2s.yaml")),
+    Step(
+        "Request timeouts: reviews v2 with a 0.5s timeout, ratings delayed 2s",
+        ("reviews-v2-timeout-0.5s.yaml", "ratings-delay-2s.yaml"),
+    ),
 )
 
 

@@ -88,8 +88,15 @@ class Mesh:
     ) -> dict[str, Any]:
         """Every route block tried for this request, in order, with why it did or did not match."""
         text = self.table.explain(
-            host, path, method, headers, scheme=scheme, port=port, gateway=gateway,
-            source_labels=source_labels, source_namespace=source_namespace,
+            host,
+            path,
+            method,
+            headers,
+            scheme=scheme,
+            port=port,
+            gateway=gateway,
+            source_labels=source_labels,
+            source_namespace=source_namespace,
         )
         result: dict[str, Any] = json.loads(text)
         return result
@@ -123,5 +130,3 @@ def bookinfo_path() -> str:
     """Path of the Bookinfo config shipped in the package (Kubernetes services, DestinationRules,
     the ingress Gateway and the request-routing VirtualServices)."""
     return os.path.join(os.path.dirname(__file__), "data", "bookinfo")
-
-

@@ -54,7 +54,9 @@ def _headline(d: dict[str, Any]) -> str:
     if outcome == "abort":
         return f"fault abort: {d['status']}"
     if outcome == "no_cluster":
-        return f"{d['status']}: destination cluster {d.get('cluster')} does not exist (no such host/subset/port)"
+        return (
+            f"{d['status']}: destination cluster {d.get('cluster')} does not exist (no such host/subset/port)"
+        )
     return f"{d['status']}: no route for this host/request"
 
 

@@ -16,8 +16,18 @@ from typing import Any
 # Fields whose value is a map keyed by user data, not by proto field names.
 _OPAQUE_MAPS = frozenset(
     {
-        "headers", "withoutHeaders", "queryParams", "sourceLabels", "labels", "matchLabels",
-        "selector", "set", "add", "ports", "to", "annotations",
+        "headers",
+        "withoutHeaders",
+        "queryParams",
+        "sourceLabels",
+        "labels",
+        "matchLabels",
+        "selector",
+        "set",
+        "add",
+        "ports",
+        "to",
+        "annotations",
     }
 )
 
@@ -58,8 +68,12 @@ def _opaque(name: str, item: dict[Any, Any]) -> dict[Any, Any]:
     # Route-level `headers` is a Headers object ({request: {set: ...}}); its own keys are single
     # words, and its `set`/`add` maps are opaque again, so a shallow copy per level is enough.
     if name == "headers" and set(item) <= {"request", "response"}:
-        return {k: {camel(op): dict(v) if isinstance(v, dict) else v for op, v in ops.items()}
-                if isinstance(ops, dict) else ops for k, ops in item.items()}
+        return {
+            k: {camel(op): dict(v) if isinstance(v, dict) else v for op, v in ops.items()}
+            if isinstance(ops, dict)
+            else ops
+            for k, ops in item.items()
+        }
     return dict(item)
 
 

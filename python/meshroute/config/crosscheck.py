@@ -35,12 +35,15 @@ def _gateways(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagnostic
     for i, route in enumerate(vs.http):
         for j, m in enumerate(route.get("match") or []):
             if isinstance(m, Mapping):
-                refs += [(("spec", "http", i, "match", j, "gateways", k), g)
-                         for k, g in enumerate(m.get("gateways") or [])]
+                refs += [
+                    (("spec", "http", i, "match", j, "gateways", k), g)
+                    for k, g in enumerate(m.get("gateways") or [])
+                ]
     for path, ref in refs:
         if ref != MESH and ref not in index.gateways:
-            yield vs.resource.error("vs-gateway-unknown", path,
-                                    f"gateway {ref} does not exist; rules bound to it are never used")
+            yield vs.resource.error(
+                "vs-gateway-unknown", path, f"gateway {ref} does not exist; rules bound to it are never used"
+            )
 
 
 def _destination_refs(route: Mapping[str, Any], i: int) -> Iterator[tuple[Path, Mapping[str, Any]]]:
@@ -64,21 +67,31 @@ def _destinations(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagno
                 continue
             svc = index.registry.lookup(host)
             if not index.registry.knows(host):
-                yield vs.resource.warning("vs-host-unknown", (*path, "host"),
-                                          f"host {host} is not a known service or ServiceEntry host; "
-                                          "requests routed there fail with 503")
+                yield vs.resource.warning(
+                    "vs-host-unknown",
+                    (*path, "host"),
+                    f"host {host} is not a known service or ServiceEntry host; "
+                    "requests routed there fail with 503",
+                )
             subset = dest.get("subset")
-            if isinstance(subset, str) and subset and not index.rules.defines_subset(
-                    host, subset, vs.namespace, svc.namespace if svc else None):
-                yield vs.resource.error("vs-subset-undefined", (*path, "subset"),
-                                        f"no DestinationRule visible from {vs.namespace} defines subset "
-                                        f"{subset!r} of {host}; requests routed there get 503")
+            if (
+                isinstance(subset, str)
+                and subset
+                and not index.rules.defines_subset(host, subset, vs.namespace, svc.namespace if svc else None)
+            ):
+                yield vs.resource.error(
+                    "vs-subset-undefined",
+                    (*path, "subset"),
+                    f"no DestinationRule visible from {vs.namespace} defines subset "
+                    f"{subset!r} of {host}; requests routed there get 503",
+                )
             port = dest.get("port")
             has_port = isinstance(port, Mapping) and bool(port.get("number"))
             if svc is not None and len(svc.ports) > 1 and not has_port:
                 numbers = ", ".join(str(p.number) for p in svc.ports)
-                yield vs.resource.warning("vs-port-required", path,
-                                          f"{host} has several ports ({numbers}); set destination.port")
+                yield vs.resource.warning(
+                    "vs-port-required", path, f"{host} has several ports ({numbers}); set destination.port"
+                )
 
 
 def _duplicate_mesh_hosts(index: ConfigIndex) -> Iterator[Diagnostic]:
@@ -91,16 +104,21 @@ def _duplicate_mesh_hosts(index: ConfigIndex) -> Iterator[Diagnostic]:
             winner = first.setdefault(host, vs)
             if winner is not vs:
                 yield vs.resource.warning(
-                    "vs-duplicate-mesh-host", ("spec", "hosts", i),
+                    "vs-duplicate-mesh-host",
+                    ("spec", "hosts", i),
                     f"host {host} is also claimed by VirtualService {winner.namespace}/{winner.name}; "
-                    "sidecars use only the first one (no merging)")
+                    "sidecars use only the first one (no merging)",
+                )
 
 
 def _destination_rules(index: ConfigIndex) -> Iterator[Diagnostic]:
     """``dr-host-unknown`` (IST0174) and ``dr-subset-no-workload`` (IST0173)."""
     for dr in index.destination_rules:
-        known = (index.registry.knows(dr.host) if not is_wildcard(dr.host)
-                 else any(matches(dr.host, s.host) for s in index.registry.services))
+        known = (
+            index.registry.knows(dr.host)
+            if not is_wildcard(dr.host)
+            else any(matches(dr.host, s.host) for s in index.registry.services)
+        )
         if not known:
             message = f"host {dr.host} matches no service or ServiceEntry; the rule is unused"
             yield dr.resource.warning("dr-host-unknown", ("spec", "host"), message)
@@ -108,6 +126,9 @@ def _destination_rules(index: ConfigIndex) -> Iterator[Diagnostic]:
         svc = index.registry.lookup(dr.host)
         for sub in dr.subsets:
             if svc is not None and index.registry.selects_workload(svc, sub.labels) is False:
-                yield dr.resource.warning("dr-subset-no-workload", (*sub.path, "labels"),
-                                          f"subset {sub.name!r} selects no known workload of {dr.host}; "
-                                          "requests routed to it get 503 (no healthy upstream)")
+                yield dr.resource.warning(
+                    "dr-subset-no-workload",
+                    (*sub.path, "labels"),
+                    f"subset {sub.name!r} selects no known workload of {dr.host}; "
+                    "requests routed to it get 503 (no healthy upstream)",
+                )

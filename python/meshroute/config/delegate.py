@@ -13,8 +13,19 @@ Route = dict[str, Any]
 Match = dict[str, Any]
 
 # Fields a delegate route inherits from the root route when it does not set them.
-INHERITED = ("rewrite", "directResponse", "timeout", "retries", "fault", "mirror", "mirrors",
-             "mirrorPercent", "mirrorPercentage", "corsPolicy", "headers")
+INHERITED = (
+    "rewrite",
+    "directResponse",
+    "timeout",
+    "retries",
+    "fault",
+    "mirror",
+    "mirrors",
+    "mirrorPercent",
+    "mirrorPercentage",
+    "corsPolicy",
+    "headers",
+)
 _STRING_FIELDS = ("uri", "scheme", "method", "authority")
 _MAP_FIELDS = ("headers", "withoutHeaders", "queryParams")
 

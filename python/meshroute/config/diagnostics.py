@@ -11,7 +11,7 @@ PathPart = str | int
 Path = tuple[PathPart, ...]
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     """How bad a diagnostic is: errors reject the config, warnings do not."""
 
     ERROR = "error"

@@ -115,8 +115,13 @@ def mirrors(route: Mapping[str, Any], dest: Callable[[Any], Dest | None]) -> lis
             continue
         host, subset, port = resolved
         cluster = f"outbound|{port}|{subset or ''}|{host}" if port is not None else None
-        out.append({"destination": {"host": host, "subset": subset, "port": port},
-                    "cluster": cluster, "percent": pct})
+        out.append(
+            {
+                "destination": {"host": host, "subset": subset, "port": port},
+                "cluster": cluster,
+                "percent": pct,
+            }
+        )
     return out
 
 
@@ -126,8 +131,11 @@ def cors(raw: Any) -> dict[str, Any] | None:
         return None
     origins = [o for o in raw.get("allowOrigins") or [] if isinstance(o, Mapping)]
     if not origins:
-        origins = [{"prefix": ""} if o == "*" else {"exact": o}
-                   for o in raw.get("allowOrigin") or [] if isinstance(o, str)]
+        origins = [
+            {"prefix": ""} if o == "*" else {"exact": o}
+            for o in raw.get("allowOrigin") or []
+            if isinstance(o, str)
+        ]
     max_age = duration_ms(raw.get("maxAge"))
     credentials = raw.get("allowCredentials")
     return {

@@ -61,10 +61,14 @@ def fold(seq: list[Op], removes: list[str]) -> HeaderOps:
     for i, (kind, name, _) in enumerate(seq):
         if kind == "set":
             last_set[name] = i
-    sets: list[Any] = [[name, value] for i, (kind, name, value) in enumerate(seq)
-                       if kind == "set" and last_set[name] == i]
-    adds: list[Any] = [[name, value] for i, (kind, name, value) in enumerate(seq)
-                       if kind == "add" and i > last_set.get(name, -1)]
+    sets: list[Any] = [
+        [name, value] for i, (kind, name, value) in enumerate(seq) if kind == "set" and last_set[name] == i
+    ]
+    adds: list[Any] = [
+        [name, value]
+        for i, (kind, name, value) in enumerate(seq)
+        if kind == "add" and i > last_set.get(name, -1)
+    ]
     remove = list(dict.fromkeys(removes))
     return {"set": sets, "add": adds, "remove": remove}
 
@@ -75,8 +79,9 @@ def route_ops(route_headers: Any, side: str) -> HeaderOps:
     return fold(seq, removes)
 
 
-def destination_ops(route_headers: Any, dest_headers: Any, weighted: bool
-                    ) -> tuple[HeaderOps, HeaderOps, str | None]:
+def destination_ops(
+    route_headers: Any, dest_headers: Any, weighted: bool
+) -> tuple[HeaderOps, HeaderOps, str | None]:
     """Final (request ops, response ops, authority) for one destination of a route.
 
     The route-level authority wins in both shapes: for a single destination Istio only uses the

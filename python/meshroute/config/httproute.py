@@ -50,14 +50,22 @@ class CompiledRoute:
 
     def usable_blocks(self, gateway: str, port: int | None = None) -> list[Block]:
         """Blocks that exist for this gateway (and, for a gateway view, its server port)."""
-        return [b for b in self.blocks if gateway in b.gateways
-                and (port is None or b.port is None or b.port == port)]
+        return [
+            b
+            for b in self.blocks
+            if gateway in b.gateways and (port is None or b.port is None or b.port == port)
+        ]
 
     def ir(self, blocks: Sequence[Block] | None = None) -> dict[str, Any]:
         """The IR route; ``blocks`` restricts the match list (None: a match-less route)."""
         matches = [dict(b.ir) for b in blocks] if blocks is not None else []
-        return {"vs": self.vs, "index": self.index, "name": self.body["name"], "matches": matches,
-                **{k: v for k, v in self.body.items() if k != "name"}}
+        return {
+            "vs": self.vs,
+            "index": self.index,
+            "name": self.body["name"],
+            "matches": matches,
+            **{k: v for k, v in self.body.items() if k != "name"},
+        }
 
 
 def _port(value: Any) -> int | None:
@@ -157,8 +165,15 @@ def _action(route: Mapping[str, Any], target_id: TargetId, single_port: SinglePo
         weight = d.get("weight")
         weight = weight if isinstance(weight, int) and not isinstance(weight, bool) else 0
         req, resp, authority = destination_ops(route.get("headers"), d.get("headers"), weighted)
-        out.append({"target": target_id(*resolved), "weight": max(0, weight),
-                    "request_headers": req, "response_headers": resp, "authority": authority})
+        out.append(
+            {
+                "target": target_id(*resolved),
+                "weight": max(0, weight),
+                "request_headers": req,
+                "response_headers": resp,
+                "authority": authority,
+            }
+        )
     if not out:
         return None
     if len(out) == 1:
@@ -202,8 +217,11 @@ def _rewrite(raw: Any) -> dict[str, Any] | None:
     if not isinstance(raw, Mapping):
         return None
     regex = raw.get("uriRegexRewrite")
-    regex_ir = ({"match": str(regex.get("match", "")), "rewrite": str(regex.get("rewrite", ""))}
-                if isinstance(regex, Mapping) else None)
+    regex_ir = (
+        {"match": str(regex.get("match", "")), "rewrite": str(regex.get("rewrite", ""))}
+        if isinstance(regex, Mapping)
+        else None
+    )
     uri = raw.get("uri") if isinstance(raw.get("uri"), str) else None
     authority = raw.get("authority") if isinstance(raw.get("authority"), str) else None
     if uri is None and authority is None and regex_ir is None:
@@ -226,8 +244,10 @@ def fault(raw: Any) -> dict[str, Any] | None:
         pct = extras.percentage(d.get("percentage"))
         if pct is None and isinstance(d.get("percent"), int):
             pct = float(d["percent"])
-        delay = {"fixed_delay_ms": extras.duration_ms(d["fixedDelay"]),
-                 "per_million": extras.per_million(pct)}
+        delay = {
+            "fixed_delay_ms": extras.duration_ms(d["fixedDelay"]),
+            "per_million": extras.per_million(pct),
+        }
     a = raw.get("abort")
     if isinstance(a, Mapping):
         status = a.get("httpStatus")
@@ -239,15 +259,22 @@ def fault(raw: Any) -> dict[str, Any] | None:
     return {"delay": delay, "abort": abort} if delay or abort else None
 
 
-def compile_route(vs: int, index: int, route: Mapping[str, Any], vs_gateways: Sequence[str],
-                  target_id: TargetId, gateway_id: GatewayId, single_port: SinglePort
-                  ) -> CompiledRoute | None:
+def compile_route(
+    vs: int,
+    index: int,
+    route: Mapping[str, Any],
+    vs_gateways: Sequence[str],
+    target_id: TargetId,
+    gateway_id: GatewayId,
+    single_port: SinglePort,
+) -> CompiledRoute | None:
     """Translate one resolved route; None when it has no usable action."""
     action = _action(route, target_id, single_port)
     if action is None:
         return None
-    blocks = tuple(compile_block(m, vs_gateways, gateway_id)
-                   for m in route.get("match") or [] if isinstance(m, Mapping))
+    blocks = tuple(
+        compile_block(m, vs_gateways, gateway_id) for m in route.get("match") or [] if isinstance(m, Mapping)
+    )
     body = {
         "name": route.get("name") or None,
         "action": action,

@@ -63,8 +63,11 @@ class ConfigIndex:
 
     def visible_services(self, client_ns: str, sidecar: SidecarInfo | None) -> list[Service]:
         """Services a client sees: exported to its namespace and imported by its Sidecar."""
-        return [svc for svc in self.registry.visible(client_ns)
-                if sidecar is None or sidecar.imports(svc.namespace, [svc.host], client_ns)]
+        return [
+            svc
+            for svc in self.registry.visible(client_ns)
+            if sidecar is None or sidecar.imports(svc.namespace, [svc.host], client_ns)
+        ]
 
     def roots(self) -> list[VirtualServiceInfo]:
         return [vs for vs in self.virtual_services if not vs.is_delegate]
@@ -83,9 +86,13 @@ class ConfigIndex:
     def mesh_virtual_services(self, client_ns: str, sidecar: SidecarInfo | None) -> list[VirtualServiceInfo]:
         """Mesh-bound VSs visible to a client, in sidecar precedence order (§2.16 refinement):
         own-namespace-only, then explicitly exported, then public; oldest first in each group."""
-        found = [vs for vs in self.roots() if MESH in self.bound_gateways(vs)
-                 and vs.visible_from(client_ns)
-                 and (sidecar is None or sidecar.imports(vs.namespace, vs.hosts, client_ns))]
+        found = [
+            vs
+            for vs in self.roots()
+            if MESH in self.bound_gateways(vs)
+            and vs.visible_from(client_ns)
+            and (sidecar is None or sidecar.imports(vs.namespace, vs.hosts, client_ns))
+        ]
         return sorted(found, key=lambda v: (visibility_class(v.export_to, v.namespace, client_ns), v.order))
 
     def gateway_virtual_services(self, gateway: GatewayInfo) -> list[VirtualServiceInfo]:
@@ -133,8 +140,11 @@ def build_index(resources: Iterable[Resource], domain: str = "cluster.local") ->
         rules=DestinationRules(drs),
         destination_rules=drs,
         gateways={g.ref: g for g in (parse_gateway(r) for r in istio if r.kind == "Gateway")},
-        virtual_services=[parse_virtual_service(r, i, domain)
-                          for i, r in enumerate(deduped) if r.is_istio and r.kind == "VirtualService"],
+        virtual_services=[
+            parse_virtual_service(r, i, domain)
+            for i, r in enumerate(deduped)
+            if r.is_istio and r.kind == "VirtualService"
+        ],
         sidecars=[parse_sidecar(r) for r in istio if r.kind == "Sidecar"],
         namespaces=sorted(namespaces),
         diagnostics=diags,
@@ -145,8 +155,9 @@ def build_index(resources: Iterable[Resource], domain: str = "cluster.local") ->
     return index
 
 
-def merge_delegates(root: VirtualServiceInfo, index: ConfigIndex, diags: list[Diagnostic]
-                    ) -> list[tuple[int, Route]]:
+def merge_delegates(
+    root: VirtualServiceInfo, index: ConfigIndex, diags: list[Diagnostic]
+) -> list[tuple[int, Route]]:
     """The root's HTTP routes with each ``delegate`` route replaced in place by the delegate's
     routes (§2.7). A missing or invisible delegate drops the root route (``delegate-missing``); a
     delegate route whose matches fall outside the root's is dropped (``delegate-conflict``)."""
@@ -158,25 +169,35 @@ def merge_delegates(root: VirtualServiceInfo, index: ConfigIndex, diags: list[Di
             continue
         target = _find_delegate(root, ref, index)
         if target is None:
-            diags.append(root.resource.warning(
-                "delegate-missing", ("spec", "http", i, "delegate"),
-                f"delegate VirtualService {ref.get('namespace') or root.namespace}/{ref.get('name')} does "
-                f"not exist, has hosts, or is not exported to {root.namespace}; this route is dropped"))
+            diags.append(
+                root.resource.warning(
+                    "delegate-missing",
+                    ("spec", "http", i, "delegate"),
+                    f"delegate VirtualService {ref.get('namespace') or root.namespace}/{ref.get('name')}"
+                    " does "
+                    f"not exist, has hosts, or is not exported to {root.namespace}; this route is dropped",
+                )
+            )
             continue
         for j, leaf in enumerate(target.http):
             merged = delegation.merge_route(dict(route), dict(leaf))
             if merged is None:
-                diags.append(target.resource.warning(
-                    "delegate-conflict", ("spec", "http", j, "match"),
-                    f"no match of this route lies within the matches of {root.namespace}/{root.name} "
-                    f"http[{i}]; the route is dropped from that delegation"))
+                diags.append(
+                    target.resource.warning(
+                        "delegate-conflict",
+                        ("spec", "http", j, "match"),
+                        f"no match of this route lies within the matches of {root.namespace}/{root.name} "
+                        f"http[{i}]; the route is dropped from that delegation",
+                    )
+                )
             else:
                 out.append((i, merged))
     return out
 
 
-def _find_delegate(root: VirtualServiceInfo, ref: Mapping[str, Any], index: ConfigIndex
-                   ) -> VirtualServiceInfo | None:
+def _find_delegate(
+    root: VirtualServiceInfo, ref: Mapping[str, Any], index: ConfigIndex
+) -> VirtualServiceInfo | None:
     ns = ref.get("namespace") or root.namespace
     for vs in index.virtual_services:
         if vs.namespace == ns and vs.name == ref.get("name"):

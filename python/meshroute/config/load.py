@@ -285,17 +285,31 @@ def _add_object(
         version = api_version.split("/", 1)[1]
         if version not in ISTIO_VERSIONS:
             result.diagnostics.append(
-                res.error("unsupported-api-version", ("apiVersion",),
-                          f"{api_version} is not served; use {ISTIO_GROUP}/v1, v1beta1 or v1alpha3")
+                res.error(
+                    "unsupported-api-version",
+                    ("apiVersion",),
+                    f"{api_version} is not served; use {ISTIO_GROUP}/v1, v1beta1 or v1alpha3",
+                )
             )
             return
         if not res.name:
-            result.diagnostics.append(res.error("missing-name", ("metadata", "name"), "metadata.name is required"))
+            result.diagnostics.append(
+                res.error("missing-name", ("metadata", "name"), "metadata.name is required")
+            )
             return
     for path, dup_line in duplicates:
         result.diagnostics.append(
-            Diagnostic(Severity.WARNING, "yaml-duplicate-key", "duplicate key: the last value is used",
-                       file, dup_line, kind, res.namespace, res.name, path)
+            Diagnostic(
+                Severity.WARNING,
+                "yaml-duplicate-key",
+                "duplicate key: the last value is used",
+                file,
+                dup_line,
+                kind,
+                res.namespace,
+                res.name,
+                path,
+            )
         )
     result.resources.append(res)
 

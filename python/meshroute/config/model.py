@@ -52,7 +52,6 @@ class Server:
     https_redirect: bool
 
 
-
 @dataclass(frozen=True)
 class GatewayInfo:
     resource: Resource
@@ -92,9 +91,11 @@ class SidecarInfo:
             return True
 
         def hit(entries: Sequence[tuple[str, str]]) -> bool:
-            return any((ns == "*" or ns == config_ns or (ns == "." and config_ns == client_ns))
-                       and any(intersect(h, host) for host in hosts)
-                       for ns, h in entries)
+            return any(
+                (ns == "*" or ns == config_ns or (ns == "." and config_ns == client_ns))
+                and any(intersect(h, host) for host in hosts)
+                for ns, h in entries
+            )
 
         return hit(self.egress) and not hit(self.exclusions)
 
@@ -123,10 +124,14 @@ def dedupe(resources: Sequence[Resource]) -> tuple[list[Resource], list[Diagnost
         key = (res.api_version.split("/")[0], res.kind, res.namespace, res.name)
         if key in kept:
             earlier = out[kept[key]]
-            diags.append(res.warning(
-                "duplicate-resource", ("metadata", "name"),
-                f"{res.kind} {res.namespace}/{res.name} is defined again; this definition replaces the "
-                f"one at {earlier.file}:{earlier.line}"))
+            diags.append(
+                res.warning(
+                    "duplicate-resource",
+                    ("metadata", "name"),
+                    f"{res.kind} {res.namespace}/{res.name} is defined again; this definition replaces the "
+                    f"one at {earlier.file}:{earlier.line}",
+                )
+            )
             out[kept[key]] = res
         else:
             kept[key] = len(out)
@@ -159,7 +164,8 @@ def resolve_route(route: Mapping[str, Any], ns: str, domain: str) -> dict[str, A
     if isinstance(route.get("match"), list):
         out["match"] = [
             {**m, "gateways": [gateway_ref(g, ns, domain) for g in _strings(m.get("gateways"))]}
-            if isinstance(m, Mapping) and m.get("gateways") else m
+            if isinstance(m, Mapping) and m.get("gateways")
+            else m
             for m in route["match"]
         ]
     return out
@@ -169,8 +175,9 @@ def parse_virtual_service(res: Resource, position: int, domain: str) -> VirtualS
     spec = _spec(res)
     ns = res.namespace
     gateways = tuple(gateway_ref(g, ns, domain) for g in _strings(spec.get("gateways"))) or (MESH,)
-    http = tuple(resolve_route(r, ns, domain) if isinstance(r, Mapping) else {}
-                 for r in spec.get("http") or [])
+    http = tuple(
+        resolve_route(r, ns, domain) if isinstance(r, Mapping) else {} for r in spec.get("http") or []
+    )
     return VirtualServiceInfo(
         resource=res,
         order=order_of(res, position),

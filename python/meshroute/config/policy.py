@@ -104,15 +104,19 @@ class DestinationRules:
         path += [ns for ns in (service_ns, self.root) if ns and ns not in path]
         for ns in path:
             # A client's own namespace sees all of its DRs; other namespaces only exported ones.
-            rules = [r for r in self.rules if r.namespace == ns
-                     and (ns == client_ns or exported_to(r.export_to, ns, client_ns))]
+            rules = [
+                r
+                for r in self.rules
+                if r.namespace == ns and (ns == client_ns or exported_to(r.export_to, ns, client_ns))
+            ]
             best = most_specific(host, [r.host for r in rules])
             if best is not None:
                 return merge_rules([r for r in rules if r.host == best])
         return None
 
-    def effective(self, host: str, subset: str | None, port: int, client_ns: str,
-                  service_ns: str | None) -> Policy:
+    def effective(
+        self, host: str, subset: str | None, port: int, client_ns: str, service_ns: str | None
+    ) -> Policy:
         """The effective traffic policy for (host, subset, port) seen from ``client_ns`` (§3.2)."""
         rule = self.lookup(host, client_ns, service_ns)
         if rule is None:
@@ -149,8 +153,9 @@ def _port_entry(policy: Mapping[str, Any], port: int | None) -> Mapping[str, Any
     return None
 
 
-def effective_policy(top: Mapping[str, Any] | None, subset: Mapping[str, Any] | None,
-                     port: int | None) -> Policy:
+def effective_policy(
+    top: Mapping[str, Any] | None, subset: Mapping[str, Any] | None, port: int | None
+) -> Policy:
     """``MergeSubsetTrafficPolicy`` + ``GetPortLevelTrafficPolicy`` exactly as in §3.2.
 
     A matching port-level entry replaces the top-level policy entirely (tunnel, proxyProtocol and

@@ -86,8 +86,9 @@ class Registry:
 
     def knows(self, host: str) -> bool:
         """The host is a service, or lies within a wildcard ServiceEntry host."""
-        return any(svc.host == host or (is_wildcard(svc.host) and matches(svc.host, host))
-                   for svc in self.services)
+        return any(
+            svc.host == host or (is_wildcard(svc.host) and matches(svc.host, host)) for svc in self.services
+        )
 
     def visible(self, client_ns: str) -> list[Service]:
         """Services visible in ``client_ns``, first entry per host."""
@@ -245,8 +246,14 @@ def _k8s_service(res: Resource, endpoints: tuple[Endpoint, ...], domain: str) ->
         if number is None:
             continue
         target = raw.get("targetPort")
-        ports.append(ServicePort(number, str(raw.get("name", "")), _k8s_protocol(raw),
-                                 target if isinstance(target, (int, str)) else None))
+        ports.append(
+            ServicePort(
+                number,
+                str(raw.get("name", "")),
+                _k8s_protocol(raw),
+                target if isinstance(target, (int, str)) else None,
+            )
+        )
     return Service(
         host=f"{res.name}.{res.namespace}.svc.{domain}".lower(),
         namespace=res.namespace,
@@ -262,34 +269,52 @@ def _k8s_service(res: Resource, endpoints: tuple[Endpoint, ...], domain: str) ->
 def _se_endpoint(raw: Any) -> Endpoint | None:
     if not isinstance(raw, dict):
         return None
-    ports = {str(k): v for k, v in (raw.get("ports") or {}).items() if _int(v)} \
-        if isinstance(raw.get("ports"), dict) else {}
+    ports = (
+        {str(k): v for k, v in (raw.get("ports") or {}).items() if _int(v)}
+        if isinstance(raw.get("ports"), dict)
+        else {}
+    )
     return Endpoint(str(raw.get("address", "")), ports, _labels(raw.get("labels")))
 
 
 def _service_entry(res: Resource, workload_entries: Sequence[Resource]) -> list[Service]:
     spec = _spec(res)
     ports = tuple(
-        ServicePort(p["number"], str(p.get("name", "")), str(p.get("protocol", "")).upper(),
-                    p.get("targetPort") if _int(p.get("targetPort")) else None)
-        for p in _list(spec.get("ports")) if isinstance(p, dict) and _int(p.get("number"))
+        ServicePort(
+            p["number"],
+            str(p.get("name", "")),
+            str(p.get("protocol", "")).upper(),
+            p.get("targetPort") if _int(p.get("targetPort")) else None,
+        )
+        for p in _list(spec.get("ports"))
+        if isinstance(p, dict) and _int(p.get("number"))
     )
     selector = spec.get("workloadSelector")
     selector_labels = _labels(selector.get("labels")) if isinstance(selector, dict) else {}
     if selector_labels:
         endpoints = tuple(
-            ep for we in workload_entries if we.namespace == res.namespace
-            for ep in [_se_endpoint(_spec(we))] if ep and _subset(selector_labels, ep.labels)
+            ep
+            for we in workload_entries
+            if we.namespace == res.namespace
+            for ep in [_se_endpoint(_spec(we))]
+            if ep and _subset(selector_labels, ep.labels)
         )
     else:
         endpoints = tuple(ep for raw in _list(spec.get("endpoints")) for ep in [_se_endpoint(raw)] if ep)
     export_to = tuple(str(e) for e in _list(spec.get("exportTo")))
     return [
         Service(
-            host=str(host).lower(), namespace=res.namespace, origin="ServiceEntry", ports=ports,
-            resource=res, export_to=export_to, selector=selector_labels,
+            host=str(host).lower(),
+            namespace=res.namespace,
+            origin="ServiceEntry",
+            ports=ports,
+            resource=res,
+            export_to=export_to,
+            selector=selector_labels,
             location=str(spec.get("location", "MESH_EXTERNAL")),
-            resolution=str(spec.get("resolution", "NONE")), endpoints=endpoints,
+            resolution=str(spec.get("resolution", "NONE")),
+            endpoints=endpoints,
         )
-        for host in _list(spec.get("hosts")) if isinstance(host, str) and host
+        for host in _list(spec.get("hosts"))
+        if isinstance(host, str) and host
     ]

@@ -46,14 +46,19 @@ def mesh_view(index: ConfigIndex, tables: Tables, compiled: Compiled, ctx: Conte
     taken: set[str] = set()
     for svc in index.visible_services(ns, ctx.sidecar):
         vs = pick_for_host(svc.host, candidates)
-        domains = (k8s_aliases(svc.host, svc.namespace, ns, index.domain)
-                   if svc.origin == "Kubernetes" else [svc.host])
-        vhosts.append({
-            "domains": domains,
-            "routes": _mesh_routes(tables, compiled.get(_key(vs), ())) if vs else [],
-            "default_target": tables.target(svc.host, None, None),
-            "default_port": svc.single_port,
-        })
+        domains = (
+            k8s_aliases(svc.host, svc.namespace, ns, index.domain)
+            if svc.origin == "Kubernetes"
+            else [svc.host]
+        )
+        vhosts.append(
+            {
+                "domains": domains,
+                "routes": _mesh_routes(tables, compiled.get(_key(vs), ())) if vs else [],
+                "default_target": tables.target(svc.host, None, None),
+                "default_port": svc.single_port,
+            }
+        )
         taken.update(domains)
     # VS hosts that are not services (external names, wildcards): the first VS by precedence.
     for vs in candidates:
@@ -61,8 +66,14 @@ def mesh_view(index: ConfigIndex, tables: Tables, compiled: Compiled, ctx: Conte
             if host in taken or (not is_wildcard(host) and pick_for_host(host, candidates) is not vs):
                 continue
             taken.add(host)
-            vhosts.append({"domains": [host], "routes": _mesh_routes(tables, compiled.get(_key(vs), ())),
-                           "default_target": None, "default_port": None})
+            vhosts.append(
+                {
+                    "domains": [host],
+                    "routes": _mesh_routes(tables, compiled.get(_key(vs), ())),
+                    "default_target": None,
+                    "default_port": None,
+                }
+            )
     return {
         "gateway": 0,
         "namespace": ns if ns in index.namespaces else OTHER_NAMESPACE,
@@ -74,8 +85,9 @@ def mesh_view(index: ConfigIndex, tables: Tables, compiled: Compiled, ctx: Conte
     }
 
 
-def gateway_pieces(routes: Sequence[CompiledRoute], ref: str, port: int
-                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def gateway_pieces(
+    routes: Sequence[CompiledRoute], ref: str, port: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(ordinary routes, catch-all routes) of one VS on one gateway port.
 
     Istio stops emitting a VS's routes after its first catch-all match and then moves catch-all
@@ -116,8 +128,9 @@ def _domains(vs: VirtualServiceInfo, servers: Sequence[Server]) -> list[str]:
     return out
 
 
-def gateway_views(index: ConfigIndex, tables: Tables, compiled: Compiled, gw: GatewayInfo
-                  ) -> dict[int, dict[str, Any]]:
+def gateway_views(
+    index: ConfigIndex, tables: Tables, compiled: Compiled, gw: GatewayInfo
+) -> dict[int, dict[str, Any]]:
     """One view per server port of a Gateway; VSs merged per host, catch-alls last (§2.16, §4)."""
     out: dict[int, dict[str, Any]] = {}
     candidates = index.gateway_virtual_services(gw)
@@ -137,11 +150,21 @@ def gateway_views(index: ConfigIndex, tables: Tables, compiled: Compiled, gw: Ga
                 pieces, catch_all = gateway_pieces(compiled.get(_key(vs), ()), gw.ref, port)
                 normal += pieces
                 last += catch_all
-            vhosts.append({"domains": [domain], "routes": [tables.route(r) for r in normal + last],
-                           "default_target": None, "default_port": None})
+            vhosts.append(
+                {
+                    "domains": [domain],
+                    "routes": [tables.route(r) for r in normal + last],
+                    "default_target": None,
+                    "default_port": None,
+                }
+            )
         out[port] = {
-            "gateway": tables.gateway(gw.ref), "namespace": gw.namespace, "scope": -1, "ports": [port],
-            "https_redirect": any(s.https_redirect for s in servers), "unknown_host": "not_found",
+            "gateway": tables.gateway(gw.ref),
+            "namespace": gw.namespace,
+            "scope": -1,
+            "ports": [port],
+            "https_redirect": any(s.https_redirect for s in servers),
+            "unknown_host": "not_found",
             "vhosts": vhosts,
         }
     return out

@@ -1,0 +1,157 @@
+//! `HostIndex`: virtual-host choice for one view — exact domain, then longest wildcard, then `*`.
+
+use crate::keymap::{KeyMap, RollingHash};
+
+/// Which vhost (and which of its domain entries) a request host selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HostHit {
+    pub(crate) vhost: u32,
+    pub(crate) domain: u32,
+}
+
+/// Domain lookup for a view's vhosts.
+///
+/// Envoy virtual-host choice: "exact domain > longest `*.suffix` > `*`", compared
+/// case-insensitively with the port stripped. Istio wildcards are suffix matches on the text
+/// after `*` (`*.foo.com` matches `a.b.foo.com` but not `foo.com`): a wildcard must match at least
+/// one character. The first vhost claiming a domain keeps it (Envoy rejects duplicates).
+pub(crate) struct HostIndex {
+    exact: KeyMap<HostHit>,
+    /// Keyed by suffix (the text after `*`), hashed from its last byte backwards.
+    suffixes: KeyMap<HostHit>,
+    /// `suffix_lens[n]`: some suffix is `n` bytes long.
+    suffix_lens: Vec<bool>,
+    star: Option<HostHit>,
+}
+
+// === impl HostIndex ===
+
+impl HostIndex {
+    /// `vhosts[i]` is the domain list of vhost `i`.
+    pub(crate) fn build<'a>(vhosts: impl Iterator<Item = &'a [String]>) -> Self {
+        let mut index = Self {
+            exact: KeyMap::new(true),
+            suffixes: KeyMap::new(true),
+            suffix_lens: Vec::new(),
+            star: None,
+        };
+        for (v, domains) in (0u32..).zip(vhosts) {
+            for (d, domain) in (0u32..).zip(domains) {
+                index.insert(
+                    domain,
+                    HostHit {
+                        vhost: v,
+                        domain: d,
+                    },
+                );
+            }
+        }
+        index
+    }
+
+    fn insert(&mut self, domain: &str, hit: HostHit) {
+        if domain == "*" {
+            self.star.get_or_insert(hit);
+        } else if let Some(suffix) = domain.strip_prefix('*') {
+            if self.suffix_lens.len() <= suffix.len() {
+                self.suffix_lens.resize(suffix.len() + 1, false);
+            }
+            self.suffix_lens[suffix.len()] = true;
+            let hash = RollingHash::of_reversed(suffix.as_bytes(), true);
+            self.suffixes.entry(hash, suffix.as_bytes(), || hit);
+        } else {
+            let hash = RollingHash::of(domain.as_bytes(), true);
+            self.exact.entry(hash, domain.as_bytes(), || hit);
+        }
+    }
+
+    /// The vhost for `host` (already port-stripped, any case).
+    pub(crate) fn lookup(&self, host: &str) -> Option<HostHit> {
+        let bytes = host.as_bytes();
+        if let Some(hit) = self.exact.get(RollingHash::of(bytes, true), bytes) {
+            return Some(*hit);
+        }
+        self.longest_suffix(bytes).or(self.star)
+    }
+
+    fn longest_suffix(&self, host: &[u8]) -> Option<HostHit> {
+        // Strictly shorter than the host: the `*` must cover at least one character.
+        let max = host
+            .len()
+            .saturating_sub(1)
+            .min(self.suffix_lens.len().saturating_sub(1));
+        let mut h = RollingHash::new(true);
+        let mut best = None;
+        for n in 1..=max {
+            h.push(host[host.len() - n]);
+            if self.suffix_lens[n] {
+                if let Some(hit) = self.suffixes.get(h.finish(), &host[host.len() - n..]) {
+                    best = Some(*hit);
+                }
+            }
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(vhosts: &[&[&str]]) -> HostIndex {
+        let owned: Vec<Vec<String>> = vhosts
+            .iter()
+            .map(|d| d.iter().map(|s| (*s).to_owned()).collect())
+            .collect();
+        HostIndex::build(owned.iter().map(Vec::as_slice))
+    }
+
+    fn vh(i: &HostIndex, host: &str) -> Option<(u32, u32)> {
+        i.lookup(host).map(|h| (h.vhost, h.domain))
+    }
+
+    #[test]
+    fn exact_beats_wildcard_beats_star() {
+        let i = index(&[&["*"], &["*.example.com"], &["api.example.com", "api"]]);
+        assert_eq!(vh(&i, "api.example.com"), Some((2, 0)));
+        assert_eq!(vh(&i, "api"), Some((2, 1)));
+        assert_eq!(vh(&i, "www.example.com"), Some((1, 0)));
+        assert_eq!(vh(&i, "other.org"), Some((0, 0)));
+    }
+
+    #[test]
+    fn longest_wildcard_wins() {
+        let i = index(&[&["*.com"], &["*.example.com"], &["*le.com"]]);
+        assert_eq!(vh(&i, "a.example.com"), Some((1, 0)));
+        assert_eq!(vh(&i, "a.sample.com"), Some((2, 0)));
+        assert_eq!(vh(&i, "x.org.com"), Some((0, 0)));
+    }
+
+    #[test]
+    fn wildcard_needs_one_character() {
+        let i = index(&[&["*.foo.com"]]);
+        assert_eq!(vh(&i, ".foo.com"), None);
+        assert_eq!(vh(&i, "x.foo.com"), Some((0, 0)));
+        assert_eq!(vh(&i, "foo.com"), None);
+        assert_eq!(vh(&i, "a.b.foo.com"), Some((0, 0)));
+        let j = index(&[&["*foo.com"]]);
+        assert_eq!(vh(&j, "foo.com"), None);
+        assert_eq!(vh(&j, "xfoo.com"), Some((0, 0)));
+    }
+
+    #[test]
+    fn case_insensitive() {
+        let i = index(&[&["reviews.default.svc.cluster.local"], &["*.Example.com"]]);
+        assert_eq!(vh(&i, "Reviews.DEFAULT.svc.cluster.local"), Some((0, 0)));
+        assert_eq!(vh(&i, "WWW.EXAMPLE.COM"), Some((1, 0)));
+    }
+
+    #[test]
+    fn no_match_and_first_claim_wins() {
+        let i = index(&[&["a"], &["a", "b"]]);
+        assert_eq!(vh(&i, "a"), Some((0, 0)));
+        assert_eq!(vh(&i, "b"), Some((1, 1)));
+        assert_eq!(vh(&i, "c"), None);
+        assert_eq!(vh(&i, ""), None);
+    }
+}

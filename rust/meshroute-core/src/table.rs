@@ -1,0 +1,230 @@
+//! `RouteTable`: the immutable compiled IR, and `route()` — the per-request pipeline.
+
+use std::sync::Arc;
+
+use ahash::AHashMap;
+
+use crate::decision::{ClusterRef, Decision, DestRef, Outcome, RouteRef};
+use crate::error::CompileError;
+use crate::matchers::ClientCtx;
+use crate::redirect::Redirect;
+use crate::request::{Prepared, Request};
+use crate::rng::Rng;
+use crate::route::{Action, Route};
+use crate::spec::UnknownHost;
+use crate::vhost::VHost;
+use crate::view::{mesh_listener_port, View, Views};
+
+/// A destination service (and subset, and port when fixed).
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) host: Box<str>,
+    pub(crate) subset: Option<Box<str>>,
+    pub(crate) port: Option<u16>,
+}
+
+/// The clusters one client scope can reach, with their traffic policy (PolicyId).
+pub(crate) struct Scope {
+    pub(crate) clusters: AHashMap<(u32, u16), u32>,
+}
+
+/// The compiled route table: built once from the IR, never mutated, shared as `Arc`.
+///
+/// Every weight, regex and reference problem is reported by `from_json`; `route()` cannot fail.
+pub struct RouteTable {
+    pub(crate) virtual_services: Vec<(Box<str>, Box<str>)>,
+    pub(crate) gateways: Vec<Box<str>>,
+    pub(crate) targets: Vec<Target>,
+    /// Compact JSON text per PolicyId.
+    pub(crate) policies: Vec<Box<str>>,
+    pub(crate) scopes: Vec<Scope>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) views: Vec<View>,
+    pub(crate) selector: Views,
+    /// `default_extra` as a JSON fragment (`,"k":v...`).
+    pub(crate) default_extra: Box<str>,
+}
+
+// === impl RouteTable ===
+
+impl RouteTable {
+    /// Parses and compiles the IR (docs/ir.md).
+    ///
+    /// # Errors
+    /// A `CompileError` with the IR path of the first problem found.
+    pub fn from_json(ir: &str) -> Result<RouteTable, CompileError> {
+        crate::compile::compile(&crate::spec::parse(ir)?)
+    }
+
+    /// Number of routes in the pool.
+    #[must_use]
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Routes one request: view, virtual host, first matching block, destination, faults.
+    ///
+    /// Random draws come from `rng`, in the documented order: the weighted destination (only
+    /// with several), then the fault delay, then the abort (each only when its percentage is
+    /// strictly between 0 and 100).
+    pub fn route<R: Rng + ?Sized>(self: &Arc<Self>, req: &Request<'_>, rng: &mut R) -> Decision {
+        let prep = Prepared::new(req);
+        let mut d = Decision::new(Arc::clone(self));
+        let Some(selected) = self.selector.select(&prep) else {
+            d.owned_mut().gateway = Some(req.gateway.to_owned());
+            return d;
+        };
+        d.view = Some(selected.view);
+        let view = &self.views[selected.view as usize];
+        d.host_hit = view.hosts.lookup(prep.host);
+        let vhost = d.host_hit.map(|h| &view.vhosts[h.vhost as usize]);
+        let port = selected
+            .port
+            .unwrap_or_else(|| mesh_listener_port(&prep, view, vhost));
+        // A gateway server with `tls.httpsRedirect` answers every plain-http request with a 301.
+        if view.https_redirect && !prep.is_https() {
+            let location = Redirect::https().location(&prep, port);
+            return redirected(d, location, 301);
+        }
+        let Some(vhost) = vhost else {
+            return unknown_host(d, view.unknown_host);
+        };
+        let ctx = ClientCtx {
+            gateway: view.gateway,
+            port,
+            labels: req.source_labels,
+            namespace: req.source_namespace.unwrap_or("default"),
+        };
+        match vhost.select(&self.routes, &ctx, &prep) {
+            Some(block) => self.act(d, view, vhost, block, &prep, port, rng),
+            None => self.no_match(d, view, vhost, &ctx, port),
+        }
+    }
+
+    /// Carries out the matched block's route action.
+    #[allow(clippy::too_many_arguments)]
+    fn act<R: Rng + ?Sized>(
+        &self,
+        mut d: Decision,
+        view: &View,
+        vhost: &VHost,
+        block: u32,
+        prep: &Prepared<'_>,
+        port: u16,
+        rng: &mut R,
+    ) -> Decision {
+        let b = vhost.blocks[block as usize];
+        let route = &self.routes[b.route as usize];
+        d.route = RouteRef::Pool(b.route);
+        d.match_index = b.match_index;
+        let dests = match &route.action {
+            Action::Redirect(r) => return redirected(d, r.location(prep, port), r.code),
+            Action::DirectResponse { status, .. } => {
+                d.outcome = Outcome::DirectResponse;
+                d.status = Some(*status);
+                return d;
+            }
+            Action::Route(dests) => dests,
+        };
+        let choice = dests.pick(rng);
+        let target = dests.list[choice].target;
+        let port = self.targets[target as usize].port.unwrap_or(port);
+        d.dest = Some(DestRef {
+            target,
+            port,
+            choice: u32::try_from(choice).ok(),
+        });
+        d.cluster = ClusterRef::Target;
+        if let Some(fault) = &route.fault {
+            d.fired = fault.draw(rng);
+            if d.fired.abort {
+                d.outcome = Outcome::Abort;
+                d.status = fault.abort().map(crate::fault::Abort::http_status);
+                return d;
+            }
+        }
+        if !self.bind_cluster(&mut d, view, target, port) {
+            return d;
+        }
+        if let Some(path) = route.rewrite.as_ref().and_then(|rw| {
+            let m = b.match_index.map(|i| &route.matches[i as usize]);
+            rw.path(m, prep)
+        }) {
+            d.owned_mut().rewrite_path = Some(path);
+        }
+        d
+    }
+
+    /// No block matched: 404, unless no block applies to this client and the service has a
+    /// default route.
+    fn no_match(
+        &self,
+        mut d: Decision,
+        view: &View,
+        vhost: &VHost,
+        ctx: &ClientCtx<'_>,
+        port: u16,
+    ) -> Decision {
+        match vhost.default_target {
+            Some(target) if !vhost.any_applicable(&self.routes, ctx) => {
+                let port = self.targets[target as usize].port.unwrap_or(port);
+                d.route = RouteRef::Default;
+                d.dest = Some(DestRef {
+                    target,
+                    port,
+                    choice: None,
+                });
+                d.cluster = ClusterRef::Target;
+                self.bind_cluster(&mut d, view, target, port);
+                d
+            }
+            _ => d,
+        }
+    }
+
+    /// Routes to (target, port) if that cluster exists for the view's scope; else 503.
+    fn bind_cluster(&self, d: &mut Decision, view: &View, target: u32, port: u16) -> bool {
+        match self.scopes[view.scope as usize]
+            .clusters
+            .get(&(target, port))
+        {
+            Some(&policy) => {
+                d.outcome = Outcome::Route;
+                d.status = None;
+                d.policy = Some(policy);
+                true
+            }
+            None => {
+                d.outcome = Outcome::NoCluster;
+                d.status = Some(503);
+                false
+            }
+        }
+    }
+}
+
+fn redirected(mut d: Decision, location: String, code: u16) -> Decision {
+    d.outcome = Outcome::Redirect;
+    d.status = Some(code);
+    d.owned_mut().location = Some(location);
+    d
+}
+
+/// Istio: "Host not known at all → sidecar: ALLOW_ANY passthrough or REGISTRY_ONLY 502;
+/// gateway: 404."
+fn unknown_host(mut d: Decision, policy: UnknownHost) -> Decision {
+    match policy {
+        UnknownHost::NotFound => {}
+        UnknownHost::Passthrough => {
+            d.outcome = Outcome::Route;
+            d.status = None;
+            d.cluster = ClusterRef::Passthrough;
+        }
+        UnknownHost::Blackhole => {
+            d.outcome = Outcome::NoCluster;
+            d.status = Some(502);
+            d.cluster = ClusterRef::BlackHole;
+        }
+    }
+    d
+}

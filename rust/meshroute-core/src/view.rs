@@ -1,0 +1,109 @@
+//! `View` and `Views`: one host index per client context, and how a request picks its view.
+
+use ahash::AHashMap;
+
+use crate::host::HostIndex;
+use crate::request::Prepared;
+use crate::spec::UnknownHost;
+use crate::vhost::VHost;
+
+/// Everything one client context (a namespace's sidecars, a Sidecar resource, or a gateway
+/// listener port) can reach.
+pub(crate) struct View {
+    pub(crate) gateway: u32,
+    pub(crate) namespace: Box<str>,
+    pub(crate) scope: u32,
+    pub(crate) ports: Vec<u16>,
+    pub(crate) https_redirect: bool,
+    pub(crate) unknown_host: UnknownHost,
+    pub(crate) vhosts: Vec<VHost>,
+    pub(crate) hosts: HostIndex,
+}
+
+/// Label selector: every `(key, value)` must be among the client's labels.
+pub(crate) type Labels = Vec<(Box<str>, Box<str>)>;
+
+/// A mesh namespace's views: Sidecar-selected ones first, then the default.
+pub(crate) struct NamespaceViews {
+    pub(crate) sidecars: Vec<(Labels, u32)>,
+    pub(crate) default_view: u32,
+}
+
+/// View selection (docs/ir.md "View selection").
+pub(crate) struct Views {
+    pub(crate) namespaces: AHashMap<Box<str>, NamespaceViews>,
+    pub(crate) other_view: Option<u32>,
+    /// Gateway name → (listener port, view), sorted by port.
+    pub(crate) gateways: AHashMap<Box<str>, Vec<(u16, u32)>>,
+}
+
+/// The view a request uses, and the listener port when the view selection fixed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Selected {
+    pub(crate) view: u32,
+    pub(crate) port: Option<u16>,
+}
+
+// === impl Views ===
+
+impl Views {
+    /// `mesh`: the namespace's first Sidecar whose labels the client carries, else its default
+    /// view; an unknown namespace gets `other_view`. A gateway: its view for the listener port.
+    /// `None` means 404 (unknown gateway, port, or no view for other namespaces).
+    pub(crate) fn select(&self, req: &Prepared<'_>) -> Option<Selected> {
+        let r = req.req;
+        if r.gateway == "mesh" {
+            let ns = r.source_namespace.unwrap_or("default");
+            let view = match self.namespaces.get(ns) {
+                Some(nv) => nv
+                    .sidecars
+                    .iter()
+                    .find(|(labels, _)| {
+                        labels.iter().all(|(k, v)| {
+                            r.source_labels
+                                .iter()
+                                .any(|(ck, cv)| *ck == &**k && *cv == &**v)
+                        })
+                    })
+                    .map_or(nv.default_view, |(_, view)| *view),
+                None => self.other_view?,
+            };
+            return Some(Selected { view, port: None });
+        }
+        let ports = self.gateways.get(r.gateway)?;
+        // Listener port: the argument, the authority's port, the gateway's only port, or the
+        // scheme's default.
+        let port = match (r.port.or(req.authority_port), ports.as_slice()) {
+            (Some(p), _) => p,
+            (None, [(only, _)]) => *only,
+            (None, _) => default_port(req),
+        };
+        let pos = ports.binary_search_by_key(&port, |(p, _)| *p).ok()?;
+        Some(Selected {
+            view: ports[pos].1,
+            port: Some(port),
+        })
+    }
+}
+
+/// The listener port of a mesh request: the argument, the authority's port, the view's only
+/// port, the vhost's service port, else 80 / 443 by scheme.
+pub(crate) fn mesh_listener_port(req: &Prepared<'_>, view: &View, vhost: Option<&VHost>) -> u16 {
+    req.req
+        .port
+        .or(req.authority_port)
+        .or(match view.ports.as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        })
+        .or(vhost.and_then(|v| v.default_port))
+        .unwrap_or_else(|| default_port(req))
+}
+
+fn default_port(req: &Prepared<'_>) -> u16 {
+    if req.is_https() {
+        443
+    } else {
+        80
+    }
+}

@@ -102,8 +102,8 @@ def test_gateway_names_resolve_with_vs_namespace_and_unknown_is_error() -> None:
     assert info.http[0]["match"][0]["gateways"] == ["a/gw2"]
     unknown = [d for d in index.diagnostics if d.code == "vs-gateway-unknown"]
     assert [(d.severity.value, d.path) for d in unknown] == [
-        ("error", ("spec", "gateways", 1)),
-        ("error", ("spec", "http", 0, "match", 0, "gateways", 0)),
+        ("warning", ("spec", "gateways", 1)),
+        ("warning", ("spec", "http", 0, "match", 0, "gateways", 0)),
     ]
 
 
@@ -347,7 +347,7 @@ def test_cross_resource_diagnostics_all_reported_with_paths() -> None:
     )
     found = {(d.code, d.severity.value, d.path) for d in index.diagnostics if d.name in ("bad", "ghost")}
     assert found == {
-        ("vs-subset-undefined", "error", ("spec", "http", 0, "route", 0, "destination", "subset")),
+        ("vs-subset-undefined", "warning", ("spec", "http", 0, "route", 0, "destination", "subset")),
         ("vs-host-unknown", "warning", ("spec", "http", 0, "route", 1, "destination", "host")),
         ("vs-port-required", "warning", ("spec", "http", 0, "route", 2, "destination")),
         ("dr-host-unknown", "warning", ("spec", "host")),

@@ -41,7 +41,8 @@ def _gateways(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagnostic
                 ]
     for path, ref in refs:
         if ref != MESH and ref not in index.gateways:
-            yield vs.resource.error(
+            # A warning, as in istioctl analyze's spirit: Istio admits it and the rule simply binds nowhere.
+            yield vs.resource.warning(
                 "vs-gateway-unknown", path, f"gateway {ref} does not exist; rules bound to it are never used"
             )
 
@@ -79,7 +80,9 @@ def _destinations(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagno
                 and subset
                 and not index.rules.defines_subset(host, subset, vs.namespace, svc.namespace if svc else None)
             ):
-                yield vs.resource.error(
+                # A warning, not an error: Istio admits the VS and answers 503 until a DR defines the
+                # subset ("make-before-break"); meshroute must load it to show that outcome.
+                yield vs.resource.warning(
                     "vs-subset-undefined",
                     (*path, "subset"),
                     f"no DestinationRule visible from {vs.namespace} defines subset "

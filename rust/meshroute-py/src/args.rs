@@ -30,9 +30,12 @@ impl<'py> Pairs<'py> {
             }
         } else {
             for item in obj.try_iter()? {
-                let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) = item?
-                    .extract()
-                    .map_err(|_| PyTypeError::new_err(format!("{what} must be a dict or (name, value) pairs")))?;
+                let (k, v): (Bound<'py, PyAny>, Bound<'py, PyAny>) =
+                    item?.extract().map_err(|_| {
+                        PyTypeError::new_err(format!(
+                            "{what} must be a dict or (name, value) pairs"
+                        ))
+                    })?;
                 items.push((as_str(k, what)?, as_str(v, what)?));
             }
         }
@@ -41,11 +44,18 @@ impl<'py> Pairs<'py> {
 
     /// Borrowed views, valid while `self` lives.
     pub(crate) fn views(&self) -> PyResult<Vec<(&str, &str)>> {
-        self.items.iter().map(|(k, v)| Ok((k.to_str()?, v.to_str()?))).collect()
+        self.items
+            .iter()
+            .map(|(k, v)| Ok((k.to_str()?, v.to_str()?)))
+            .collect()
     }
 }
 
 fn as_str<'py>(obj: Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyString>> {
-    obj.downcast_into::<PyString>()
-        .map_err(|e| PyTypeError::new_err(format!("{what}: names and values must be str, got {}", e.into_inner().get_type())))
+    obj.downcast_into::<PyString>().map_err(|e| {
+        PyTypeError::new_err(format!(
+            "{what}: names and values must be str, got {}",
+            e.into_inner().get_type()
+        ))
+    })
 }

@@ -29,7 +29,9 @@ impl Decision {
     /// "namespace/name" of the VirtualService whose route matched.
     #[getter]
     fn virtual_service(&self) -> Option<String> {
-        self.inner.virtual_service().map(|(ns, name)| format!("{ns}/{name}"))
+        self.inner
+            .virtual_service()
+            .map(|(ns, name)| format!("{ns}/{name}"))
     }
 
     #[getter]
@@ -83,7 +85,9 @@ impl Decision {
     /// The whole decision as plain data (dicts, lists, str, int, None).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let loads = py.import("json")?.getattr("loads")?;
-        Ok(loads.call1((self.inner.to_json(),))?.downcast_into::<PyDict>()?)
+        Ok(loads
+            .call1((self.inner.to_json(),))?
+            .downcast_into::<PyDict>()?)
     }
 
     fn __repr__(&self) -> String {

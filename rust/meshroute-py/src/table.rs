@@ -20,8 +20,8 @@ thread_local! {
 }
 
 /// The client context shared by every request of one call.
-struct Context<'py> {
-    scheme: Bound<'py, PyString>,
+struct Context<'a, 'py> {
+    scheme: &'a str,
     port: Option<u16>,
     gateway: String,
     source_labels: Pairs<'py>,
@@ -50,7 +50,9 @@ impl RouteTable {
         let table = py
             .allow_threads(|| core::RouteTable::from_json(ir))
             .map_err(|e| CompileError::new_err(e.to_string()))?;
-        Ok(RouteTable { inner: Arc::new(table) })
+        Ok(RouteTable {
+            inner: Arc::new(table),
+        })
     }
 
     /// Number of compiled HTTP routes.
@@ -64,11 +66,11 @@ impl RouteTable {
     #[allow(clippy::too_many_arguments)]
     fn route<'py>(
         &self,
-        host: &Bound<'py, PyString>,
-        path: &Bound<'py, PyString>,
-        method: &Bound<'py, PyString>,
+        host: &str,
+        path: &str,
+        method: &str,
         headers: Option<&Bound<'py, PyAny>>,
-        scheme: &Bound<'py, PyString>,
+        scheme: &str,
         port: Option<u16>,
         gateway: &str,
         source_labels: Option<&Bound<'py, PyAny>>,
@@ -76,13 +78,8 @@ impl RouteTable {
         seed: Option<u64>,
     ) -> PyResult<Decision> {
         let ctx = Context::new(scheme, port, gateway, source_labels, source_namespace)?;
-        let fields = Fields {
-            host: host.clone(),
-            path: Some(path.clone()),
-            method: Some(method.clone()),
-            headers: Pairs::extract(headers, "headers")?,
-        };
-        let decision = fields.with_request(&ctx, |req| match seed {
+        let headers = Pairs::extract(headers, "headers")?;
+        let decision = ctx.with_request(host, path, method, &headers, |req| match seed {
             Some(seed) => self.inner.route(req, &mut core::SplitMix64::new(seed)),
             None => THREAD_RNG.with_borrow_mut(|rng| self.inner.route(req, rng)),
         })?;
@@ -98,7 +95,7 @@ impl RouteTable {
         &self,
         py: Python<'py>,
         requests: &Bound<'py, PyAny>,
-        scheme: &Bound<'py, PyString>,
+        scheme: &str,
         port: Option<u16>,
         gateway: &str,
         source_labels: Option<&Bound<'py, PyAny>>,
@@ -125,30 +122,25 @@ impl RouteTable {
     #[allow(clippy::too_many_arguments)]
     fn explain<'py>(
         &self,
-        host: &Bound<'py, PyString>,
-        path: &Bound<'py, PyString>,
-        method: &Bound<'py, PyString>,
+        host: &str,
+        path: &str,
+        method: &str,
         headers: Option<&Bound<'py, PyAny>>,
-        scheme: &Bound<'py, PyString>,
+        scheme: &str,
         port: Option<u16>,
         gateway: &str,
         source_labels: Option<&Bound<'py, PyAny>>,
         source_namespace: Option<&Bound<'py, PyString>>,
     ) -> PyResult<String> {
         let ctx = Context::new(scheme, port, gateway, source_labels, source_namespace)?;
-        let fields = Fields {
-            host: host.clone(),
-            path: Some(path.clone()),
-            method: Some(method.clone()),
-            headers: Pairs::extract(headers, "headers")?,
-        };
-        fields.with_request(&ctx, |req| self.inner.explain(req))
+        let headers = Pairs::extract(headers, "headers")?;
+        ctx.with_request(host, path, method, &headers, |req| self.inner.explain(req))
     }
 }
 
-impl<'py> Context<'py> {
+impl<'a, 'py> Context<'a, 'py> {
     fn new(
-        scheme: &Bound<'py, PyString>,
+        scheme: &'a str,
         port: Option<u16>,
         gateway: &str,
         source_labels: Option<&Bound<'py, PyAny>>,
@@ -159,12 +151,14 @@ impl<'py> Context<'py> {
         let gateway = if gateway == "mesh" || gateway.contains('/') {
             gateway.to_owned()
         } else if gateway.is_empty() {
-            return Err(PyValueError::new_err("gateway must be 'mesh' or a Gateway name"));
+            return Err(PyValueError::new_err(
+                "gateway must be 'mesh' or a Gateway name",
+            ));
         } else {
             format!("default/{gateway}")
         };
         Ok(Context {
-            scheme: scheme.clone(),
+            scheme,
             port,
             gateway,
             source_labels: Pairs::extract(source_labels, "source_labels")?,
@@ -173,14 +167,50 @@ impl<'py> Context<'py> {
     }
 }
 
+impl<'py> Context<'_, 'py> {
+    /// Borrow the context's strings and run `f` on the core request.
+    fn with_request<T>(
+        &self,
+        authority: &str,
+        path: &str,
+        method: &str,
+        headers: &Pairs<'py>,
+        f: impl FnOnce(&core::Request<'_>) -> T,
+    ) -> PyResult<T> {
+        let headers = headers.views()?;
+        let labels = self.source_labels.views()?;
+        let req = core::Request {
+            authority,
+            path,
+            method,
+            scheme: self.scheme,
+            headers: &headers,
+            port: self.port,
+            gateway: &self.gateway,
+            source_labels: &labels,
+            source_namespace: match &self.source_namespace {
+                Some(ns) => Some(ns.to_str()?),
+                None => None,
+            },
+        };
+        Ok(f(&req))
+    }
+}
+
 impl<'py> Fields<'py> {
     fn from_item(item: &Bound<'py, PyAny>) -> PyResult<Self> {
         if let Ok(tuple) = item.downcast::<PyTuple>() {
             let get = |i: usize| -> PyResult<Option<Bound<'py, PyAny>>> {
-                if i < tuple.len() { Ok(Some(tuple.get_item(i)?)) } else { Ok(None) }
+                if i < tuple.len() {
+                    Ok(Some(tuple.get_item(i)?))
+                } else {
+                    Ok(None)
+                }
             };
             if tuple.is_empty() || tuple.len() > 4 {
-                return Err(PyTypeError::new_err("a request tuple is (host, path[, method[, headers]])"));
+                return Err(PyTypeError::new_err(
+                    "a request tuple is (host, path[, method[, headers]])",
+                ));
             }
             return Ok(Fields {
                 host: str_of(get(0)?.as_ref(), "host")?.expect("len checked"),
@@ -200,31 +230,40 @@ impl<'py> Fields<'py> {
             });
         }
         if let Ok(host) = item.downcast::<PyString>() {
-            return Ok(Fields { host: host.clone(), path: None, method: None, headers: Pairs::extract(None, "")? });
+            return Ok(Fields {
+                host: host.clone(),
+                path: None,
+                method: None,
+                headers: Pairs::extract(None, "")?,
+            });
         }
-        Err(PyTypeError::new_err("each request must be a tuple (host, path[, method[, headers]]), a dict or a host str"))
+        Err(PyTypeError::new_err(
+            "each request must be a tuple (host, path[, method[, headers]]), a dict or a host str",
+        ))
     }
 
-    /// Borrow everything as `&str` and run `f` on the core request.
-    fn with_request<T>(&self, ctx: &Context<'py>, f: impl FnOnce(&core::Request<'_>) -> T) -> PyResult<T> {
-        let headers = self.headers.views()?;
-        let labels = ctx.source_labels.views()?;
-        let req = core::Request {
-            authority: self.host.to_str()?,
-            path: match &self.path { Some(p) => p.to_str()?, None => "/" },
-            method: match &self.method { Some(m) => m.to_str()?, None => "GET" },
-            scheme: ctx.scheme.to_str()?,
-            headers: &headers,
-            port: ctx.port,
-            gateway: &ctx.gateway,
-            source_labels: &labels,
-            source_namespace: match &ctx.source_namespace { Some(ns) => Some(ns.to_str()?), None => None },
+    /// Borrow the request's strings and run `f` on the core request.
+    fn with_request<T>(
+        &self,
+        ctx: &Context<'_, 'py>,
+        f: impl FnOnce(&core::Request<'_>) -> T,
+    ) -> PyResult<T> {
+        let path = match &self.path {
+            Some(p) => p.to_str()?,
+            None => "/",
         };
-        Ok(f(&req))
+        let method = match &self.method {
+            Some(m) => m.to_str()?,
+            None => "GET",
+        };
+        ctx.with_request(self.host.to_str()?, path, method, &self.headers, f)
     }
 }
 
-fn str_of<'py>(obj: Option<&Bound<'py, PyAny>>, what: &str) -> PyResult<Option<Bound<'py, PyString>>> {
+fn str_of<'py>(
+    obj: Option<&Bound<'py, PyAny>>,
+    what: &str,
+) -> PyResult<Option<Bound<'py, PyString>>> {
     match obj {
         None => Ok(None),
         Some(o) if o.is_none() => Ok(None),

@@ -29,7 +29,7 @@ def render_decision(decision: Decision, trace: dict[str, Any], method: str, host
         name = f" {d['route_name']!r}" if d.get("route_name") else ""
         out.append(
             f"   VirtualService {d['virtual_service']}, http[{d['route_index']}]{name},"
-            f" match[{d.get('match_index')}]"
+            f" {_block(d.get('match_index'))}"
         )
     elif d["outcome"] == "route":
         out.append("   default route: no VirtualService route applies to this client")
@@ -39,8 +39,12 @@ def render_decision(decision: Decision, trace: dict[str, Any], method: str, host
         out.append("why:")
         for step in steps:
             where = f"{step.get('virtual_service')} http[{step.get('route_index')}]"
-            out.append(f"   {where} match[{step.get('match_index')}]: {step.get('result')}")
+            out.append(f"   {where} {_block(step.get('match_index'))}: {step.get('result')}")
     return "\n".join(out)
+
+
+def _block(index: object) -> str:
+    return "(no match: catch-all)" if index is None else f"match[{index}]"
 
 
 def _headline(d: dict[str, Any]) -> str:

@@ -3,6 +3,8 @@
 from collections.abc import Iterable, Mapping
 from typing import Any, final
 
+__all__ = ["CompileError", "Decision", "RouteTable", "__version__"]
+
 __version__: str
 
 class CompileError(ValueError):

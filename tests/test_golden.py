@@ -32,11 +32,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import meshroute
 import pytest
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+
+import meshroute
 
 from .conftest import SAMPLES
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import meshroute
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
+import meshroute
 
 from .oracle import Oracle, Outcome, Request
 

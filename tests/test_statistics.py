@@ -15,9 +15,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import meshroute
 import pytest
 import yaml
+
+import meshroute
 
 N = 100_000
 TOLERANCE = 0.01  # ±1 pp, > 6 binomial sd at N = 1e5 (see module docstring)

@@ -72,9 +72,10 @@ impl Redirect {
             (Some(p), _) => Some(p),
             (None, Some(DerivePort::FromRequestPort)) => Some(listener_port),
             (None, Some(DerivePort::FromProtocolDefault)) => None,
-            // docs/ir.md: "when nothing port-related is set the original authority's port is
-            // kept" (also under a new `authority`, where Envoy would drop it). As Envoy does, a
-            // scheme change drops the old scheme's default port (http://h:80 → https://h).
+            // Envoy's host_redirect replaces host *and* port, so a new `authority` drops the
+            // request's port; otherwise the original port is kept, except that a scheme change
+            // drops the old scheme's default port (http://h:80 → https://h).
+            (None, None) if self.authority.is_some() => None,
             (None, None) => req.authority_port.filter(|&p| {
                 scheme.eq_ignore_ascii_case(req.req.scheme)
                     || default_port(req.req.scheme) != Some(p)
@@ -187,16 +188,10 @@ mod tests {
     }
 
     #[test]
-    fn authority_replaced_keeps_request_port_per_ir_contract() {
+    fn authority_replaced_drops_request_port_as_envoy_does() {
         let r = redirect(serde_json::json!({"authority": "b.com"}));
-        assert_eq!(
-            loc(&r, "http", "a.com:8080", "/p", 8080),
-            "http://b.com:8080/p"
-        );
-        assert_eq!(
-            loc(&r, "http", "[::1]:8080", "/p", 8080),
-            "http://b.com:8080/p"
-        );
+        assert_eq!(loc(&r, "http", "a.com:8080", "/p", 8080), "http://b.com/p");
+        assert_eq!(loc(&r, "http", "[::1]:8080", "/p", 8080), "http://b.com/p");
         assert_eq!(loc(&r, "http", "a.com", "/p", 8080), "http://b.com/p");
         let keep = redirect(serde_json::json!({"uri": "/x"}));
         assert_eq!(

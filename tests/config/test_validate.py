@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.load import Resource, load_paths
 from meshroute.config.validate import validate_resource, validate_resources

@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.load import Resource, load_text
 from meshroute.config.validate import normalize_spec, validate_resource

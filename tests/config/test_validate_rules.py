@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+
 from meshroute.config.diagnostics import Severity
 from meshroute.config.load import load_text
 from meshroute.config.validate import normalize_spec, parse_duration_ms, validate_resources

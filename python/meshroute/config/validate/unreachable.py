@@ -16,6 +16,11 @@ from meshroute.config.validate.context import Ctx, items, mapping
 # fields of an HTTP match that do not change which requests it selects
 _NON_MATCHING = ("name", "statPrefix")
 
+# Earlier prefix (or uri-less) matches, grouped by their other conditions, then by prefix, with the
+# first route index that has it: covering checks cost O(len(path)) instead of O(routes), so a
+# 10 000-route VirtualService validates in linear time.
+_Prefixes = dict[str, dict[str, int]]
+
 
 def analyze(ctx: Ctx, spec: dict[str, Any]) -> None:
     """V10 for ``http``, ``tls`` and ``tcp`` route lists."""
@@ -29,7 +34,7 @@ def _key(match: dict[str, Any]) -> str:
 
 def _analyze_list(ctx: Ctx, route_list: Any, path: Path, *, http: bool) -> None:
     seen: dict[str, int] = {}
-    earlier: list[tuple[int, dict[str, Any]]] = []
+    earlier: _Prefixes = {}
     catch_all: int | None = None
     for i, route in items(route_list):
         rpath = (*path, i)
@@ -57,7 +62,7 @@ def _analyze_matches(
     matches: list[Any],
     rpath: Path,
     seen: dict[str, int],
-    earlier: list[tuple[int, dict[str, Any]]],
+    earlier: _Prefixes,
     *,
     http: bool,
 ) -> int:
@@ -77,7 +82,7 @@ def _analyze_matches(
             used += 1
             continue
         # earlier blocks of the same route share its action, so covering them is harmless
-        cover = _covering_prefix(match, [e for e in earlier if e[0] != index]) if http else None
+        cover = _covering_prefix(match, earlier, index) if http else None
         if cover is not None:
             ctx.warning(
                 "vs-match-shadowed",
@@ -87,27 +92,33 @@ def _analyze_matches(
             )
             used += 1
         seen[key] = index
-        earlier.append((index, match))
+        _remember(match, earlier, index)
     return used
 
 
-def _covering_prefix(match: dict[str, Any], earlier: list[tuple[int, dict[str, Any]]]) -> int | None:
-    """Index of an earlier route whose match has a ``uri`` prefix (or no ``uri``) that covers this
-    match's exact/prefix ``uri``, with every other condition identical."""
+def _covering_prefix(match: dict[str, Any], earlier: _Prefixes, index: int) -> int | None:
+    """Index of the first earlier route (other than ``index``) whose match has a ``uri`` prefix (or
+    no ``uri``) that covers this match's exact/prefix ``uri``, with every other condition identical."""
     uri = mapping(match.get("uri"))
     target = uri.get("prefix", uri.get("exact"))
     if "regex" in uri or (uri and target is None):
         return None
-    target = target or ""
-    rest = _rest(match)
-    for index, other in earlier:
-        other_uri = mapping(other.get("uri"))
-        if other_uri and set(other_uri) != {"prefix"}:
-            continue
-        prefix = other_uri.get("prefix", "")
-        if isinstance(prefix, str) and target.startswith(prefix) and _rest(other) == rest:
-            return index
-    return None
+    target = target if isinstance(target, str) else ""
+    prefixes = earlier.get(_rest(match))
+    if not prefixes:
+        return None
+    found = [i for n in range(len(target) + 1) if (i := prefixes.get(target[:n])) is not None and i != index]
+    return min(found, default=None)
+
+
+def _remember(match: dict[str, Any], earlier: _Prefixes, index: int) -> None:
+    """Record ``match`` if it can cover later matches (a ``uri`` prefix, or no ``uri`` at all)."""
+    uri = mapping(match.get("uri"))
+    if uri and set(uri) != {"prefix"}:
+        return
+    prefix = uri.get("prefix", "")
+    if isinstance(prefix, str):
+        earlier.setdefault(_rest(match), {}).setdefault(prefix, index)
 
 
 def _rest(match: dict[str, Any]) -> str:

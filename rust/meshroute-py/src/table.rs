@@ -1,5 +1,6 @@
 //! `RouteTable`: a frozen handle on an immutable compiled table (`Arc`), shared by every thread.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -23,7 +24,8 @@ thread_local! {
 struct Context<'a, 'py> {
     scheme: &'a str,
     port: Option<u16>,
-    gateway: String,
+    // Borrowed in the common case: the hot path must not allocate for "mesh" or "ns/name".
+    gateway: Cow<'a, str>,
     source_labels: Pairs<'py>,
     source_namespace: Option<Bound<'py, PyString>>,
 }
@@ -142,20 +144,20 @@ impl<'a, 'py> Context<'a, 'py> {
     fn new(
         scheme: &'a str,
         port: Option<u16>,
-        gateway: &str,
+        gateway: &'a str,
         source_labels: Option<&Bound<'py, PyAny>>,
         source_namespace: Option<&Bound<'py, PyString>>,
     ) -> PyResult<Self> {
         // Istio resolves a bare gateway name in the namespace of the referring resource; a caller
         // naming a gateway has no namespace of its own, so "default" stands in (as kubectl would).
         let gateway = if gateway == "mesh" || gateway.contains('/') {
-            gateway.to_owned()
+            Cow::Borrowed(gateway)
         } else if gateway.is_empty() {
             return Err(PyValueError::new_err(
                 "gateway must be 'mesh' or a Gateway name",
             ));
         } else {
-            format!("default/{gateway}")
+            Cow::Owned(format!("default/{gateway}"))
         };
         Ok(Context {
             scheme,

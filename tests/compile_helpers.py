@@ -6,45 +6,21 @@ use (exact/prefix uri, exact/present headers, config-time filters); the real eva
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
-import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _import_without_extension() -> None:
-    """The package ``__init__`` imports the Rust extension; the compiler does not need it, so when it
-    is not built yet, load the pure-Python subpackages without running that ``__init__``."""
-    try:
-        importlib.import_module("meshroute")
-    except ImportError:
-        pkg = types.ModuleType("meshroute")
-        pkg.__path__ = [str(REPO / "python" / "meshroute")]
-        sys.modules["meshroute"] = pkg
-
-
-_import_without_extension()
-
-from meshroute.compile import compile_config  # noqa: E402
-from meshroute.config.diagnostics import Diagnostic  # noqa: E402
-from meshroute.config.load import Resource, load_paths, load_text  # noqa: E402
+from meshroute.compile import compile_config
+from meshroute.config.diagnostics import Diagnostic
+from meshroute.config.load import Resource, load_paths, load_text
+from tests.conftest import BOOKINFO, shared_dir
 
 
 def shared() -> Path:
-    """``shared/`` beside the repo, or $MESHROUTE_SHARED. Missing is a broken checkout: fail."""
-    env = os.environ.get("MESHROUTE_SHARED")
-    path = Path(env) if env else (REPO / ".." / "shared").resolve()
-    if not (path / "istio-samples").is_dir():
-        raise RuntimeError(f"shared/istio-samples not found at {path}; set MESHROUTE_SHARED")
-    return path
+    """``shared/`` beside the repo (see ``tests.conftest.shared_dir``)."""
+    return shared_dir()
 
 
-BOOKINFO = shared() / "istio-samples" / "bookinfo"
 BOOKINFO_APP = BOOKINFO / "platform" / "kube" / "bookinfo.yaml"
 BOOKINFO_DRS = BOOKINFO / "networking" / "destination-rule-all.yaml"
 

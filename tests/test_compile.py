@@ -1,4 +1,3 @@
-# ruff: noqa: I001
 """compile_config: resources -> the docs/ir.md IR. Bookinfo end to end, then one behaviour per test."""
 
 from __future__ import annotations
@@ -8,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from meshroute.compile import compile_config
 
 # compile_helpers first: it makes meshroute importable while the Rust extension is not built.
 from tests.compile_helpers import (
@@ -24,8 +25,6 @@ from tests.compile_helpers import (
     view_id,
     walk,
 )
-from meshroute.compile import compile_config
-
 
 NET = BOOKINFO / "networking"
 REVIEWS = "reviews.default.svc.cluster.local"

@@ -1,4 +1,3 @@
-# ruff: noqa: I001
 """The cross-referenced model (meshroute.config.index and its helpers): duplicates, visibility,
 Sidecar imports, delegates, DestinationRule lookup/merge/effective policy, diagnostics."""
 
@@ -9,12 +8,13 @@ import importlib
 
 import pytest
 
-# compile_helpers first: it makes meshroute importable while the Rust extension is not built.
-from tests.compile_helpers import BOOKINFO_APP, BOOKINFO_DRS, codes, files, resources, service
 from meshroute.config.delegate import has_conflict, merge_matches, merge_route
 from meshroute.config.hosts import gateway_ref, k8s_aliases, matches, most_specific
 from meshroute.config.index import build_index, pick_for_host
 from meshroute.config.policy import effective_policy
+
+# compile_helpers first: it makes meshroute importable while the Rust extension is not built.
+from tests.compile_helpers import BOOKINFO_APP, BOOKINFO_DRS, codes, files, resources, service
 
 
 def vs(name: str, ns: str = "default", body: str = "", hosts: str = "[reviews]") -> str:
@@ -52,7 +52,6 @@ def test_host_helpers() -> None:
         "meshroute.config.policy",
         "meshroute.config.extras",
         "meshroute.config.httproute",
-        "meshroute.config._normalize",
         "meshroute.config.registry",
         "meshroute.config.index",
         "meshroute.compile",

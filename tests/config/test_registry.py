@@ -1,11 +1,11 @@
-# ruff: noqa: I001
 """The service registry (meshroute.config.registry): Kubernetes services, ServiceEntries, endpoints."""
 
 from __future__ import annotations
 
+from meshroute.config.registry import build_registry
+
 # compile_helpers first: it makes meshroute importable while the Rust extension is not built.
 from tests.compile_helpers import BOOKINFO_APP, files, resources, service
-from meshroute.config.registry import build_registry
 
 
 def test_bookinfo_services_hosts_ports_and_workloads() -> None:

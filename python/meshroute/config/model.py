@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshroute.config._normalize import normalize
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.hosts import MESH, exported_to, fqdn, gateway_ref, intersect
 from meshroute.config.load import Resource
+from meshroute.config.validate.fields import normalize_spec as normalize
 
 Order = tuple[str, int]  # (creationTimestamp or "", position in the input): oldest first
 

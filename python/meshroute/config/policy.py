@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshroute.config._normalize import normalize
 from meshroute.config.hosts import ROOT_NAMESPACE, exported_to, fqdn, most_specific
 from meshroute.config.load import Resource
+from meshroute.config.validate.fields import normalize_spec as normalize
 
 Policy = dict[str, Any]
 # The four blocks a port-level entry (and a subset) replaces wholesale (§3.2).

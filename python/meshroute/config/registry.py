@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshroute.config._normalize import camel_spec, normalize
 from meshroute.config.hosts import exported_to, is_wildcard, matches
 from meshroute.config.load import Resource
+from meshroute.config.validate.fields import normalize_spec as normalize
 
 EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"})
@@ -147,12 +147,10 @@ def _spec(res: Resource) -> dict[str, Any]:
 
 def _body(res: Resource) -> dict[str, Any]:
     """Endpoints/EndpointSlice keep their data at the document top level (``subsets``,
-    ``endpoints``), not under ``spec``; read it from ``spec`` or from a raw document if the loader
-    kept one (``Resource.spec`` alone drops those keys)."""
-    raw = getattr(res, "document", None) or getattr(res, "raw", None)
-    body = raw if isinstance(raw, dict) else res.spec
-    out = camel_spec(body)
-    return out if isinstance(out, dict) else {}
+    ``endpoints``), not under ``spec``. Kubernetes field names are camelCase only, so no
+    normalisation applies."""
+    body = res.document or res.spec
+    return dict(body) if isinstance(body, dict) else {}
 
 
 def _labels(value: Any) -> dict[str, str]:

@@ -1,0 +1,30 @@
+"""The Envoy ext_proc server (``meshroute serve``); ``docs/envoy.md`` is its contract with Envoy."""
+
+from __future__ import annotations
+
+CLUSTER_HEADER = "x-meshroute-cluster"
+HASH_HEADER = "x-meshroute-hash"
+EXTPROC_CLUSTER = "meshroute_extproc"
+
+
+def addresses(listen: str, workers: int = 1) -> list[str]:
+    """The listen address of each serve worker; envoy-config lists the same ones as endpoints.
+
+    >>> addresses("unix:/tmp/m.sock")
+    ['unix:/tmp/m.sock']
+    >>> addresses("unix:/tmp/m.sock", 2)
+    ['unix:/tmp/m.sock.0', 'unix:/tmp/m.sock.1']
+    >>> addresses("127.0.0.1:9000", 2)
+    ['127.0.0.1:9000', '127.0.0.1:9001']
+    """
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
+    if listen.startswith("unix:"):
+        return [listen] if workers == 1 else [f"{listen}.{i}" for i in range(workers)]
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"listen address must be unix:/path or HOST:PORT, got {listen!r}")
+    base = int(port)
+    if not 0 < base <= 65536 - workers:
+        raise ValueError(f"port out of range in {listen!r}")
+    return [f"{host}:{base + i}" for i in range(workers)]

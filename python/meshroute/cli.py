@@ -1,4 +1,5 @@
-"""The ``meshroute`` command: validate, route (explain one request), demo."""
+"""The ``meshroute`` command: validate, route (explain one request), serve (ext_proc),
+envoy-config (Envoy bootstrap), demo."""
 
 from __future__ import annotations
 
@@ -46,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="seed for weighted picks and fault percentages")
     r.add_argument("--json", action="store_true", help="print Decision.to_dict() as JSON")
     r.set_defaults(func=_route)
+
+    from meshroute.envoy.cli import add_parser as add_envoy_config
+    from meshroute.extproc.cli import add_parser as add_serve
+
+    add_serve(sub)
+    add_envoy_config(sub)
 
     d = sub.add_parser("demo", help="replay Istio's Bookinfo traffic tasks on the shipped config")
     d.set_defaults(func=_demo)

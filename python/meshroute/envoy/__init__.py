@@ -1,0 +1,1 @@
+"""Envoy bootstrap generation (``meshroute envoy-config``); ``docs/envoy.md`` is the contract."""

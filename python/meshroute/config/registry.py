@@ -3,13 +3,14 @@
 Sources: Kubernetes ``Service`` (host ``name.ns.svc.<domain>``), ``Endpoints``/``EndpointSlice``
 (addresses), workload templates and ``Pod`` labels (only to tell whether a subset selects anything),
 ``ServiceEntry`` (hosts as written, incl. wildcards) with its ``endpoints`` or ``workloadSelector``
-over ``WorkloadEntry`` objects of its namespace.
+over ``WorkloadEntry`` objects of its namespace; a Kubernetes Service's ``selector`` also selects
+WorkloadEntries of its namespace, as in Istio.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from meshroute.config.hosts import exported_to, is_wildcard, matches
@@ -131,7 +132,8 @@ def build_registry(resources: Iterable[Resource], domain: str = "cluster.local")
     external: list[Service] = []
     for res in resources:
         if res.kind == "Service" and res.api_version == "v1":
-            k8s.append(_k8s_service(res, addresses.get((res.namespace, res.name), ()), domain))
+            svc = _k8s_service(res, addresses.get((res.namespace, res.name), ()), domain)
+            k8s.append(_with_workload_entries(svc, entries))
         elif res.is_istio and res.kind == "ServiceEntry":
             external.extend(_service_entry(res, entries))
     for res in entries:
@@ -262,6 +264,20 @@ def _k8s_service(res: Resource, endpoints: tuple[Endpoint, ...], domain: str) ->
         selector=_labels(spec.get("selector")),
         endpoints=endpoints,
     )
+
+
+def _with_workload_entries(svc: Service, entries: Sequence[Resource]) -> Service:
+    """Istio also selects WorkloadEntries (same namespace) with a Kubernetes Service's selector."""
+    if not svc.selector:
+        return svc
+    selected = tuple(
+        ep
+        for we in entries
+        if we.namespace == svc.namespace
+        for ep in [_se_endpoint(_spec(we))]
+        if ep and _subset(svc.selector, ep.labels)
+    )
+    return replace(svc, endpoints=svc.endpoints + selected) if selected else svc
 
 
 def _se_endpoint(raw: Any) -> Endpoint | None:

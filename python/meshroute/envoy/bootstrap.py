@@ -1,0 +1,75 @@
+"""``build_bootstrap``: Istio config → a static Envoy bootstrap (a plain dict, YAML-dumpable).
+
+Listeners (:mod:`.listeners`) all hand every request to serve over ext_proc; clusters
+(:mod:`.clusters`, :mod:`.endpoints`) carry the DestinationRule policy; docs/envoy.md is the
+contract with serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from meshroute.config import Analysis
+from meshroute.config.diagnostics import Diagnostic, Severity
+from meshroute.config.index import build_index
+from meshroute.config.load import Resource
+from meshroute.envoy.clusters import builtin_clusters, extproc_cluster, service_clusters
+from meshroute.envoy.common import Json, socket_address
+from meshroute.envoy.listeners import MESH_LISTENER, gateway_listeners, mesh_listener
+from meshroute.envoy.options import Options
+from meshroute.errors import ConfigError
+
+__all__ = ["Generated", "Options", "build", "build_bootstrap"]
+
+
+@dataclass
+class Generated:
+    """The bootstrap plus what could not be expressed in it (skipped servers, untranslated TLS…)."""
+
+    config: Json
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def build(source: Analysis | Iterable[Resource], options: Options | None = None) -> Generated:
+    """Build the bootstrap; an :class:`Analysis` with errors raises :class:`ConfigError`.
+
+    Resources passed directly are taken as already validated (as ``analyze`` admits them).
+    """
+    options = options or Options()
+    if isinstance(source, Analysis):
+        if not source.ok:
+            raise ConfigError(source.diagnostics)
+        resources = list(source.resources)
+    else:
+        resources = list(source)
+    index = build_index(resources, options.domain)
+    warnings: list[Diagnostic] = []
+    taken = {options.admin_port: "the admin interface"}
+    listeners: list[Json] = []
+    if options.mesh_port in taken:
+        warnings.append(
+            Diagnostic(
+                Severity.WARNING, "envoy-port-conflict", "mesh port equals the admin port; no mesh listener"
+            )
+        )
+    else:
+        taken[options.mesh_port] = MESH_LISTENER
+        listeners.append(mesh_listener(options))
+    gateways = gateway_listeners(index, options, taken)
+    listeners.extend(gateways.listeners)
+    warnings.extend(gateways.diagnostics)
+    services = service_clusters(index, options)
+    warnings.extend(services.diagnostics)
+    clusters = [extproc_cluster(options.extproc), *builtin_clusters(), *services.clusters]
+    config: Json = {
+        "node": {"id": "meshroute", "cluster": "meshroute"},
+        "admin": {"address": socket_address(options.bind_address, options.admin_port)},
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    }
+    return Generated(config, warnings)
+
+
+def build_bootstrap(source: Analysis | Iterable[Resource], options: Options | None = None) -> Json:
+    """The bootstrap dict alone (see :func:`build` for the warnings)."""
+    return build(source, options).config

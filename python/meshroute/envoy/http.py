@@ -1,0 +1,157 @@
+"""The HTTP connection manager every listener shares (docs/envoy.md "Envoy side"):
+ext_proc → fault → router, and one catch-all route whose cluster comes from serve's header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from meshroute.envoy.common import Json, typed
+from meshroute.envoy.options import Options
+from meshroute.extproc import CLUSTER_HEADER, EXTPROC_CLUSTER, HASH_HEADER
+
+EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
+FAULT_FILTER = "envoy.filters.http.fault"
+ROUTER_FILTER = "envoy.filters.http.router"
+# gRPC initial-metadata keys carrying the client context to serve (docs/envoy.md).
+LISTENER_KEY = "x-meshroute-listener"
+PORT_KEY = "x-meshroute-port"
+SOURCE_NAMESPACE_KEY = "x-meshroute-source-namespace"
+SOURCE_LABELS_KEY = "x-meshroute-source-labels"
+# What a fail-closed ext_proc answers when serve is unreachable or errors (docs/envoy.md).
+STATUS_ON_ERROR = 503
+ACCESS_LOG_FORMAT = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% '
+    "%RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% "
+    '"%REQ(:AUTHORITY)%" %DURATION%ms listener=%DOWNSTREAM_LOCAL_PORT%\n'
+)
+
+
+def catch_all_route() -> Json:
+    """The only route: serve names the cluster; the control headers never reach the upstream."""
+    return {
+        "name": "meshroute",
+        "match": {"prefix": "/"},
+        "route": {
+            "cluster_header": CLUSTER_HEADER,
+            "timeout": "0s",  # Istio: no route timeout unless the VirtualService sets one
+            "hash_policy": [{"header": {"header_name": HASH_HEADER}}],
+        },
+        "request_headers_to_remove": [CLUSTER_HEADER, HASH_HEADER],
+    }
+
+
+def catch_all_vhost(domains: Sequence[str] = ("*",)) -> Json:
+    return {
+        "name": "meshroute",
+        "domains": list(domains),
+        "routes": [catch_all_route()],
+        "include_request_attempt_count": True,
+    }
+
+
+def redirect_vhost(domains: Sequence[str]) -> Json:
+    """Gateway ``tls.httpsRedirect``: 301 to https:// for these hosts.
+
+    Istio sets ``require_tls: ALL`` on the virtual host. That makes Envoy answer from a synthetic
+    route that carries no per-filter config, so ext_proc would still run first and, with serve
+    down, turn every redirect into 503. The same rule is written out as two routes instead:
+    requests already marked ``x-forwarded-proto: https`` (what ``require_tls`` lets through) get
+    the normal catch-all route, and everything else a redirect route with ext_proc off: nothing is
+    left for serve to decide, and a redirect must not depend on serve being up.
+    """
+    forwarded_https = {
+        **catch_all_route(),
+        "name": "forwarded_https",
+        "match": {
+            "prefix": "/",
+            "headers": [{"name": "x-forwarded-proto", "string_match": {"exact": "https"}}],
+        },
+    }
+    redirect = {
+        "name": "https_redirect",
+        "match": {"prefix": "/"},
+        "redirect": {"https_redirect": True},  # response_code defaults to 301
+        "typed_per_filter_config": {
+            EXT_PROC_FILTER: typed("envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute", disabled=True)
+        },
+    }
+    return {"name": "https_redirect", "domains": list(domains), "routes": [forwarded_https, redirect]}
+
+
+def ext_proc_filter(stat_prefix: str, metadata: Sequence[tuple[str, str]], options: Options) -> Json:
+    """One ext_proc filter per listener, so its initial metadata (the client context) comes from
+    the listener and never from the client."""
+    grpc: Json = {"envoy_grpc": {"cluster_name": EXTPROC_CLUSTER}}
+    if metadata:
+        grpc["initial_metadata"] = [{"key": k, "value": v} for k, v in metadata]
+    config = typed(
+        "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+        grpc_service=grpc,
+        stat_prefix=stat_prefix,
+        failure_mode_allow=False,
+        status_on_error={"code": STATUS_ON_ERROR},
+        message_timeout=options.message_timeout,
+        route_cache_action="CLEAR",
+        mutation_rules={"allow_all_routing": True, "allow_envoy": True},
+        allow_mode_override=True,
+        processing_mode={
+            "request_header_mode": "SEND",
+            "response_header_mode": "SKIP",
+            "request_body_mode": "NONE",
+            "response_body_mode": "NONE",
+            "request_trailer_mode": "SKIP",
+            "response_trailer_mode": "SKIP",
+        },
+    )
+    return {"name": EXT_PROC_FILTER, "typed_config": config}
+
+
+def fault_filter() -> Json:
+    """Header-driven faults: serve decides Istio's percentage and sets the header only when the
+    fault fires, so the filter applies every header it sees."""
+    return {
+        "name": FAULT_FILTER,
+        "typed_config": typed(
+            "envoy.extensions.filters.http.fault.v3.HTTPFault",
+            delay={"header_delay": {}, "percentage": {"numerator": 100}},
+            abort={"header_abort": {}, "percentage": {"numerator": 100}},
+        ),
+    }
+
+
+def access_log(path: str) -> Json:
+    return {
+        "name": "envoy.access_loggers.file",
+        "typed_config": typed(
+            "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            path=path,
+            log_format={"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
+        ),
+    }
+
+
+def connection_manager(
+    stat_prefix: str, vhosts: Sequence[Json], metadata: Sequence[tuple[str, str]], options: Options
+) -> Json:
+    """The ``envoy.filters.network.http_connection_manager`` network filter."""
+    route_config: Json = {"name": stat_prefix, "virtual_hosts": list(vhosts)}
+    if any(d != "*" for vh in vhosts for d in vh["domains"]):
+        # Match "host:8080" against "host" without stripping the port that serve reads.
+        route_config["ignore_port_in_host_matching"] = True
+    hcm = typed(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        stat_prefix=stat_prefix,
+        codec_type="AUTO",
+        route_config=route_config,
+        http_filters=[
+            ext_proc_filter(stat_prefix, metadata, options),
+            fault_filter(),
+            {"name": ROUTER_FILTER, "typed_config": typed("envoy.extensions.filters.http.router.v3.Router")},
+        ],
+        # Istio's default path normalisation (meshConfig pathNormalization BASE).
+        normalize_path=True,
+        upgrade_configs=[{"upgrade_type": "websocket"}],
+        access_log=[access_log(options.access_log)],
+    )
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}

@@ -1,0 +1,201 @@
+"""Listeners: one per distinct Gateway server port, and the mesh (sidecar-style outbound) one.
+
+A Gateway port's listener binds the server's port number unless ``--bind-port PORT=BIND`` remaps
+it; ext_proc is always told the Gateway's own port. Plain HTTP servers share one filter chain
+(``httpsRedirect`` hosts get a redirect virtual host in it); each TLS-terminating server gets a
+filter chain of its own, chosen by SNI. Non-HTTP servers (TCP, TLS passthrough, …) are left out
+with a warning: serve only routes HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshroute.config.diagnostics import Diagnostic, Severity
+from meshroute.config.index import ConfigIndex
+from meshroute.config.load import Resource
+from meshroute.config.validate.fields import normalize_spec
+from meshroute.envoy.common import Json, socket_address, typed
+from meshroute.envoy.http import (
+    LISTENER_KEY,
+    PORT_KEY,
+    SOURCE_LABELS_KEY,
+    SOURCE_NAMESPACE_KEY,
+    catch_all_vhost,
+    connection_manager,
+    redirect_vhost,
+)
+from meshroute.envoy.options import Options
+from meshroute.envoy.tls import server_tls
+
+HTTP_PROTOCOLS = frozenset({"HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB"})
+MESH_LISTENER = "mesh_outbound"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+
+
+@dataclass
+class _Port:
+    """What the servers on one port ask for, in config order."""
+
+    plain_hosts: list[str] = field(default_factory=list)
+    redirect_hosts: list[str] = field(default_factory=list)
+    tls: list[tuple[list[str], Json, Resource, int]] = field(default_factory=list)
+
+
+@dataclass
+class Built:
+    listeners: list[Json] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def _hosts(raw: Any) -> list[str]:
+    """Server hosts without their ``namespace/`` part (that only binds VirtualServices)."""
+    out: list[str] = []
+    for entry in raw if isinstance(raw, list) else []:
+        if isinstance(entry, str):
+            host = entry.rpartition("/")[2].lower()
+            if host and host not in out:
+                out.append(host)
+    return out
+
+
+def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
+    ports: dict[int, _Port] = {}
+    for gw in index.gateways.values():
+        res = gw.resource
+        spec = normalize_spec(res.kind, res.spec)
+        servers = spec.get("servers") if isinstance(spec, Mapping) else None
+        for i, server in enumerate(servers if isinstance(servers, list) else []):
+            if not isinstance(server, Mapping) or not isinstance(server.get("port"), Mapping):
+                continue
+            number, protocol = server["port"].get("number"), str(server["port"].get("protocol", "")).upper()
+            if not isinstance(number, int) or isinstance(number, bool):
+                continue
+            path = ("spec", "servers", i)
+            if protocol not in HTTP_PROTOCOLS:
+                out.diagnostics.append(
+                    res.warning(
+                        "envoy-server-skipped",
+                        path,
+                        f"{protocol} server on port {number} is not HTTP; "
+                        "meshroute's Envoy only serves HTTP, so it gets no listener",
+                    )
+                )
+                continue
+            hosts = _hosts(server.get("hosts"))
+            raw_tls = server.get("tls")
+            tls: Mapping[str, Any] = raw_tls if isinstance(raw_tls, Mapping) else {}
+            port = ports.setdefault(number, _Port())
+            if protocol == "HTTPS" or (tls.get("mode") and not tls.get("httpsRedirect")):
+                result = server_tls(tls)
+                if result.socket is None:
+                    out.diagnostics.append(
+                        res.warning("envoy-server-skipped", path, f"port {number}: {result.warning}")
+                    )
+                    continue
+                port.tls.append((hosts, result.socket, res, i))
+            elif tls.get("httpsRedirect") is True:
+                port.redirect_hosts.extend(h for h in hosts if h not in port.redirect_hosts)
+            else:
+                port.plain_hosts.extend(h for h in hosts if h not in port.plain_hosts)
+    return {n: p for n, p in ports.items() if p.plain_hosts or p.redirect_hosts or p.tls}
+
+
+def _plain_vhosts(port: _Port) -> list[Json]:
+    """Redirect hosts first-come; the catch-all takes ``*`` unless a redirect server has it."""
+    vhosts: list[Json] = []
+    redirect = list(port.redirect_hosts)
+    plain = [h for h in port.plain_hosts if h not in redirect]
+    if redirect:
+        vhosts.append(redirect_vhost(redirect))
+    if "*" not in redirect:
+        vhosts.append(catch_all_vhost())
+    elif plain:
+        vhosts.append(catch_all_vhost(plain))
+    return vhosts
+
+
+def gateway_listeners(index: ConfigIndex, options: Options, taken: dict[int, str]) -> Built:
+    """One listener per Gateway server port; ``taken`` maps bound ports to their owner."""
+    out = Built()
+    for number, port in sorted(_collect(index, out).items()):
+        name = f"gateway_{number}"
+        bind = options.bind_port(number)
+        if bind in taken:
+            out.diagnostics.append(
+                Diagnostic(
+                    severity=Severity.WARNING,
+                    code="envoy-port-conflict",
+                    message=f"Gateway port {number} would bind {bind}, already used by {taken[bind]}; "
+                    "it gets no listener (use --bind-port)",
+                )
+            )
+            continue
+        taken[bind] = name
+        metadata = [(LISTENER_KEY, "gateway"), (PORT_KEY, str(number))]
+        chains: list[Json] = []
+        claimed: set[str] = set()
+        for hosts, socket, res, i in port.tls:
+            # A "*" server takes connections with any (or no) SNI; otherwise its hosts are its
+            # server names. Envoy rejects two chains with the same match, so first come wins.
+            names = [] if "*" in hosts else [h for h in hosts if h not in claimed]
+            if ("*" in hosts and "*" in claimed) or ("*" not in hosts and not names):
+                out.diagnostics.append(
+                    res.warning(
+                        "envoy-server-skipped",
+                        ("spec", "servers", i),
+                        f"port {number}: its hosts are served by an earlier TLS server on this port",
+                    )
+                )
+                continue
+            claimed.update(names or ["*"])
+            match: Json = {"transport_protocol": "tls"}
+            if names:
+                match["server_names"] = names
+            chains.append(
+                {
+                    "filter_chain_match": match,
+                    "filters": [connection_manager(f"{name}_https", [catch_all_vhost()], metadata, options)],
+                    "transport_socket": socket,
+                }
+            )
+        if port.plain_hosts or port.redirect_hosts:
+            plain: Json = {"filters": [connection_manager(name, _plain_vhosts(port), metadata, options)]}
+            if chains:
+                plain["filter_chain_match"] = {"transport_protocol": "raw_buffer"}
+            chains.append(plain)
+        listener: Json = {
+            "name": name,
+            "address": socket_address(options.bind_address, bind),
+            "filter_chains": chains,
+        }
+        if port.tls:
+            # SNI and the TLS/plaintext split are only known after peeking at the ClientHello.
+            listener["listener_filters"] = [
+                {
+                    "name": TLS_INSPECTOR,
+                    "typed_config": typed("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"),
+                }
+            ]
+        out.listeners.append(listener)
+    return out
+
+
+def mesh_listener(options: Options) -> Json:
+    """The sidecar-style outbound listener: any host, routed as the mesh client of
+    ``--source-namespace`` / ``--source-label`` would be."""
+    metadata = [(LISTENER_KEY, "mesh")]
+    if options.source_namespace:
+        metadata.append((SOURCE_NAMESPACE_KEY, options.source_namespace))
+    if options.source_labels:
+        labels = ",".join(f"{k}={v}" for k, v in options.source_labels.items())
+        metadata.append((SOURCE_LABELS_KEY, labels))
+    return {
+        "name": MESH_LISTENER,
+        "address": socket_address(options.bind_address, options.mesh_port),
+        "filter_chains": [
+            {"filters": [connection_manager(MESH_LISTENER, [catch_all_vhost()], metadata, options)]}
+        ],
+    }

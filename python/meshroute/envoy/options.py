@@ -1,0 +1,38 @@
+"""What ``meshroute envoy-config`` lets the operator choose; everything else follows the config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from meshroute.extproc import addresses
+
+DEFAULT_EXTPROC = "unix:/tmp/meshroute.sock"
+# Debian/Ubuntu's CA bundle: Istio verifies SIMPLE upstream TLS against the system roots when a
+# DestinationRule names no caCertificates (VERIFY_CERTIFICATE_AT_CLIENT).
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Listener addresses, the ext_proc endpoints and the mesh client context.
+
+    ``bind_ports`` maps a Gateway server port to the port the listener really binds (ports below
+    1024 need privileges; tests need free ports); ext_proc still reports the Gateway's own port.
+    """
+
+    extproc: tuple[str, ...] = field(default_factory=lambda: tuple(addresses(DEFAULT_EXTPROC)))
+    mesh_port: int = 15001
+    admin_port: int = 15000
+    bind_address: str = "127.0.0.1"
+    bind_ports: Mapping[int, int] = field(default_factory=dict)
+    source_namespace: str | None = None
+    source_labels: Mapping[str, str] = field(default_factory=dict)
+    access_log: str = "/dev/stdout"
+    # A Python ext_proc server can fall behind Envoy's 200 ms default under bursts (docs/envoy.md).
+    message_timeout: str = "1s"
+    domain: str = "cluster.local"
+    system_ca: str = SYSTEM_CA_BUNDLE
+
+    def bind_port(self, gateway_port: int) -> int:
+        return self.bind_ports.get(gateway_port, gateway_port)

@@ -1,0 +1,177 @@
+"""TLS contexts: Gateway server TLS (downstream) and DestinationRule client TLS (upstream).
+
+Only certificate *files* can be used: ``credentialName`` refers to Kubernetes secrets, which a
+static bootstrap cannot read, so those servers/policies come back with a warning instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from meshroute.envoy.common import Json, typed
+
+TLS_SOCKET = "envoy.transport_sockets.tls"
+_VERSIONS = {
+    "TLS_AUTO": "TLS_AUTO",
+    "TLSV1_0": "TLSv1_0",
+    "TLSV1_1": "TLSv1_1",
+    "TLSV1_2": "TLSv1_2",
+    "TLSV1_3": "TLSv1_3",
+}
+# Istio's gateway default: TLS 1.2 minimum (istio-api §4 ServerTLSSettings).
+GATEWAY_MIN_TLS = "TLSv1_2"
+# What Istio advertises on an HTTPS gateway listener; the HCM (codec AUTO) follows the ALPN result.
+GATEWAY_ALPN = ["h2", "http/1.1"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A transport socket (None = plaintext) and, when something was not honoured, why."""
+
+    socket: Json | None
+    warning: str | None = None
+    auto_sni: bool = False  # upstream: no SNI could be derived, so Envoy takes it from the Host
+
+
+def _file(path: Any) -> Json:
+    return {"filename": str(path)}
+
+
+def _san_matchers(sans: Any) -> list[Json]:
+    if not isinstance(sans, list):
+        return []
+    return [
+        {"san_type": "URI" if "://" in str(san) else "DNS", "matcher": {"exact": str(san)}} for san in sans
+    ]
+
+
+def _tls_params(tls: Mapping[str, Any], default_min: str | None) -> Json:
+    params: Json = {}
+    low = _VERSIONS.get(str(tls.get("minProtocolVersion", "")).upper(), default_min)
+    high = _VERSIONS.get(str(tls.get("maxProtocolVersion", "")).upper())
+    if low and low != "TLS_AUTO":
+        params["tls_minimum_protocol_version"] = low
+    if high and high != "TLS_AUTO":
+        params["tls_maximum_protocol_version"] = high
+    ciphers = tls.get("cipherSuites")
+    if isinstance(ciphers, list) and ciphers:
+        params["cipher_suites"] = [str(c) for c in ciphers]
+    return params
+
+
+def server_tls(tls: Mapping[str, Any]) -> Outcome:
+    """DownstreamTlsContext for a Gateway server whose ``tls.mode`` terminates TLS.
+
+    SIMPLE needs ``serverCertificate`` + ``privateKey``; MUTUAL / OPTIONAL_MUTUAL also
+    ``caCertificates`` (client certificates are then required / only requested).
+    """
+    mode = str(tls.get("mode", "PASSTHROUGH")).upper()
+    if mode not in ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"):
+        return Outcome(None, f"tls.mode {mode} is not terminated by meshroute's Envoy")
+    certs: list[Json] = []
+    if tls.get("serverCertificate") and tls.get("privateKey"):
+        certs.append(
+            {"certificate_chain": _file(tls["serverCertificate"]), "private_key": _file(tls["privateKey"])}
+        )
+    for pair in tls.get("tlsCertificates") or []:
+        if isinstance(pair, Mapping) and pair.get("serverCertificate") and pair.get("privateKey"):
+            certs.append(
+                {
+                    "certificate_chain": _file(pair["serverCertificate"]),
+                    "private_key": _file(pair["privateKey"]),
+                }
+            )
+    if not certs:
+        return Outcome(
+            None,
+            "the server certificate comes from credentialName (a Kubernetes secret), which a static "
+            "bootstrap cannot read; give serverCertificate/privateKey files",
+        )
+    common: Json = {
+        "tls_params": _tls_params(tls, GATEWAY_MIN_TLS),
+        "tls_certificates": certs,
+        "alpn_protocols": GATEWAY_ALPN,
+    }
+    context: Json = {"common_tls_context": common}
+    if mode in ("MUTUAL", "OPTIONAL_MUTUAL"):
+        if not tls.get("caCertificates"):
+            return Outcome(None, f"tls.mode {mode} needs caCertificates (a file) to verify clients")
+        validation: Json = {"trusted_ca": _file(tls["caCertificates"])}
+        if tls.get("caCrl"):
+            validation["crl"] = _file(tls["caCrl"])
+        if matchers := _san_matchers(tls.get("subjectAltNames")):
+            validation["match_typed_subject_alt_names"] = matchers
+        for field, key in (
+            ("verifyCertificateSpki", "verify_certificate_spki"),
+            ("verifyCertificateHash", "verify_certificate_hash"),
+        ):
+            if isinstance(tls.get(field), list) and tls[field]:
+                validation[key] = [str(v) for v in tls[field]]
+        common["validation_context"] = validation
+        context["require_client_certificate"] = mode == "MUTUAL"
+    return Outcome(
+        {"name": TLS_SOCKET, "typed_config": typed(_DOWNSTREAM, **context)},
+    )
+
+
+_DOWNSTREAM = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+_UPSTREAM = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+
+
+def client_tls(tls: Mapping[str, Any] | None, host: str, system_ca: str) -> Outcome:
+    """UpstreamTlsContext for a DestinationRule ``tls`` block (istio-api §3.8).
+
+    DISABLE/unset: plaintext. SIMPLE: originate TLS, SNI = ``sni`` or the service host, verify
+    against ``caCertificates`` or the system bundle unless ``insecureSkipVerify``. MUTUAL with
+    ``clientCertificate``/``privateKey`` files: also present the client certificate. ISTIO_MUTUAL
+    and file-less MUTUAL need Istio's certificates or Kubernetes secrets: plaintext plus a warning.
+    """
+    if not tls:
+        return Outcome(None)
+    mode = str(tls.get("mode", "DISABLE")).upper()
+    if mode == "DISABLE":
+        return Outcome(None)
+    if mode == "ISTIO_MUTUAL":
+        return Outcome(
+            None, "tls.mode ISTIO_MUTUAL needs Istio-issued certificates; the cluster stays plaintext"
+        )
+    common: Json = {}
+    if mode == "MUTUAL":
+        if not (tls.get("clientCertificate") and tls.get("privateKey")):
+            return Outcome(
+                None,
+                "tls.mode MUTUAL without clientCertificate/privateKey files (credentialName is a "
+                "Kubernetes secret); the cluster stays plaintext",
+            )
+        common["tls_certificates"] = [
+            {"certificate_chain": _file(tls["clientCertificate"]), "private_key": _file(tls["privateKey"])}
+        ]
+    elif mode != "SIMPLE":
+        return Outcome(None, f"unknown tls.mode {mode}; the cluster stays plaintext")
+    warning = None
+    if not tls.get("insecureSkipVerify"):
+        ca = tls.get("caCertificates")
+        if not ca and os.path.exists(system_ca):
+            ca = system_ca
+        if ca:
+            validation: Json = {"trusted_ca": _file(ca)}
+            if tls.get("caCrl"):
+                validation["crl"] = _file(tls["caCrl"])
+            if matchers := _san_matchers(tls.get("subjectAltNames")):
+                validation["match_typed_subject_alt_names"] = matchers
+            common["validation_context"] = validation
+        else:
+            warning = (
+                f"no caCertificates and no system CA bundle at {system_ca}: "
+                "server certificates are not verified"
+            )
+    context: Json = {"common_tls_context": common}
+    sni = tls.get("sni") or (host if not host.startswith("*") else None)
+    if sni:
+        context["sni"] = str(sni)
+    return Outcome(
+        {"name": TLS_SOCKET, "typed_config": typed(_UPSTREAM, **context)}, warning, auto_sni=not sni
+    )

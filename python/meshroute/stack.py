@@ -1,0 +1,243 @@
+"""Bookinfo behind a real Envoy with ``meshroute serve`` as its ext_proc: what ``meshroute demo`` and
+the end-to-end tests drive.
+
+``Stack(...).start()`` lays out a config directory (a copy of the Bookinfo config, WorkloadEntries
+for the apps' ports, and one file of applied task YAML), then starts, in one
+:class:`~meshroute.procs.ProcessGroup`: the Bookinfo apps (``python -m meshroute.bookinfo``),
+``meshroute serve`` on a unix socket, and Envoy with the config ``meshroute envoy-config`` writes
+(mesh listener on a free port, Bookinfo's Gateway port 8080 bound on another). ``apply`` replaces the
+task YAML and waits until serve has reloaded it; ``close`` stops everything.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple
+
+from meshroute.bookinfo import read_plan, workload_entries
+from meshroute.envoy.process import start_envoy
+from meshroute.mesh import bookinfo_path
+from meshroute.procs import LOOPBACK, Proc, ProcessError, ProcessGroup, free_port
+
+GATEWAY_PORT = 8080  # the server port of data/bookinfo/networking/bookinfo-gateway.yaml
+# Config files are read in sorted order and a later resource replaces an earlier one of the same
+# kind/namespace/name (like `kubectl apply`); "tasks" sorts after "bookinfo", so task YAML wins.
+TASKS_FILE = Path("tasks") / "applied.yaml"
+START_TIMEOUT = 60.0
+RELOAD_TIMEOUT = 20.0
+
+
+class Response(NamedTuple):
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: str
+    seconds: float
+
+
+class Stack:
+    """Bookinfo + serve + Envoy on 127.0.0.1; a context manager (``with Stack() as s: ...``).
+
+    ``base`` is the Bookinfo config to copy (default: the one shipped in the package); ``work`` a
+    directory for config, sockets and logs (default: a temporary directory, removed on close).
+    """
+
+    def __init__(self, base: str | Path | None = None, work: str | Path | None = None) -> None:
+        self.base = Path(base or bookinfo_path())
+        self._own_work = work is None
+        self.work = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix="meshroute-stack-"))
+        self.config_dir = self.work / "config"
+        self.status_file = self.work / "status.json"
+        self.extproc = f"unix:{self.work}/extproc.sock"
+        self.group = ProcessGroup(self.work / "logs")
+        self.mesh_port = 0
+        self.gateway_port = 0
+        self.admin_port = 0
+        self.plan: dict[str, int] = {}
+        self._applies = 0
+        self._started = False
+
+    @property
+    def ingress_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.gateway_port}"
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # keep config and logs to look at after a failure; an interrupt is not one
+        self.close(keep_work=exc is not None and not isinstance(exc, KeyboardInterrupt))
+
+    # === start and stop ===
+
+    def start(self) -> Stack:
+        """Start every process and wait until the ingress serves ``/productpage``."""
+        self.group.__enter__()
+        self._started = True
+        try:
+            self._start()
+        except BaseException:
+            self.close(keep_work=True)
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.mesh_port, self.gateway_port, self.admin_port = free_port(), free_port(), free_port()
+        ports_file = self.work / "bookinfo-ports.json"
+        apps = self._launch(
+            "bookinfo",
+            "meshroute.bookinfo",
+            "--mesh-port",
+            str(self.mesh_port),
+            "--ports-file",
+            str(ports_file),
+        )
+        apps.wait_until(ports_file.exists, timeout=START_TIMEOUT, what="listening")
+        self.plan = read_plan(ports_file)
+        shutil.copytree(self.base, self.config_dir / "bookinfo")
+        (self.config_dir / "workloads").mkdir()
+        (self.config_dir / "workloads" / "bookinfo-workload-entries.yaml").write_text(
+            workload_entries(self.plan)
+        )
+        (self.config_dir / TASKS_FILE).parent.mkdir()
+        self._write_tasks(())
+        serve = self._launch(
+            "serve", "meshroute", "serve", str(self.config_dir), "--listen", self.extproc,
+            "--status-file", str(self.status_file), "--reload-interval", "0.2",
+        )  # fmt: skip
+        serve.wait_until(lambda: self._status().get("ok") is True, timeout=START_TIMEOUT, what="serving")
+        envoy_yaml = self.work / "envoy.yaml"
+        self._run_cli(
+            "envoy-config", str(self.config_dir), "--extproc", self.extproc,
+            "--mesh-port", str(self.mesh_port), "--admin-port", str(self.admin_port),
+            "--bind-port", f"{GATEWAY_PORT}={self.gateway_port}", "-o", str(envoy_yaml),
+        )  # fmt: skip
+        envoy = start_envoy(self.group, envoy_yaml, self.admin_port)
+        envoy.wait_until(self._serves_productpage, START_TIMEOUT, "routing /productpage")
+
+    def _serves_productpage(self) -> bool:
+        try:
+            return self.get("/productpage", timeout=5).status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+
+    def _launch(self, name: str, module: str, *args: str) -> Proc:
+        return self.group.start(name, [sys.executable, "-m", module, *args])
+
+    def _run_cli(self, *args: str) -> None:
+        cmd = [sys.executable, "-m", "meshroute", *args]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=START_TIMEOUT, check=False)
+        if done.returncode != 0:
+            raise ProcessError(f"{' '.join(cmd)} exited with {done.returncode}:\n{done.stdout}{done.stderr}")
+
+    def close(self, keep_work: bool = False) -> None:
+        """Stop every process (reverse start order); remove the work directory if we made it."""
+        if self._started:
+            self._started = False
+            self.group.__exit__(None, None, None)
+        if self._own_work and not keep_work:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def logs(self, lines: int = 20) -> str:
+        """The last lines of every process log (for failure messages)."""
+        return "\n".join(f"--- {p.name} ({p.log})\n{p.log_tail(lines)}" for p in self.group.procs)
+
+    # === config ===
+
+    def apply(self, files: Iterable[str | Path]) -> dict[str, Any]:
+        """Make ``files`` (task YAML) the applied config on top of Bookinfo, replacing what an earlier
+        ``apply`` set, and wait until serve has loaded it. Returns serve's status; a config serve
+        rejects raises ``RuntimeError`` with its errors."""
+        paths = tuple(Path(f) for f in files)
+        before = self._status()
+        self._write_tasks(paths)
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        while time.monotonic() < deadline:
+            status = self._status()
+            if _counter(status, "attempts") > _counter(before, "attempts") or _counter(
+                status, "generation"
+            ) > _counter(before, "generation"):
+                if status.get("ok") is not True:
+                    raise RuntimeError(f"serve rejected {[p.name for p in paths]}: {status.get('errors')}")
+                return status
+            time.sleep(0.02)
+        raise ProcessError(f"serve did not reload within {RELOAD_TIMEOUT:.0f}s:\n{self.logs()}")
+
+    def _write_tasks(self, paths: tuple[Path, ...]) -> None:
+        # One file replaced atomically (written outside the watched directory first), so serve sees
+        # one change per apply; the counter makes it a change even when the same files come again.
+        self._applies += 1
+        parts = [
+            f"# meshroute stack apply #{self._applies}: {', '.join(p.name for p in paths) or 'nothing'}\n"
+        ]
+        parts += [f"---\n# from {p.name}\n{p.read_text()}\n" for p in paths]
+        target = self.config_dir / TASKS_FILE
+        tmp = self.work / f".{target.name}.tmp"
+        tmp.write_text("".join(parts))
+        tmp.replace(target)
+
+    def _status(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    # === requests ===
+
+    def get(
+        self,
+        path: str,
+        user: str | None = None,
+        host: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        mesh: bool = False,
+        timeout: float = 30.0,
+    ) -> Response:
+        """GET ``path`` through the ingress (or the mesh listener with ``mesh=True``), logged in as
+        ``user`` (the session cookie productpage's ``POST /login`` sets)."""
+        extra = dict(headers or {})
+        if user:
+            extra["cookie"] = f"user={user}"
+        return self.request("GET", path, host=host, headers=extra, mesh=mesh, timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        host: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        mesh: bool = False,
+        timeout: float = 30.0,
+    ) -> Response:
+        """One request on a fresh connection; ``seconds`` is the time until the whole body arrived."""
+        port = self.mesh_port if mesh else self.gateway_port
+        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+        sent = dict(headers or {})
+        if host:
+            sent["host"] = host
+        start = time.monotonic()
+        try:
+            conn.request(method, path, body=body, headers=sent)
+            resp = conn.getresponse()
+            data = resp.read()
+            seconds = time.monotonic() - start
+            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data.decode(), seconds)
+        finally:
+            conn.close()
+
+
+def _counter(status: Mapping[str, Any], key: str) -> int:
+    value = status.get(key)
+    return int(value) if isinstance(value, int) else -1

@@ -1,4 +1,4 @@
-"""Placeholder for `meshroute serve`; replaced by the real subcommand."""
+"""``meshroute serve CONFIG... --listen ADDR``: the ext_proc server Envoy calls (docs/envoy.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,45 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser("serve", help="(not built yet)")
-    p.set_defaults(func=lambda args: 2)
+    """Register the ``serve`` subcommand on an argparse sub-parsers object."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="serve routing decisions to Envoy as an ext_proc gRPC service"
+    )
+    p.add_argument("paths", nargs="+", metavar="CONFIG", help="Istio YAML files or directories")
+    p.add_argument("--listen", required=True, help="unix:/path or HOST:PORT")
+    p.add_argument(
+        "--workers", type=_positive_int, default=1, help="worker processes; N > 1 listens on N addresses"
+    )
+    p.add_argument(
+        "--status-file", metavar="PATH", help="JSON status after every (re)load; PATH.i per worker if N > 1"
+    )
+    p.add_argument(
+        "--reload-interval",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="how often to poll the config files for changes (default 0.5)",
+    )
+    p.add_argument("--seed", type=int, help="tests only: deterministic weighted picks and fault draws")
+    p.set_defaults(func=_serve)
     return p
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from meshroute.extproc.server import serve
+
+    return serve(
+        args.paths,
+        args.listen,
+        args.workers,
+        status_file=args.status_file,
+        reload_interval=args.reload_interval,
+        seed=args.seed,
+    )

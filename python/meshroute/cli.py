@@ -54,7 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     add_serve(sub)
     add_envoy_config(sub)
 
-    d = sub.add_parser("demo", help="replay Istio's Bookinfo traffic tasks on the shipped config")
+    d = sub.add_parser(
+        "demo",
+        help="start Envoy, meshroute serve and a small Bookinfo on 127.0.0.1; replay Istio's traffic tasks",
+    )
     d.set_defaults(func=_demo)
     return p
 

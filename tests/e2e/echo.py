@@ -1,0 +1,102 @@
+"""A real HTTP upstream for end-to-end tests: echoes what it received, on demand fails or sleeps.
+
+Paths (anything else echoes with 200):
+- ``/status/<code>``: answers that status.
+- ``/sleep/<ms>``: waits, then echoes.
+- ``/flaky/<key>``: 503 on the first request for ``key``, 200 after — a retry recovers it.
+Every answer is JSON ``{"server", "method", "path", "headers"}`` with ``x-echo-server`` and
+``x-upstream-drop`` response headers (the latter for response-header removal tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from meshroute.procs import LOOPBACK
+
+
+class Echo:
+    """One echo server on 127.0.0.1 in a daemon thread; ``requests`` logs (method, path, headers)."""
+
+    def __init__(self, name: str, port: int = 0) -> None:
+        self.name = name
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self._flaky: set[str] = set()
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer((LOOPBACK, port), _handler(self))
+        self.server.daemon_threads = True
+        self.port: int = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def count(self, prefix: str) -> int:
+        with self._lock:
+            return sum(1 for _, path, _ in self.requests if path.startswith(prefix))
+
+    def first_attempt(self, key: str) -> bool:
+        with self._lock:
+            if key in self._flaky:
+                return False
+            self._flaky.add(key)
+            return True
+
+    def record(self, method: str, path: str, headers: dict[str, str]) -> None:
+        with self._lock:
+            self.requests.append((method, path, headers))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _handler(echo: Echo) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def handle(self) -> None:
+            # Envoy closes the connection when a route timeout fires while we sleep: not an error.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                super().handle()
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            if length:
+                self.rfile.read(length)
+            headers: dict[str, str] = {}
+            for k, v in self.headers.items():  # repeated headers are joined, as HTTP allows
+                headers[k.lower()] = f"{headers[k.lower()]},{v}" if k.lower() in headers else v
+            echo.record(self.command, self.path, headers)
+            status = 200
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if parts[0] == "status" and len(parts) > 1 and parts[1].isdigit():
+                status = int(parts[1])
+            elif parts[0] == "sleep" and len(parts) > 1 and parts[1].isdigit():
+                time.sleep(min(int(parts[1]), 10_000) / 1000)
+            elif parts[0] == "flaky" and len(parts) > 1 and echo.first_attempt(parts[1]):
+                status = 503
+            body: dict[str, Any] = {
+                "server": echo.name,
+                "method": self.command,
+                "path": self.path,
+                "headers": headers,
+            }
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.send_header("x-echo-server", echo.name)
+            self.send_header("x-upstream-drop", "present")
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler

@@ -1,0 +1,172 @@
+"""Envoy + `meshroute serve` + two echo upstreams, for tests/e2e/test_envoy_features.py."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshroute.envoy.process import start_envoy
+from meshroute.procs import LOOPBACK, Proc, ProcessGroup, free_port
+from tests.e2e.echo import Echo
+
+CONFIG_TEMPLATE = Path(__file__).with_name("features.yaml")
+GATEWAY_PORT = 8081  # the Gateway server port in features.yaml; bound elsewhere with --bind-port
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    seconds: float
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def request(port: int, host: str, path: str, headers: Mapping[str, str] | None = None) -> Response:
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=15)
+    start = time.monotonic()
+    try:
+        conn.request("GET", path, headers={"host": host, **(headers or {})})
+        resp = conn.getresponse()
+        body = resp.read()
+        return Response(resp.status, resp.getheaders(), body, time.monotonic() - start)
+    finally:
+        conn.close()
+
+
+@dataclass
+class Traffic:
+    """Requests sent in the background while something else happens (bounded in count and time)."""
+
+    sent: int = 0
+    failed: list[tuple[int, str | None]] = field(default_factory=list)
+
+
+class FeatureStack:
+    def __init__(self, work: Path, group: ProcessGroup) -> None:
+        self.work = work
+        self.group = group
+        self.echo_v1 = Echo("v1")
+        self.echo_v2 = Echo("v2")
+        self.config_dir = work / "config"
+        self.config_dir.mkdir()
+        self.config_text = (
+            CONFIG_TEMPLATE.read_text()
+            .replace("${V1_PORT}", str(self.echo_v1.port))
+            .replace("${V2_PORT}", str(self.echo_v2.port))
+        )
+        (self.config_dir / "config.yaml").write_text(self.config_text)
+        self.socket = f"unix:{work}/extproc.sock"
+        self.status_file = work / "status.json"
+        self.serve: Proc | None = None
+        self.start_serve()
+        self.mesh_port, self.gateway_port, self.admin_port = free_port(), free_port(), free_port()
+        envoy_yaml = work / "envoy.yaml"
+        self._run_cli(
+            "envoy-config", str(self.config_dir), "--extproc", self.socket,
+            "--mesh-port", str(self.mesh_port), "--admin-port", str(self.admin_port),
+            "--bind-port", f"{GATEWAY_PORT}={self.gateway_port}", "-o", str(envoy_yaml),
+        )  # fmt: skip
+        self.envoy = start_envoy(group, envoy_yaml, self.admin_port)
+
+    def _run_cli(self, *args: str) -> None:
+        import subprocess
+
+        subprocess.run([sys.executable, "-m", "meshroute", *args], check=True, timeout=60)
+
+    def status(self, key: str) -> int:
+        """A counter from serve's status file (``generation``: configs loaded; ``attempts``: tried)."""
+        try:
+            return int(json.loads(self.status_file.read_text())[key])
+        except (OSError, ValueError, KeyError):
+            return -1
+
+    def generation(self) -> int:
+        return self.status("generation")
+
+    def start_serve(self) -> None:
+        cmd = [sys.executable, "-m", "meshroute", "serve", str(self.config_dir), "--listen", self.socket,
+               "--status-file", str(self.status_file), "--reload-interval", "0.2"]  # fmt: skip
+        self.status_file.unlink(missing_ok=True)
+        self.serve = self.group.start("serve", cmd)
+        self.serve.wait_until(lambda: self.generation() >= 1, timeout=30, what="serving")
+
+    def stop_serve(self) -> None:
+        assert self.serve is not None
+        self.group.procs.remove(self.serve)
+        self.serve.stop()
+        self.serve = None
+
+    def apply(self, text: str, ok: bool = True) -> dict[str, Any]:
+        """Replace the config file and wait until serve has tried to load it."""
+        assert self.serve is not None
+        before = self.status("attempts")
+        path = self.config_dir / "config.yaml"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            status: dict[str, Any] = json.loads(self.status_file.read_text())
+            if int(status["attempts"]) > before:
+                assert bool(status["ok"]) is ok, status
+                return status
+            time.sleep(0.05)
+        raise AssertionError("serve did not reload within 20 s")
+
+    def mesh(self, host: str, path: str, headers: Mapping[str, str] | None = None) -> Response:
+        return request(self.mesh_port, host, path, headers)
+
+    def gateway(self, host: str, path: str, headers: Mapping[str, str] | None = None) -> Response:
+        return request(self.gateway_port, host, path, headers)
+
+    @contextlib.contextmanager
+    def traffic(
+        self, host: str, path: str, max_requests: int = 5000, max_seconds: float = 30
+    ) -> Iterator[Traffic]:
+        result = Traffic()
+        stop = threading.Event()
+
+        def run() -> None:
+            deadline = time.monotonic() + max_seconds
+            while not stop.is_set() and result.sent < max_requests and time.monotonic() < deadline:
+                r = self.mesh(host, path)
+                result.sent += 1
+                if r.status != 200:
+                    result.failed.append((r.status, r.header("x-echo-server")))
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            time.sleep(0.3)
+            yield result
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            thread.join(20)
+
+    def envoy_stats(self) -> dict[str, int]:
+        conn = http.client.HTTPConnection(LOOPBACK, self.admin_port, timeout=5)
+        try:
+            conn.request("GET", "/stats?format=json")
+            data = json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+        return {s["name"]: int(s["value"]) for s in data["stats"] if "value" in s}
+
+    def close(self) -> None:
+        self.echo_v1.close()
+        self.echo_v2.close()

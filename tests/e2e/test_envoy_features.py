@@ -1,0 +1,171 @@
+"""Through a real Envoy with `meshroute serve` as its ext_proc: every decision kind, the control
+headers a client must not be able to forge, retries, timeouts, and failure of the ext_proc itself.
+
+Upstreams are two echo servers (tests/e2e/echo.py); the config is tests/e2e/features.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from meshroute.procs import ProcessGroup
+from tests.e2e.feature_stack import FeatureStack
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStack]:
+    work = tmp_path_factory.mktemp("features")
+    with ProcessGroup(work / "logs") as group:
+        stack = FeatureStack(work, group)
+        try:
+            yield stack
+        finally:
+            stack.close()
+
+
+def test_route_reaches_the_chosen_subset(features: FeatureStack) -> None:
+    r = features.mesh("echo.test", "/v2")
+    assert r.status == 200
+    assert r.json()["server"] == "v1"  # /v2 is a path here; the route sends it to subset v1
+
+
+def test_gateway_listener_routes_by_gateway_host(features: FeatureStack) -> None:
+    r = features.gateway("app.gw.test", "/app/x")
+    assert (r.status, r.json()["server"]) == (200, "v2")
+    # the same request on the mesh listener: the VS is bound to the gateway only
+    assert features.mesh("app.gw.test", "/app/x").header("x-echo-server") is None
+    # a host the Gateway does not serve: no route (404)
+    assert features.gateway("other.example", "/app/x").status == 404
+
+
+def test_uri_and_authority_rewrite(features: FeatureStack) -> None:
+    r = features.mesh("echo.test", "/rewrite/a/b?q=1")
+    body = r.json()
+    assert r.status == 200
+    assert body["path"] == "/rewritten/a/b?q=1"
+    assert body["headers"]["host"] == "rewritten.test"
+
+
+def test_redirect_is_answered_by_envoy(features: FeatureStack) -> None:
+    r = features.mesh("echo.test", "/redirect")
+    assert r.status == 302
+    assert r.header("location") == "http://other.test/elsewhere"
+    assert features.echo_v1.count("/redirect") == 0
+
+
+def test_direct_response(features: FeatureStack) -> None:
+    r = features.mesh("echo.test", "/direct")
+    assert (r.status, r.body) == (418, b"short and stout")
+
+
+def test_request_and_response_header_operations(features: FeatureStack) -> None:
+    r = features.mesh("echo.test", "/headers", {"x-remove-me": "1", "x-add": "client", "x-set": "client"})
+    seen = r.json()["headers"]
+    assert seen["x-set"] == "set-by-mesh"
+    assert "x-remove-me" not in seen
+    assert seen["x-add"] in ("client,added-by-mesh", "client, added-by-mesh")
+    assert r.header("x-resp") == "from-mesh"
+    assert r.header("x-upstream-drop") is None
+    assert r.header("x-echo-server") == "v2"
+
+
+def test_retry_recovers_from_a_failing_first_attempt(features: FeatureStack) -> None:
+    before = features.echo_v1.count("/flaky/one")
+    r = features.mesh("echo.test", "/flaky/one")
+    assert r.status == 200
+    assert features.echo_v1.count("/flaky/one") - before == 2  # 503, then 200
+
+
+def test_attempts_zero_means_no_retry(features: FeatureStack) -> None:
+    before = features.echo_v1.count("/status/503")
+    assert features.mesh("echo.test", "/status/503").status == 503
+    assert features.echo_v1.count("/status/503") - before == 1
+
+
+def test_route_timeout(features: FeatureStack) -> None:
+    r = features.mesh("echo.test", "/sleep/1500")
+    assert r.status == 504
+    assert 0.25 <= r.seconds < 1.2
+    assert features.mesh("echo.test", "/sleep/10").status == 200
+
+
+def test_no_route_is_404(features: FeatureStack) -> None:
+    r = features.mesh("echo.test", "/not-routed")
+    assert r.status == 404
+    assert features.echo_v1.count("/not-routed") + features.echo_v2.count("/not-routed") == 0
+
+
+def test_undefined_subset_is_503(features: FeatureStack) -> None:
+    assert features.mesh("echo.test", "/nosubset").status == 503
+
+
+FORGED = {
+    "x-meshroute-cluster": "outbound|80|v2|echo.test",
+    "x-envoy-fault-abort-request": "418",
+    "x-envoy-fault-delay-request": "2000",
+    "x-envoy-upstream-rq-timeout-ms": "1",
+    "x-envoy-max-retries": "5",
+    "x-envoy-retry-on": "5xx",
+    "x-envoy-original-dst-host": "127.0.0.1:1",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGED))
+def test_client_cannot_forge_control_headers(features: FeatureStack, name: str) -> None:
+    before = features.echo_v1.count("/status/503")
+    r = features.mesh("echo.test", "/status/503", {name: FORGED[name]})
+    assert r.status == 503  # the echo's own answer: no fault, no other cluster
+    assert r.header("x-echo-server") == "v1"
+    assert r.seconds < 1.5
+    assert features.echo_v1.count("/status/503") - before == 1  # no forged retries
+    seen = features.echo_v1.requests[-1][2]
+    assert "x-meshroute-cluster" not in seen
+
+
+def test_all_forged_headers_at_once(features: FeatureStack) -> None:
+    r = features.mesh("echo.test", "/v1", FORGED)
+    assert (r.status, r.header("x-echo-server")) == (200, "v1")
+
+
+def test_hot_reload_applies_good_config_and_keeps_last_good_on_bad(features: FeatureStack) -> None:
+    route_v2 = features.config_text.replace(
+        "  - name: only-known\n    match: [{uri: {prefix: /v1}}, {uri: {prefix: /v2}}, {uri: {exact: /}}]\n"
+        "    route: [{destination: {host: echo.test, subset: v1}}]",
+        "  - name: only-known\n    match: [{uri: {prefix: /v1}}, {uri: {prefix: /v2}}, {uri: {exact: /}}]\n"
+        "    route: [{destination: {host: echo.test, subset: v2}}]",
+    )
+    assert route_v2 != features.config_text
+    try:
+        with features.traffic("echo.test", "/v1") as load:
+            features.apply(route_v2)
+            assert features.mesh("echo.test", "/v1").header("x-echo-server") == "v2"
+            broken = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: b}\n"
+            bad = features.apply(route_v2 + broken + "spec: {hosts: [], http: [{}]}\n", ok=False)
+            assert bad["ok"] is False and bad["errors"]
+            assert features.mesh("echo.test", "/v1").header("x-echo-server") == "v2"
+        assert load.sent >= 20
+        assert load.failed == [], load.failed
+    finally:
+        features.apply(features.config_text)
+
+
+def test_extproc_down_fails_closed(features: FeatureStack) -> None:
+    features.stop_serve()
+    before = features.echo_v2.count("/v1")
+    try:
+        r = features.mesh("echo.test", "/v1", {"x-meshroute-cluster": "outbound|80|v2|echo.test"})
+        assert r.status == 503  # status_on_error; never the client's chosen cluster
+        assert features.echo_v2.count("/v1") == before
+    finally:
+        features.start_serve()
+    assert features.mesh("echo.test", "/v1").status == 200
+
+
+def test_envoy_stats_show_one_stream_per_request(features: FeatureStack) -> None:
+    stats = features.envoy_stats()
+    started = sum(v for k, v in stats.items() if k.endswith("streams_started"))
+    assert started > 0, sorted(k for k in stats if "ext_proc" in k)
+    assert json.dumps(stats)  # stats are plain numbers

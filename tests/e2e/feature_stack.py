@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import socket
+import ssl
 import sys
 import threading
 import time
@@ -16,9 +18,11 @@ from typing import Any
 from meshroute.envoy.process import start_envoy
 from meshroute.procs import LOOPBACK, Proc, ProcessGroup, free_port
 from tests.e2e.echo import Echo
+from tests.envoy.tls_helpers import self_signed
 
 CONFIG_TEMPLATE = Path(__file__).with_name("features.yaml")
-GATEWAY_PORT = 8081  # the Gateway server port in features.yaml; bound elsewhere with --bind-port
+GATEWAY_PORT, HTTPS_PORT = 8081, 8443  # Gateway server ports in features.yaml, bound elsewhere
+TLS_HOST = "secure.gw.test"
 
 
 @dataclass
@@ -35,8 +39,17 @@ class Response:
         return json.loads(self.body)
 
 
-def request(port: int, host: str, path: str, headers: Mapping[str, str] | None = None) -> Response:
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=15)
+def request(
+    port: int, host: str, path: str, headers: Mapping[str, str] | None = None, tls: Path | None = None
+) -> Response:
+    """GET through Envoy; with ``tls`` (a CA file), over HTTPS with SNI ``host``."""
+    conn: http.client.HTTPConnection
+    if tls is None:
+        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=15)
+    else:
+        context = ssl.create_default_context(cafile=str(tls))
+        context.check_hostname = False  # we connect to 127.0.0.1; the SNI and chain are still checked
+        conn = _SniConnection(host, LOOPBACK, port, timeout=15, context=context)
     start = time.monotonic()
     try:
         conn.request("GET", path, headers={"host": host, **(headers or {})})
@@ -45,6 +58,19 @@ def request(port: int, host: str, path: str, headers: Mapping[str, str] | None =
         return Response(resp.status, resp.getheaders(), body, time.monotonic() - start)
     finally:
         conn.close()
+
+
+class _SniConnection(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1 with a chosen SNI name (Envoy picks the filter chain by SNI)."""
+
+    def __init__(self, sni: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sni = sni
+        self._ssl_context: ssl.SSLContext = kwargs["context"]
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._ssl_context.wrap_socket(sock, server_hostname=self._sni)
 
 
 @dataclass
@@ -63,10 +89,13 @@ class FeatureStack:
         self.echo_v2 = Echo("v2")
         self.config_dir = work / "config"
         self.config_dir.mkdir()
+        self.cert, key = self_signed(work, TLS_HOST)
         self.config_text = (
             CONFIG_TEMPLATE.read_text()
             .replace("${V1_PORT}", str(self.echo_v1.port))
             .replace("${V2_PORT}", str(self.echo_v2.port))
+            .replace("${CERT}", str(self.cert))
+            .replace("${KEY}", str(key))
         )
         (self.config_dir / "config.yaml").write_text(self.config_text)
         self.socket = f"unix:{work}/extproc.sock"
@@ -74,11 +103,13 @@ class FeatureStack:
         self.serve: Proc | None = None
         self.start_serve()
         self.mesh_port, self.gateway_port, self.admin_port = free_port(), free_port(), free_port()
+        self.https_port = free_port()
         envoy_yaml = work / "envoy.yaml"
         self._run_cli(
             "envoy-config", str(self.config_dir), "--extproc", self.socket,
             "--mesh-port", str(self.mesh_port), "--admin-port", str(self.admin_port),
-            "--bind-port", f"{GATEWAY_PORT}={self.gateway_port}", "-o", str(envoy_yaml),
+            "--bind-port", f"{GATEWAY_PORT}={self.gateway_port}",
+            "--bind-port", f"{HTTPS_PORT}={self.https_port}", "-o", str(envoy_yaml),
         )  # fmt: skip
         self.envoy = start_envoy(group, envoy_yaml, self.admin_port)
 
@@ -132,6 +163,9 @@ class FeatureStack:
 
     def gateway(self, host: str, path: str, headers: Mapping[str, str] | None = None) -> Response:
         return request(self.gateway_port, host, path, headers)
+
+    def https(self, path: str, headers: Mapping[str, str] | None = None) -> Response:
+        return request(self.https_port, TLS_HOST, path, headers, tls=self.cert)
 
     @contextlib.contextmanager
     def traffic(

@@ -41,6 +41,26 @@ def test_gateway_listener_routes_by_gateway_host(features: FeatureStack) -> None
     assert features.gateway("other.example", "/app/x").status == 404
 
 
+def test_https_gateway_terminates_tls_and_routes(features: FeatureStack) -> None:
+    r = features.https("/app/tls")
+    assert (r.status, r.header("x-echo-server")) == (200, "v2")
+    assert r.json()["headers"]["x-forwarded-proto"] == "https"
+
+
+def test_consistent_hash_pins_a_key_to_one_endpoint(features: FeatureStack) -> None:
+    # DestinationRule consistentHash on x-user: serve passes the key in x-meshroute-hash, Envoy's
+    # ring hash picks the endpoint. Same user -> same server; many users -> both servers.
+    chosen: dict[str, set[str]] = {}
+    for i in range(24):
+        user = f"user-{i % 8}"
+        server = features.mesh("echo.test", "/hash", {"x-user": user}).header("x-echo-server")
+        chosen.setdefault(user, set()).add(str(server))
+    assert all(len(servers) == 1 for servers in chosen.values()), chosen
+    assert set().union(*chosen.values()) == {"v1", "v2"}
+    seen = features.echo_v1.requests + features.echo_v2.requests
+    assert all("x-meshroute-hash" not in headers for _, _, headers in seen)
+
+
 def test_uri_and_authority_rewrite(features: FeatureStack) -> None:
     r = features.mesh("echo.test", "/rewrite/a/b?q=1")
     body = r.json()

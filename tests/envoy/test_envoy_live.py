@@ -98,11 +98,13 @@ def test_https_redirect_answers_301(envoy: LiveEnvoy) -> None:
     assert headers["location"].endswith("/productpage?x=1")
 
 
-def test_https_redirect_lets_forwarded_https_through_to_ext_proc(envoy: LiveEnvoy) -> None:
-    # As require_tls: ALL does: a request already marked https is routed (here: serve is down).
+def test_https_redirect_ignores_a_client_claiming_https(envoy: LiveEnvoy) -> None:
+    # The gateway listener takes x-forwarded-proto from the connection (use_remote_address), so a
+    # plain-HTTP client cannot skip the redirect by sending "x-forwarded-proto: https".
     with socket.create_connection((LOOPBACK, envoy.http_port), timeout=10) as sock:
-        status, _ = _request(sock, HOST, "/", extra="x-forwarded-proto: https\r\n")
-    assert status == 503
+        status, headers = _request(sock, HOST, "/", extra="x-forwarded-proto: https\r\n")
+    assert status == 301
+    assert headers["location"].startswith(f"https://{HOST}")
 
 
 def test_plain_host_on_redirect_port_goes_to_ext_proc(envoy: LiveEnvoy) -> None:

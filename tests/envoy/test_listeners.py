@@ -88,7 +88,11 @@ def test_filter_chain_contract() -> None:
     assert route["route"]["cluster_header"] == "x-meshroute-cluster"
     assert route["route"]["timeout"] == "0s"
     assert route["route"]["hash_policy"] == [{"header": {"header_name": "x-meshroute-hash"}}]
-    assert route["request_headers_to_remove"] == ["x-meshroute-cluster", "x-meshroute-hash"]
+    assert route["request_headers_to_remove"] == ["x-meshroute-cluster"]
+    # the hash key leaves after the load balancer used it (see docs/envoy.md)
+    upstream = manager["http_filters"][2]["typed_config"]["upstream_http_filters"]
+    assert upstream[0]["typed_config"]["mutations"] == {"request_mutations": [{"remove": "x-meshroute-hash"}]}
+    assert upstream[-1]["name"] == "envoy.filters.http.upstream_codec"
     log = manager["access_log"][0]["typed_config"]
     assert log["path"] == "/dev/stdout"
     fmt = log["log_format"]["text_format_source"]["inline_string"]

@@ -37,7 +37,28 @@ def catch_all_route() -> Json:
             "timeout": "0s",  # Istio: no route timeout unless the VirtualService sets one
             "hash_policy": [{"header": {"header_name": HASH_HEADER}}],
         },
-        "request_headers_to_remove": [CLUSTER_HEADER, HASH_HEADER],
+        "request_headers_to_remove": [CLUSTER_HEADER],
+    }
+
+
+def router_filter() -> Json:
+    """The router, with x-meshroute-hash removed by an upstream filter: the route's
+    request_headers_to_remove runs before the load balancer hashes (verified on Envoy 1.40: ring
+    hash then spread one key over every host), so the key must survive until the host is chosen."""
+    strip_hash = typed(
+        "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+        mutations={"request_mutations": [{"remove": HASH_HEADER}]},
+    )
+    upstream = [
+        {"name": "meshroute.strip_hash_key", "typed_config": strip_hash},
+        {
+            "name": "envoy.filters.http.upstream_codec",
+            "typed_config": typed("envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"),
+        },
+    ]
+    return {
+        "name": ROUTER_FILTER,
+        "typed_config": typed("envoy.extensions.filters.http.router.v3.Router", upstream_http_filters=upstream),
     }
 
 
@@ -147,11 +168,15 @@ def connection_manager(
         http_filters=[
             ext_proc_filter(stat_prefix, metadata, options),
             fault_filter(),
-            {"name": ROUTER_FILTER, "typed_config": typed("envoy.extensions.filters.http.router.v3.Router")},
+            router_filter(),
         ],
         # Istio's default path normalisation (meshConfig pathNormalization BASE).
         normalize_path=True,
         upgrade_configs=[{"upgrade_type": "websocket"}],
         access_log=[access_log(options.access_log)],
     )
+    if ("x-meshroute-listener", "gateway") in metadata:
+        # An edge proxy, as Istio's gateways: x-forwarded-for/-proto come from the connection, so a
+        # client cannot claim https to skip an httpsRedirect.
+        hcm["use_remote_address"] = True
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}

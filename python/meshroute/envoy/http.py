@@ -56,10 +56,8 @@ def router_filter() -> Json:
             "typed_config": typed("envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"),
         },
     ]
-    return {
-        "name": ROUTER_FILTER,
-        "typed_config": typed("envoy.extensions.filters.http.router.v3.Router", upstream_http_filters=upstream),
-    }
+    router = typed("envoy.extensions.filters.http.router.v3.Router", upstream_http_filters=upstream)
+    return {"name": ROUTER_FILTER, "typed_config": router}
 
 
 def catch_all_vhost(domains: Sequence[str] = ("*",)) -> Json:

@@ -57,7 +57,7 @@ TOP_KEYS = {
     "gateway_views",
     "default_extra",
 }
-VIEW_KEYS = {"gateway", "namespace", "scope", "ports", "https_redirect", "unknown_host", "vhosts"}
+VIEW_KEYS = {"gateway", "namespace", "scope", "ports", "https_redirect_hosts", "unknown_host", "vhosts"}
 ROUTE_KEYS = {"vs", "index", "name", "matches", "action", "rewrite", "fault", "response_headers", "extra"}
 MATCH_KEYS = {
     "name",
@@ -287,7 +287,30 @@ def test_https_redirect_and_vs_not_exported_to_gateway_namespace() -> None:
     )
     ir, _ = compile_all(resources(gw, service("a", "app"), hidden))
     view = ir["views"][view_id(ir, "istio-system/gw", port=80)]
-    assert view["https_redirect"] is True and view["vhosts"] == []
+    assert view["https_redirect_hosts"] == ["*"] and view["vhosts"] == []
+    assert ir["views"][view_id(ir, "istio-system/gw", port=443)]["https_redirect_hosts"] == []
+    assert ir["views"][view_id(ir)]["https_redirect_hosts"] == []
+
+
+def test_https_redirect_hosts_are_those_of_the_redirecting_servers_only() -> None:
+    gw = """apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  servers:
+  - port: {number: 80, name: http-secure, protocol: HTTP}
+    hosts: ["app/secure.example.com", "./*.admin.example.com"]
+    tls: {httpsRedirect: true}
+  - port: {number: 80, name: http-plain, protocol: HTTP}
+    hosts: [plain.example.com]
+  - port: {number: 80, name: http-again, protocol: HTTP}
+    hosts: ["*/secure.example.com"]
+    tls: {httpsRedirect: true}
+"""
+    ir, _ = compile_all(resources(gw))
+    view = ir["views"][view_id(ir, "istio-system/gw", port=80)]
+    # The `ns/` part filters VirtualServices only; duplicates are dropped, order kept.
+    assert view["https_redirect_hosts"] == ["secure.example.com", "*.admin.example.com"]
 
 
 def test_match_gateways_override_vs_gateways_and_drop_source_filters() -> None:

@@ -56,7 +56,7 @@ def _empty_ir() -> dict[str, Any]:
         "namespace": "default",
         "scope": 0,
         "ports": [],
-        "https_redirect": False,
+        "https_redirect_hosts": [],
         "unknown_host": "passthrough",
         "vhosts": [],
     }

@@ -79,7 +79,7 @@ def mesh_view(index: ConfigIndex, tables: Tables, compiled: Compiled, ctx: Conte
         "namespace": ns if ns in index.namespaces else OTHER_NAMESPACE,
         "scope": -1,  # filled in once all targets are known
         "ports": [],
-        "https_redirect": False,
+        "https_redirect_hosts": [],
         "unknown_host": ctx.sidecar.unknown_host if ctx.sidecar else "passthrough",
         "vhosts": vhosts,
     }
@@ -128,6 +128,18 @@ def _domains(vs: VirtualServiceInfo, servers: Sequence[Server]) -> list[str]:
     return out
 
 
+def _redirect_hosts(servers: Sequence[Server]) -> list[str]:
+    """Host patterns of the servers with ``tls.httpsRedirect``: Istio requires TLS on the virtual
+    hosts of that server only, so other servers on the port keep plain http. The ``ns/`` part of a
+    server host only filters VirtualServices (§4); it plays no part here."""
+    out: list[str] = []
+    for server in servers:
+        for _, host in server.hosts if server.https_redirect else ():
+            if host not in out:
+                out.append(host)
+    return out
+
+
 def gateway_views(
     index: ConfigIndex, tables: Tables, compiled: Compiled, gw: GatewayInfo
 ) -> dict[int, dict[str, Any]]:
@@ -163,7 +175,7 @@ def gateway_views(
             "namespace": gw.namespace,
             "scope": -1,
             "ports": [port],
-            "https_redirect": any(s.https_redirect for s in servers),
+            "https_redirect_hosts": _redirect_hosts(servers),
             "unknown_host": "not_found",
             "vhosts": vhosts,
         }

@@ -24,7 +24,7 @@ fn ir(targets: Vec<Value>, routes: Vec<Value>, vhosts: Vec<Value>) -> String {
         "policies": ["{}"],
         "scopes": [{"clusters": clusters}],
         "routes": routes,
-        "views": [{"gateway": 0, "namespace": "default", "scope": 0, "ports": [], "https_redirect": false,
+        "views": [{"gateway": 0, "namespace": "default", "scope": 0, "ports": [], "https_redirect_hosts": [],
                    "unknown_host": "passthrough", "vhosts": vhosts}],
         "mesh": {"namespaces": {"default": {"default_view": 0, "sidecars": []}}, "other_view": 0},
         "gateway_views": {},

@@ -3,7 +3,7 @@
 use ahash::AHashMap;
 
 use crate::error::{CompileError, ErrorKind, Result};
-use crate::host::HostIndex;
+use crate::host::{HostIndex, HostSet};
 use crate::route::{check_ref, extra_fragment, Limits, Route};
 use crate::spec::{Spec, ViewSpec};
 use crate::table::{RouteTable, Scope, Target};
@@ -144,7 +144,7 @@ fn compile_view(
         namespace: spec.namespace.as_str().into(),
         scope: spec.scope,
         ports,
-        https_redirect: spec.https_redirect,
+        https_redirect: HostSet::build(&spec.https_redirect_hosts),
         unknown_host: spec.unknown_host,
         hosts: HostIndex::build(vhosts.iter().map(|v: &VHost| v.domains.as_slice())),
         vhosts,

@@ -94,6 +94,38 @@ impl HostIndex {
     }
 }
 
+/// A set of host patterns (exact names, `*suffix` wildcards, `*`) that only answers "does any
+/// pattern match?", with the same rules as [`HostIndex`]: used for the hosts of a view's
+/// `tls.httpsRedirect` servers.
+///
+/// The empty set, by far the common case, costs one branch; `*` costs no hashing.
+pub(crate) struct HostSet {
+    star: bool,
+    index: Option<Box<HostIndex>>,
+}
+
+// === impl HostSet ===
+
+impl HostSet {
+    pub(crate) fn build(patterns: &[String]) -> Self {
+        let patterns: Vec<String> = patterns.iter().map(|p| p.to_ascii_lowercase()).collect();
+        let star = patterns.iter().any(|p| p == "*");
+        let index = (!star && !patterns.is_empty())
+            .then(|| Box::new(HostIndex::build(std::iter::once(patterns.as_slice()))));
+        Self { star, index }
+    }
+
+    /// Whether `host` (already port-stripped, any case) matches some pattern.
+    #[inline]
+    pub(crate) fn matches(&self, host: &str) -> bool {
+        self.star
+            || self
+                .index
+                .as_ref()
+                .is_some_and(|i| i.lookup(host).is_some())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +185,22 @@ mod tests {
         assert_eq!(vh(&i, "b"), Some((1, 1)));
         assert_eq!(vh(&i, "c"), None);
         assert_eq!(vh(&i, ""), None);
+    }
+
+    fn set(patterns: &[&str]) -> HostSet {
+        HostSet::build(&patterns.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn host_set_exact_wildcard_star() {
+        let empty = set(&[]);
+        assert!(!empty.matches("a.example.com") && !empty.matches(""));
+        let s = set(&["Secure.example.com", "*.admin.example.com"]);
+        assert!(s.matches("secure.example.com") && s.matches("SECURE.Example.COM"));
+        assert!(s.matches("x.admin.example.com") && s.matches("a.b.admin.example.com"));
+        assert!(!s.matches("admin.example.com") && !s.matches("plain.example.com"));
+        assert!(!s.matches("secure.example.com.evil") && !s.matches(""));
+        let all = set(&["plain.example.com", "*"]);
+        assert!(all.matches("anything") && all.matches(""));
     }
 }

@@ -88,8 +88,9 @@ pub(crate) struct ViewSpec {
     pub(crate) scope: u32,
     #[serde(default)]
     pub(crate) ports: Vec<u16>,
+    /// Host patterns of the gateway servers with `tls.httpsRedirect` (`ns/` part stripped).
     #[serde(default)]
-    pub(crate) https_redirect: bool,
+    pub(crate) https_redirect_hosts: Vec<String>,
     #[serde(default)]
     pub(crate) unknown_host: UnknownHost,
     pub(crate) vhosts: Vec<VHostSpec>,

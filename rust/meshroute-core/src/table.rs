@@ -81,8 +81,9 @@ impl RouteTable {
         let port = selected
             .port
             .unwrap_or_else(|| mesh_listener_port(&prep, view, vhost));
-        // A gateway server with `tls.httpsRedirect` answers every plain-http request with a 301.
-        if view.https_redirect && !prep.is_https() {
+        // A gateway server with `tls.httpsRedirect` answers plain-http requests for its hosts
+        // with a 301, whether or not a VirtualService claims the host.
+        if view.https_redirect.matches(prep.host) && !prep.is_https() {
             let location = Redirect::https().location(&prep, port);
             return redirected(d, location, 301);
         }

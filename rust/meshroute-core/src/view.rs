@@ -2,7 +2,7 @@
 
 use ahash::AHashMap;
 
-use crate::host::HostIndex;
+use crate::host::{HostIndex, HostSet};
 use crate::request::Prepared;
 use crate::spec::UnknownHost;
 use crate::vhost::VHost;
@@ -14,7 +14,8 @@ pub(crate) struct View {
     pub(crate) namespace: Box<str>,
     pub(crate) scope: u32,
     pub(crate) ports: Vec<u16>,
-    pub(crate) https_redirect: bool,
+    /// Hosts answered with a 301 to https when the request is plain http (`tls.httpsRedirect`).
+    pub(crate) https_redirect: HostSet,
     pub(crate) unknown_host: UnknownHost,
     pub(crate) vhosts: Vec<VHost>,
     pub(crate) hosts: HostIndex,

@@ -66,16 +66,16 @@ fn unknown_host_policies() {
 fn multi_view() -> std::sync::Arc<meshroute_core::RouteTable> {
     let mut ir = Ir::new();
     ir.doc["gateways"] = json!(["mesh", "istio-system/gw"]);
-    let view = |ns: &str, gw: u32, ports: serde_json::Value, https_redirect: bool| {
-        json!({"gateway": gw, "namespace": ns, "scope": 0, "ports": ports, "https_redirect": https_redirect,
+    let view = |ns: &str, gw: u32, ports: serde_json::Value, redirect: &[&str]| {
+        json!({"gateway": gw, "namespace": ns, "scope": 0, "ports": ports, "https_redirect_hosts": redirect,
                "unknown_host": "not_found", "vhosts": []})
     };
     ir.doc["views"] = json!([
-        view("default", 0, json!([]), false),
-        view("default", 0, json!([]), false),
-        view("other", 0, json!([]), false),
-        view("istio-system", 1, json!([8080]), false),
-        view("istio-system", 1, json!([8443]), true),
+        view("default", 0, json!([]), &[]),
+        view("default", 0, json!([]), &[]),
+        view("other", 0, json!([]), &[]),
+        view("istio-system", 1, json!([8080]), &[]),
+        view("istio-system", 1, json!([8443]), &["*"]),
     ]);
     ir.doc["mesh"] = json!({"namespaces": {"default": {"default_view": 0,
         "sidecars": [{"labels": {"app": "special"}, "view": 1}]}}, "other_view": 2});
@@ -157,4 +157,68 @@ fn gateway_view_by_listener_port() {
         (Outcome::NoRoute, Some(404))
     );
     assert!(unknown.to_json().contains(r#""gateway":"default/nope""#));
+}
+
+/// One gateway port with two servers: `secure.example.com` (+ `*.admin.example.com`) with
+/// `tls.httpsRedirect`, `plain.example.com` without; a VS routes each host.
+fn split_redirect() -> std::sync::Arc<meshroute_core::RouteTable> {
+    let mut ir = Ir::new();
+    ir.doc["gateways"] = json!(["mesh", "default/gw"]);
+    let secure = ir.target("secure", None, Some(80), 80);
+    let plain = ir.target("plain", None, Some(80), 80);
+    let on_gw = json!([{"gateways": [1]}]);
+    let rs = ir.route(with(
+        fwd(0, vec![], &[(secure, 0)]),
+        "matches",
+        on_gw.clone(),
+    ));
+    let rp = ir.route(with(fwd(1, vec![], &[(plain, 0)]), "matches", on_gw));
+    ir.doc["views"] = json!([{"gateway": 1, "namespace": "default", "scope": 0, "ports": [80],
+        "https_redirect_hosts": ["secure.example.com", "*.admin.example.com"],
+        "unknown_host": "not_found", "vhosts": [
+            {"domains": ["secure.example.com"], "routes": [rs], "default_target": null, "default_port": null},
+            {"domains": ["plain.example.com"], "routes": [rp], "default_target": null, "default_port": null}]}]);
+    ir.doc["mesh"] = json!({"namespaces": {}, "other_view": null});
+    ir.doc["gateway_views"] = json!({"default/gw": {"80": 0}});
+    ir.build()
+}
+
+#[test]
+fn https_redirect_only_for_the_redirecting_servers_hosts() {
+    let t = split_redirect();
+    let gw = |authority: &'static str, scheme: &'static str| {
+        route(
+            &t,
+            &Request {
+                gateway: "default/gw",
+                scheme,
+                ..req(authority, "/a?b=1", &[])
+            },
+        )
+    };
+    let d = gw("secure.example.com", "http");
+    assert_eq!((d.outcome(), d.status()), (Outcome::Redirect, Some(301)));
+    assert_eq!(
+        d.redirect_location(),
+        Some("https://secure.example.com/a?b=1")
+    );
+    let d = gw("Secure.Example.com:80", "http");
+    assert_eq!(
+        d.redirect_location(),
+        Some("https://Secure.Example.com/a?b=1")
+    );
+    assert_eq!(gw("secure.example.com", "https").host(), Some("secure"));
+    // The other server's host is routed by its VS, not redirected.
+    let d = gw("plain.example.com", "http");
+    assert_eq!((d.outcome(), d.host()), (Outcome::Route, Some("plain")));
+    // A redirect host without a VS still redirects; a host of no server is 404.
+    let d = gw("x.admin.example.com", "http");
+    assert_eq!(
+        d.redirect_location(),
+        Some("https://x.admin.example.com/a?b=1")
+    );
+    let d = gw("other.example.com", "http");
+    assert_eq!((d.outcome(), d.status()), (Outcome::NoRoute, Some(404)));
+    let d = gw("admin.example.com", "http");
+    assert_eq!((d.outcome(), d.status()), (Outcome::NoRoute, Some(404)));
 }

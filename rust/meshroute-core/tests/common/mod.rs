@@ -26,7 +26,7 @@ impl Ir {
                 "scopes": [{"clusters": []}],
                 "routes": [],
                 "views": [{"gateway": 0, "namespace": "default", "scope": 0, "ports": [],
-                           "https_redirect": false, "unknown_host": "not_found", "vhosts": []}],
+                           "https_redirect_hosts": [], "unknown_host": "not_found", "vhosts": []}],
                 "mesh": {"namespaces": {"default": {"default_view": 0, "sidecars": []}}, "other_view": 0},
                 "gateway_views": {},
                 "default_extra": {"timeout_ms": null}

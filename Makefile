@@ -49,6 +49,11 @@ bench: build ## pytest-benchmark (bench/) and criterion (rust) benchmarks
 	$(PY) -m pytest bench --benchmark-enable --benchmark-only -q -p no:cacheprovider
 	cargo bench -p meshroute-core --bench route
 
+.PHONY: bench-envoy
+bench-envoy: build ## Envoy alone vs Envoy + meshroute ext_proc under wrk (bench/README.md)
+	bash scripts/bench-tools.sh
+	PYTHONPATH=. $(PY) -m bench.envoy --duration 10 --rounds 2 $(BENCH_ENVOY_ARGS)
+
 .PHONY: help
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'

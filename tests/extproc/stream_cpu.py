@@ -9,6 +9,7 @@ server process's utime+stime from /proc over the timed streams.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -82,8 +83,10 @@ def main(streams: int = 3000, reps: int = 3) -> None:
     base = f"unix:{tmp}/nothing.sock"
     config = [str(DATA / "bookinfo"), str(TASKS / "virtual-service-reviews-test-v2.yaml")]
     command = [sys.executable, "-m", "meshroute", "serve", *config, "--listen", ours]
-    serve = Proc("serve", command, tmp / "s.log")
-    nothing = Proc("nothing", [sys.executable, "-c", NOTHING, base], tmp / "n.log")
+    # SERVER_GRPC_EXPERIMENTS: grpc experiments for the two servers only (the client keeps its own).
+    env = {"GRPC_EXPERIMENTS": os.environ.get("SERVER_GRPC_EXPERIMENTS", "")}
+    serve = Proc("serve", command, tmp / "s.log", env)
+    nothing = Proc("nothing", [sys.executable, "-c", NOTHING, base], tmp / "n.log", env)
     try:
         for proc, sock in ((serve, tmp / "serve.sock"), (nothing, tmp / "nothing.sock")):
             proc.wait_until(sock.exists, what="listening")

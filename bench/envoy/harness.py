@@ -126,6 +126,8 @@ def _envoy_config(workdir: Path, istio: Path, sock: str, workers: int, tag: str)
             str(port),
             "--admin-port",
             str(admin),
+            "--access-log",
+            "",  # as envoy-alone: compare routing, not logging
             "-o",
             str(front_yaml),
         ),

@@ -169,8 +169,10 @@ class FeatureStack:
 
     @contextlib.contextmanager
     def traffic(
-        self, host: str, path: str, max_requests: int = 5000, max_seconds: float = 30
+        self, host: str, path: str, min_requests: int = 20, max_requests: int = 5000, max_seconds: float = 30
     ) -> Iterator[Traffic]:
+        """Requests in a background thread for the duration of the ``with`` block, and at least
+        ``min_requests`` of them (a slow, busy machine must not make the check vacuous)."""
         result = Traffic()
         stop = threading.Event()
 
@@ -188,6 +190,9 @@ class FeatureStack:
             time.sleep(0.3)
             yield result
             time.sleep(0.3)
+            deadline = time.monotonic() + 10
+            while result.sent < min_requests and thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
         finally:
             stop.set()
             thread.join(20)

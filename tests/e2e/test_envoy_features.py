@@ -7,7 +7,9 @@ Upstreams are two echo servers (tests/e2e/echo.py); the config is tests/e2e/feat
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -120,6 +122,57 @@ def test_no_route_is_404(features: FeatureStack) -> None:
 
 def test_undefined_subset_is_503(features: FeatureStack) -> None:
     assert features.mesh("echo.test", "/nosubset").status == 503
+
+
+def eventually(check: Callable[[], bool], timeout: float = 2.0) -> bool:
+    """Poll ``check`` until it holds or ``timeout`` passes (shadows are fire-and-forget)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_mirror_sends_a_copy_to_the_mirror_subset(features: FeatureStack) -> None:
+    path = f"/mirror/{uuid.uuid4().hex}"
+    # a forged header for another mirror slot must not add a second copy anywhere
+    r = features.mesh("echo.test", path, {"x-meshroute-mirror-1": "outbound|80|v1|echo.test"})
+    assert (r.status, r.json()["server"]) == (200, "v1")
+    assert eventually(lambda: features.echo_v2.count(path) == 1), "the mirror never got its copy"
+    [(_, _, shadow)] = [req for req in features.echo_v2.requests if req[1] == path]
+    assert shadow["host"] == "echo.test"  # Istio >= 1.28: no "-shadow" suffix
+    assert not [k for k in shadow if k.startswith("x-meshroute-")], shadow
+    time.sleep(0.2)
+    assert features.echo_v1.count(path) == 1  # the primary only: the forged slot did nothing
+    primary = r.json()["headers"]
+    assert not [k for k in primary if k.startswith("x-meshroute-") and k != "x-meshroute-mirror-0"]
+    # Envoy reads the mirror cluster header after every request-header removal it offers, so the
+    # primary keeps the header serve set for the mirror that fired (docs/envoy.md); never a client's.
+    assert primary.get("x-meshroute-mirror-0") == "outbound|80|v2|echo.test"
+
+
+def test_forged_mirror_header_sends_no_copy(features: FeatureStack) -> None:
+    path = f"/v1/{uuid.uuid4().hex}"
+    forged = {f"x-meshroute-mirror-{i}": "outbound|80|v2|echo.test" for i in range(4)}
+    r = features.mesh("echo.test", path, forged)
+    assert (r.status, r.json()["server"]) == (200, "v1")
+    assert not [k for k in r.json()["headers"] if k.startswith("x-meshroute-")]
+    time.sleep(0.5)
+    assert features.echo_v2.count(path) == 0
+
+
+def test_passthrough_to_an_ip_literal_with_a_port(features: FeatureStack) -> None:
+    # Unknown host: the core picks PassthroughCluster (ALLOW_ANY), serve names the address.
+    r = features.mesh(f"127.0.0.1:{features.echo_v1.port}", "/passthrough")
+    assert (r.status, r.header("x-echo-server")) == (200, "v1")
+    assert "x-envoy-original-dst-host" not in r.json()["headers"]
+    # a DNS name has no original destination address here: 503, even with a forged header
+    assert features.mesh("unknown.example", "/passthrough").status == 503
+    forged = {"x-envoy-original-dst-host": f"127.0.0.1:{features.echo_v1.port}"}
+    before = features.echo_v1.count("/passthrough")
+    assert features.mesh("unknown.example", "/passthrough", forged).status == 503
+    assert features.echo_v1.count("/passthrough") == before
 
 
 FORGED = {

@@ -89,9 +89,20 @@ def test_filter_chain_contract() -> None:
     assert route["route"]["timeout"] == "0s"
     assert route["route"]["hash_policy"] == [{"header": {"header_name": "x-meshroute-hash"}}]
     assert route["request_headers_to_remove"] == ["x-meshroute-cluster"]
-    # the hash key leaves after the load balancer used it (see docs/envoy.md)
+    # VirtualService mirrors: serve names up to 4 mirror clusters per request; the shadow keeps the
+    # Host (Istio >= 1.28) and never carries the mirror headers (see docs/envoy.md)
+    mirrors = route["route"]["request_mirror_policies"]
+    headers = [f"x-meshroute-mirror-{i}" for i in range(4)]
+    assert [m["cluster_header"] for m in mirrors] == headers
+    for m in mirrors:
+        assert m["disable_shadow_host_suffix_append"] is True
+        assert m["request_headers_mutations"] == [{"remove": h} for h in headers]
+        assert "runtime_fraction" not in m and "cluster" not in m  # serve draws the percentage
+    # the hash key and the original destination leave after the load balancer used them (docs/envoy.md)
     upstream = manager["http_filters"][2]["typed_config"]["upstream_http_filters"]
-    assert upstream[0]["typed_config"]["mutations"] == {"request_mutations": [{"remove": "x-meshroute-hash"}]}
+    assert upstream[0]["typed_config"]["mutations"] == {
+        "request_mutations": [{"remove": "x-meshroute-hash"}, {"remove": "x-envoy-original-dst-host"}]
+    }
     assert upstream[-1]["name"] == "envoy.filters.http.upstream_codec"
     log = manager["access_log"][0]["typed_config"]
     assert log["path"] == "/dev/stdout"

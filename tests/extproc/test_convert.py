@@ -109,8 +109,7 @@ def answer(
 ) -> pb.ProcessingResponse:
     routing = Routing(mesh, seed=1)
     fields = request_fields(headers_request(authority, path, headers=headers).request_headers)
-    ans = routing.decide(fields, MESH_LISTENER)
-    data = ans.request + (ans.hash_tail(fields) if ans.hash_source else b"")
+    _, data = routing.respond(fields, MESH_LISTENER)  # with the per-request tail
     return pb.ProcessingResponse.FromString(data)
 
 

@@ -129,7 +129,7 @@ def test_bad_streams_fail_with_a_grpc_error_and_the_server_keeps_serving(
 
 def test_an_exception_while_routing_is_an_internal_error(bookinfo: ThreadServer) -> None:
     class Broken:
-        def decide(self, *args: Any) -> Any:
+        def respond(self, *args: Any) -> Any:
             raise RuntimeError("boom")
 
     good = bookinfo.holder.routing

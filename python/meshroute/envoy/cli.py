@@ -46,7 +46,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="K=V",
         help="label of the mesh listener's client workload (repeatable)",
     )
-    p.add_argument("--access-log", default="/dev/stdout", metavar="PATH")
+    p.add_argument(
+        "--access-log", default="/dev/stdout", metavar="PATH", help="'' for none (benchmarks); default stdout"
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.set_defaults(func=run)
     return p

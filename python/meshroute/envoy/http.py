@@ -8,7 +8,13 @@ from collections.abc import Sequence
 
 from meshroute.envoy.common import Json, typed
 from meshroute.envoy.options import Options
-from meshroute.extproc import CLUSTER_HEADER, EXTPROC_CLUSTER, HASH_HEADER
+from meshroute.extproc import (
+    CLUSTER_HEADER,
+    EXTPROC_CLUSTER,
+    HASH_HEADER,
+    MIRROR_HEADERS,
+    ORIGINAL_DST_HEADER,
+)
 
 EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -27,8 +33,29 @@ ACCESS_LOG_FORMAT = (
 )
 
 
+def mirror_policies() -> list[Json]:
+    """One ``request_mirror_policies`` entry per possible mirror, policy i reading its cluster from
+    ``x-meshroute-mirror-<i>``: serve sets the header only when that mirror fires (serve draws the
+    percentage, so no ``runtime_fraction``), and Envoy skips a policy whose header is absent.
+
+    The shadow keeps the original Host, as Istio >= 1.28 does (``disable_shadow_host_suffix_append``:
+    no ``-shadow`` suffix). The mirror headers are removed from the shadow by the policy's own
+    ``request_headers_mutations``. They cannot be removed from the primary request: Envoy 1.40 reads
+    the mirror cluster header from the request after the route's removals *and* after the router's
+    upstream filters ran on it (both tried: no shadow was sent), so the primary upstream sees the
+    ``x-meshroute-mirror-<i>`` that serve set when mirror i fired (never a client's: serve
+    overwrites or removes every one on every request). See docs/envoy.md.
+    """
+    strip = [{"remove": h} for h in MIRROR_HEADERS]
+    return [
+        {"cluster_header": h, "disable_shadow_host_suffix_append": True, "request_headers_mutations": strip}
+        for h in MIRROR_HEADERS
+    ]
+
+
 def catch_all_route() -> Json:
-    """The only route: serve names the cluster; the control headers never reach the upstream."""
+    """The only route: serve names the cluster; the control headers never reach the upstream
+    (except a fired mirror's own header, see :func:`mirror_policies`)."""
     return {
         "name": "meshroute",
         "match": {"prefix": "/"},
@@ -36,21 +63,24 @@ def catch_all_route() -> Json:
             "cluster_header": CLUSTER_HEADER,
             "timeout": "0s",  # Istio: no route timeout unless the VirtualService sets one
             "hash_policy": [{"header": {"header_name": HASH_HEADER}}],
+            "request_mirror_policies": mirror_policies(),
         },
         "request_headers_to_remove": [CLUSTER_HEADER],
     }
 
 
 def router_filter() -> Json:
-    """The router, with x-meshroute-hash removed by an upstream filter: the route's
-    request_headers_to_remove runs before the load balancer hashes (verified on Envoy 1.40: ring
-    hash then spread one key over every host), so the key must survive until the host is chosen."""
-    strip_hash = typed(
+    """The router, with x-meshroute-hash and x-envoy-original-dst-host removed by an upstream
+    filter: the route's request_headers_to_remove runs before the load balancer hashes (verified on
+    Envoy 1.40: ring hash then spread one key over every host), so the key must survive until the
+    host is chosen; ORIGINAL_DST clusters read their header at the same point. Shadows (mirrors)
+    pass the same upstream filters."""
+    strip = typed(
         "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
-        mutations={"request_mutations": [{"remove": HASH_HEADER}]},
+        mutations={"request_mutations": [{"remove": HASH_HEADER}, {"remove": ORIGINAL_DST_HEADER}]},
     )
     upstream = [
-        {"name": "meshroute.strip_hash_key", "typed_config": strip_hash},
+        {"name": "meshroute.strip_lb_headers", "typed_config": strip},
         {
             "name": "envoy.filters.http.upstream_codec",
             "typed_config": typed("envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"),
@@ -171,7 +201,7 @@ def connection_manager(
         # Istio's default path normalisation (meshConfig pathNormalization BASE).
         normalize_path=True,
         upgrade_configs=[{"upgrade_type": "websocket"}],
-        access_log=[access_log(options.access_log)],
+        access_log=[access_log(options.access_log)] if options.access_log else [],
     )
     if ("x-meshroute-listener", "gateway") in metadata:
         # An edge proxy, as Istio's gateways: x-forwarded-for/-proto come from the connection, so a

@@ -28,7 +28,7 @@ class Options:
     bind_ports: Mapping[int, int] = field(default_factory=dict)
     source_namespace: str | None = None
     source_labels: Mapping[str, str] = field(default_factory=dict)
-    access_log: str = "/dev/stdout"
+    access_log: str = "/dev/stdout"  # "" = no access log
     # A Python ext_proc server can fall behind Envoy's 200 ms default under bursts (docs/envoy.md).
     message_timeout: str = "1s"
     domain: str = "cluster.local"

@@ -5,6 +5,12 @@ from __future__ import annotations
 CLUSTER_HEADER = "x-meshroute-cluster"
 HASH_HEADER = "x-meshroute-hash"
 EXTPROC_CLUSTER = "meshroute_extproc"
+# VirtualService mirrors: the route has MAX_MIRRORS request_mirror_policies, policy i reading its
+# cluster from MIRROR_HEADERS[i]; serve sets the header when mirror i fires (docs/envoy.md).
+MAX_MIRRORS = 4
+MIRROR_HEADERS: tuple[str, ...] = tuple(f"x-meshroute-mirror-{i}" for i in range(MAX_MIRRORS))
+# Where Envoy's ORIGINAL_DST clusters (PassthroughCluster) take the destination address from.
+ORIGINAL_DST_HEADER = "x-envoy-original-dst-host"
 
 
 def addresses(listen: str, workers: int = 1) -> list[str]:

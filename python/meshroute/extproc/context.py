@@ -10,12 +10,17 @@ gateway index and the answer cache; the reloader swaps it as a whole.
 from __future__ import annotations
 
 import itertools
+import logging
+import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshroute.extproc import MAX_MIRRORS
 from meshroute.extproc.convert import Answer, AnswerCache, RequestFields, build_answer
 from meshroute.mesh import Mesh
+
+log = logging.getLogger("meshroute.serve")
 
 LISTENER_KEY = "x-meshroute-listener"
 PORT_KEY = "x-meshroute-port"
@@ -142,7 +147,7 @@ NO_GATEWAY = build_answer({"outcome": "no_route", "status": 404})
 class Routing:
     """One loaded config ready to answer ext_proc requests. Immutable apart from its caches."""
 
-    __slots__ = ("_answers", "_seeds", "gateways", "mesh", "route")
+    __slots__ = ("_answers", "_seeds", "gateways", "mesh", "rng", "route")
 
     def __init__(self, mesh: Mesh, seed: int | None = None) -> None:
         self.mesh = mesh
@@ -151,9 +156,21 @@ class Routing:
         self._answers = AnswerCache()
         # --seed: request i uses seed+i, so a run is reproducible yet draws still vary.
         self._seeds = itertools.count(seed) if seed is not None else None
+        # Draws the core does not make (mirror percentages): one stream, seeded by --seed too.
+        self.rng = random.Random(seed)
+        warn_mirror_limit(mesh.analysis.resources)
+
+    def respond(self, f: RequestFields, listener: Listener) -> tuple[Answer, bytes]:
+        """Route one request: its answer and the request_headers reply bytes, with the per-request
+        tail (hash key, mirror draws, passthrough destination) appended when the answer has one."""
+        answer = self.decide(f, listener)
+        if not answer.per_request:
+            return answer, answer.request
+        port = listener.port if listener.kind == "gateway" else f.port
+        return answer, answer.request + answer.tail(f, port, self.rng)
 
     def decide(self, f: RequestFields, listener: Listener) -> Answer:
-        """Route one request and return its (cached) answer."""
+        """Route one request and return its (cached) answer, without the per-request tail."""
         if listener.kind == "gateway":
             assert listener.port is not None
             gateway = self.gateways.select(listener.port, f.host)
@@ -177,3 +194,21 @@ class Routing:
             seed=None if self._seeds is None else next(self._seeds),
         )
         return self._answers.get(d.to_json(), d.to_dict)
+
+
+def warn_mirror_limit(resources: Iterable[Any]) -> None:
+    """Log every VirtualService route with more mirrors than Envoy has mirror policies for."""
+    for res in resources:
+        if getattr(res, "kind", None) != "VirtualService":
+            continue
+        for i, route in enumerate((res.spec or {}).get("http") or []):
+            if not isinstance(route, Mapping):
+                continue
+            listed = route.get("mirrors")
+            count = len(listed) if isinstance(listed, list) else 0
+            count += isinstance(route.get("mirror"), Mapping)
+            if count > MAX_MIRRORS:
+                log.warning(
+                    "VirtualService %s/%s http[%d] has %d mirrors; only the first %d are sent (Envoy "
+                    "has %d mirror policies)", res.namespace, res.name, i, count, MAX_MIRRORS, MAX_MIRRORS,
+                )  # fmt: skip

@@ -4,15 +4,20 @@ No grpc import; everything here is plain data in, plain data (or serialized byte
 
 Answers are built once per distinct ``Decision.to_json()`` text and kept as serialized
 ``ProcessingResponse`` bytes (:class:`AnswerCache`): the JSON holds every field the answer depends
-on, so equal JSON means an equal answer. The only per-request part is the consistent-hash key,
-which comes from the request itself; it is sent as a second serialized ``ProcessingResponse``
-appended to the cached bytes. Protobuf parsers merge a repeated occurrence of a message field
+on, so equal JSON means an equal answer. The per-request parts are left out of the cached bytes
+and sent as a second serialized ``ProcessingResponse`` appended to them (:meth:`Answer.tail`): the
+consistent-hash key (it comes from the request itself), the mirror headers (each mirror's
+percentage is drawn per request) and, for ``PassthroughCluster``, ``x-envoy-original-dst-host``
+(the request's own authority). Protobuf parsers merge a repeated occurrence of a message field
 (``request_headers.response.header_mutation``) and concatenate repeated fields, so Envoy sees one
-mutation holding both parts.
+mutation holding both parts. A header handled by the tail is neither set nor removed by the cached
+part, so nothing depends on the order Envoy applies sets and removes in.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +25,9 @@ from typing import Any
 from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
-from meshroute.extproc import CLUSTER_HEADER, HASH_HEADER
+from meshroute.extproc import CLUSTER_HEADER, HASH_HEADER, MAX_MIRRORS, MIRROR_HEADERS, ORIGINAL_DST_HEADER
+
+PASSTHROUGH_CLUSTER = "PassthroughCluster"
 
 # Every header Envoy acts on that a client could forge; each pass-through answer sets or removes
 # all of them (docs/envoy.md "Control headers").
@@ -42,7 +49,8 @@ CONTROL_HEADERS: tuple[str, ...] = (
     "x-envoy-fault-delay-request-percentage",
     "x-envoy-fault-abort-request-percentage",
     "x-envoy-fault-throughput-response",
-    "x-envoy-original-dst-host",
+    ORIGINAL_DST_HEADER,
+    *MIRROR_HEADERS,
 )
 _CONTROL = frozenset(CONTROL_HEADERS)
 
@@ -123,7 +131,67 @@ def split_authority(authority: str) -> tuple[str, int | None]:
     return authority.lower(), None
 
 
+def original_dst(host: str, port: int | None) -> str | None:
+    """``x-envoy-original-dst-host`` for a passthrough request to ``host:port``: only an IP literal
+    with a port names an address Envoy can connect to; a DNS name (or no port) gives None.
+
+    >>> original_dst("127.0.0.1", 18080), original_dst("[::1]", 80), original_dst("[::1]", None)
+    ('127.0.0.1:18080', '[::1]:80', None)
+    >>> original_dst("unknown.example", 80), original_dst("127.1", 80), original_dst("[a.b]", 80)
+    (None, None, None)
+    """
+    if port is None or not 0 < port < 65536:
+        return None
+    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(literal)
+    except ValueError:
+        return None
+    if address.version == 6:
+        return f"[{literal}]:{port}" if host.startswith("[") else None
+    return f"{literal}:{port}"
+
+
 # === Answers ===
+
+
+@dataclass(frozen=True, slots=True)
+class Mirror:
+    """One VirtualService mirror of a decision. ``cluster`` None: the mirror names no port and its
+    host has no single port, so (as Istio) the listener port is used, known only per request."""
+
+    cluster: str | None
+    host: str
+    subset: str | None
+    per_million: int  # Istio percentage x 10 000; 1 000 000 = always
+
+    def cluster_for(self, port: int) -> str:
+        return self.cluster or f"outbound|{port}|{self.subset or ''}|{self.host}"
+
+    def fires(self, rng: random.Random) -> bool:
+        """Draw only when the percentage is strictly between 0 and 100, as the core does for faults."""
+        if self.per_million >= 1_000_000:
+            return True
+        return self.per_million > 0 and rng.randrange(1_000_000) < self.per_million
+
+
+def mirrors_of(d: Mapping[str, Any]) -> tuple[Mirror, ...]:
+    """The decision's ``mirrors`` (docs/ir.md ``extra``): the first :data:`MAX_MIRRORS` with a
+    percentage above 0.
+
+    >>> mirrors_of({"mirrors": [{"cluster": "outbound|80|v2|e", "destination": {"host": "e",
+    ...     "subset": "v2", "port": 80}, "percent": 12.5}]})
+    (Mirror(cluster='outbound|80|v2|e', host='e', subset='v2', per_million=125000),)
+    """
+    out: list[Mirror] = []
+    for m in d.get("mirrors") or []:
+        dest = m.get("destination") or {}
+        percent = m.get("percent")
+        per_million = min(max(round(float(100 if percent is None else percent) * 10_000), 0), 1_000_000)
+        if per_million and dest.get("host"):
+            out.append(Mirror(m.get("cluster"), str(dest["host"]), dest.get("subset") or None, per_million))
+    # Envoy has MAX_MIRRORS policies; serve warns about longer lists at load (context.py).
+    return tuple(out[:MAX_MIRRORS])
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +204,46 @@ class Answer:
     hash_source: tuple[str, str] | None  # ("header"|"cookie"|"query", name) for x-meshroute-hash
     delay: bool  # a fault delay fired
     abort: bool  # a fault abort fired
+    mirrors: tuple[Mirror, ...] = ()  # drawn per request; x-meshroute-mirror-* are left to the tail
+    passthrough: bool = False  # PassthroughCluster: x-envoy-original-dst-host is left to the tail
+    port: int | None = None  # the destination's port: a portless mirror's port when the request has none
 
-    def hash_tail(self, fields: RequestFields) -> bytes:
-        """Bytes to append to ``request`` setting (or removing) ``x-meshroute-hash`` for this request."""
-        assert self.hash_source is not None
-        value = hash_key(self.hash_source, fields.headers, fields.path)
-        if value is None:
+    @property
+    def per_request(self) -> bool:
+        """Whether ``request`` needs :meth:`tail` appended."""
+        return self.hash_source is not None or bool(self.mirrors) or self.passthrough
+
+    def tail(self, fields: RequestFields, port: int | None, rng: random.Random) -> bytes:
+        """Bytes to append to ``request`` for this request: the hash key, the mirrors that fired
+        (their headers set, the others removed) and the passthrough destination. ``port`` is the
+        listener port the request was routed with: a mirror without a cluster (no port of its own)
+        uses it, else the destination's port, else the scheme's default, as the core picks the
+        listener port for a portless authority."""
+        sets: list[tuple[str, str, bool]] = []
+        removes: list[str] = []
+        if self.hash_source is not None:
+            value = hash_key(self.hash_source, fields.headers, fields.path)
+            if value is None:
+                removes.append(HASH_HEADER)
+            else:
+                sets.append((HASH_HEADER, value, False))
+        if self.mirrors:
+            if port is None:
+                port = self.port or (443 if fields.scheme == "https" else 80)
+            for i, header in enumerate(MIRROR_HEADERS):
+                if i < len(self.mirrors) and self.mirrors[i].fires(rng):
+                    sets.append((header, self.mirrors[i].cluster_for(port), False))
+                else:
+                    removes.append(header)
+        if self.passthrough:
+            dst = original_dst(fields.host, fields.port)
+            if dst is None:
+                removes.append(ORIGINAL_DST_HEADER)
+            else:
+                sets.append((ORIGINAL_DST_HEADER, dst, False))
+        if not sets and removes == [HASH_HEADER]:
             return _REMOVE_HASH
-        data: bytes = _request_mutation([(HASH_HEADER, value, False)], ()).SerializeToString()
+        data: bytes = _request_mutation(sets, removes).SerializeToString()
         return data
 
 
@@ -210,7 +310,14 @@ def _pass_through(d: Mapping[str, Any], outcome: str) -> Answer:
     control = control_headers(d)
     hash_source = hash_policy(d.get("traffic_policy"))
     if hash_source is not None:
-        control.pop(HASH_HEADER, None)  # set or removed per request by Answer.hash_tail
+        control.pop(HASH_HEADER, None)  # set or removed per request by Answer.tail
+    mirrors = mirrors_of(d)
+    if mirrors:
+        for header in MIRROR_HEADERS:  # drawn per request by Answer.tail
+            control.pop(header, None)
+    passthrough = d.get("cluster") == PASSTHROUGH_CLUSTER
+    if passthrough:
+        control.pop(ORIGINAL_DST_HEADER, None)  # the request's authority, per request
     sets.extend((k, v, False) for k, v in control.items() if v is not None)
     removes.extend(k for k, v in control.items() if v is None)
     msg = _request_mutation(sets, removes)
@@ -227,6 +334,9 @@ def _pass_through(d: Mapping[str, Any], outcome: str) -> Answer:
         hash_source,
         fault.get("delay_ms") is not None,
         fault.get("abort") is not None,
+        mirrors,
+        passthrough,
+        (d.get("destination") or {}).get("port"),
     )
 
 

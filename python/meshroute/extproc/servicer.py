@@ -81,16 +81,13 @@ class Servicer:
             kind = req.WhichOneof("request")
             if kind == "request_headers":
                 fields = request_fields(req.request_headers)
-                answer = routing.decide(fields, listener)
+                answer, data = routing.respond(fields, listener)
                 m = self._metrics
                 m.count_decision(answer.outcome)
                 if answer.delay:
                     m.faults_delay += 1
                 if answer.abort:
                     m.faults_abort += 1
-                data = answer.request
-                if answer.hash_source is not None:
-                    data += answer.hash_tail(fields)
                 await context.write(data)
                 if answer.response is None:
                     return None

@@ -4,6 +4,7 @@ Paths (anything else echoes with 200):
 - ``/status/<code>``: answers that status.
 - ``/sleep/<ms>``: waits, then echoes.
 - ``/flaky/<key>``: 503 on the first request for ``key``, 200 after — a retry recovers it.
+- ``/fail-on/<name>``: 503 from the echo server called ``name``, 200 from the others.
 Every answer is JSON ``{"server", "method", "path", "headers"}`` with ``x-echo-server`` and
 ``x-upstream-drop`` response headers (the latter for response-header removal tests).
 """
@@ -54,6 +55,14 @@ class Echo:
         self.server.server_close()
 
 
+def _fails(echo: Echo, parts: list[str]) -> bool:
+    if len(parts) < 2:
+        return False
+    return (parts[0] == "flaky" and echo.first_attempt(parts[1])) or (
+        parts[0] == "fail-on" and parts[1] == echo.name
+    )
+
+
 def _handler(echo: Echo) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -77,7 +86,7 @@ def _handler(echo: Echo) -> type[BaseHTTPRequestHandler]:
                 status = int(parts[1])
             elif parts[0] == "sleep" and len(parts) > 1 and parts[1].isdigit():
                 time.sleep(min(int(parts[1]), 10_000) / 1000)
-            elif parts[0] == "flaky" and len(parts) > 1 and echo.first_attempt(parts[1]):
+            elif _fails(echo, parts):
                 status = 503
             body: dict[str, Any] = {
                 "server": echo.name,

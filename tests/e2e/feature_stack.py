@@ -82,9 +82,10 @@ class Traffic:
 
 
 class FeatureStack:
-    def __init__(self, work: Path, group: ProcessGroup) -> None:
+    def __init__(self, work: Path, group: ProcessGroup, workers: int = 1) -> None:
         self.work = work
         self.group = group
+        self.workers = workers
         self.echo_v1 = Echo("v1")
         self.echo_v2 = Echo("v2")
         self.config_dir = work / "config"
@@ -106,7 +107,7 @@ class FeatureStack:
         self.https_port = free_port()
         envoy_yaml = work / "envoy.yaml"
         self._run_cli(
-            "envoy-config", str(self.config_dir), "--extproc", self.socket,
+            "envoy-config", str(self.config_dir), "--extproc", self.socket, "--workers", str(workers),
             "--mesh-port", str(self.mesh_port), "--admin-port", str(self.admin_port),
             "--bind-port", f"{GATEWAY_PORT}={self.gateway_port}",
             "--bind-port", f"{HTTPS_PORT}={self.https_port}", "-o", str(envoy_yaml),
@@ -118,20 +119,32 @@ class FeatureStack:
 
         subprocess.run([sys.executable, "-m", "meshroute", *args], check=True, timeout=60)
 
+    def statuses(self) -> list[dict[str, Any]]:
+        """Each serve worker's status file (``{}`` while one is not written yet)."""
+        paths = [self.status_file]
+        if self.workers > 1:
+            paths = [Path(f"{self.status_file}.{i}") for i in range(self.workers)]
+        out = []
+        for path in paths:
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                out.append({})
+        return out
+
     def status(self, key: str) -> int:
-        """A counter from serve's status file (``generation``: configs loaded; ``attempts``: tried)."""
-        try:
-            return int(json.loads(self.status_file.read_text())[key])
-        except (OSError, ValueError, KeyError):
-            return -1
+        """A counter, the lowest over the workers (``generation``: configs loaded; ``attempts``: tried)."""
+        return min(int(s.get(key, -1)) for s in self.statuses())
 
     def generation(self) -> int:
         return self.status("generation")
 
     def start_serve(self) -> None:
         cmd = [sys.executable, "-m", "meshroute", "serve", str(self.config_dir), "--listen", self.socket,
-               "--status-file", str(self.status_file), "--reload-interval", "0.2"]  # fmt: skip
-        self.status_file.unlink(missing_ok=True)
+               "--status-file", str(self.status_file), "--reload-interval", "0.2",
+               "--workers", str(self.workers)]  # fmt: skip
+        for path in self.work.glob("status.json*"):
+            path.unlink()
         self.serve = self.group.start("serve", cmd)
         self.serve.wait_until(lambda: self.generation() >= 1, timeout=30, what="serving")
 
@@ -151,10 +164,10 @@ class FeatureStack:
         tmp.replace(path)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            status: dict[str, Any] = json.loads(self.status_file.read_text())
-            if int(status["attempts"]) > before:
-                assert bool(status["ok"]) is ok, status
-                return status
+            if self.status("attempts") > before:
+                statuses = self.statuses()
+                assert all(bool(s["ok"]) is ok for s in statuses), statuses
+                return statuses[0]
             time.sleep(0.05)
         raise AssertionError("serve did not reload within 20 s")
 

@@ -242,3 +242,28 @@ def test_envoy_stats_show_one_stream_per_request(features: FeatureStack) -> None
     started = sum(v for k, v in stats.items() if k.endswith("streams_started"))
     assert started > 0, sorted(k for k in stats if "ext_proc" in k)
     assert json.dumps(stats)  # stats are plain numbers
+
+
+def test_circuit_breaker_rejects_overflow_immediately(features: FeatureStack) -> None:
+    # istio-tasks §6: maxConnections 1 + http1MaxPendingRequests 1 -> one request in flight, one
+    # waiting; every other concurrent request gets a local 503 with x-envoy-overloaded at once.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(lambda _: features.mesh("cb.test", "/sleep/800"), range(5)))
+    ok = [r for r in results if r.status == 200]
+    overflow = [r for r in results if r.status == 503]
+    assert len(ok) + len(overflow) == 5
+    assert 1 <= len(ok) <= 2, [(r.status, r.seconds) for r in results]
+    assert all(r.header("x-envoy-overloaded") == "true" and r.seconds < 0.5 for r in overflow)
+    stats = features.envoy_stats()
+    assert stats["cluster.outbound|80||cb.test.upstream_rq_pending_overflow"] >= len(overflow) >= 3
+
+
+def test_outlier_detection_ejects_the_failing_endpoint(features: FeatureStack) -> None:
+    # od.test: v1 answers /fail-on/v1 with 503, v2 with 200; one 5xx ejects v1 for 30 s.
+    statuses = [features.mesh("od.test", "/fail-on/v1").status for _ in range(20)]
+    assert statuses.count(503) <= 2, statuses  # before the ejection took effect
+    assert statuses[-10:] == [200] * 10
+    stats = features.envoy_stats()
+    assert stats["cluster.outbound|80||od.test.outlier_detection.ejections_enforced_total"] >= 1

@@ -64,6 +64,20 @@ def catch_all_route() -> Json:
             "timeout": "0s",  # Istio: no route timeout unless the VirtualService sets one
             "hash_policy": [{"header": {"header_name": HASH_HEADER}}],
             "request_mirror_policies": mirror_policies(),
+            # Istio's retry host predicate and selection attempts. Which conditions and how many
+            # retries come per request from serve's x-envoy-retry-* headers (OR'ed with this
+            # policy's empty retry_on, so without them nothing is retried).
+            "retry_policy": {
+                "retry_host_predicate": [
+                    {
+                        "name": "envoy.retry_host_predicates.previous_hosts",
+                        "typed_config": typed(
+                            "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                        ),
+                    }
+                ],
+                "host_selection_retry_max_attempts": 5,
+            },
         },
         "request_headers_to_remove": [CLUSTER_HEADER],
     }

@@ -56,7 +56,8 @@ _CONTROL = frozenset(CONTROL_HEADERS)
 
 # Istio retryOn items that Envoy only understands in x-envoy-retry-grpc-on.
 GRPC_RETRY_ON = frozenset({"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"})
-# Istio's default retry policy also retries 503 (networking/core/route/retry: RetriableStatusCodes).
+# Istio's default retry policy (istio-api §2.11). It lists retriable-status-codes with no codes:
+# since 1.24 the default never retries a 503 *response*.
 _DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 
 GRPC_CODES = {
@@ -388,8 +389,6 @@ def retry_headers(retries: Mapping[str, Any] | None) -> dict[str, str]:
             grpc.append(item)
         elif item not in http:
             http.append(item)
-    if retry_on == _DEFAULT_RETRY_ON:
-        codes = ["503"]
     if codes and "retriable-status-codes" not in http:
         http.append("retriable-status-codes")
     out = {"x-envoy-max-retries": str(int(retries["attempts"]))}

@@ -1,0 +1,46 @@
+"""`serve --workers 2` behind the Envoy `envoy-config --workers 2` writes: Envoy spreads the ext_proc
+streams over both worker sockets, and a reload reaches every worker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from meshroute.procs import ProcessGroup
+from tests.e2e.feature_stack import FeatureStack
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStack]:
+    work = tmp_path_factory.mktemp("workers")
+    with ProcessGroup(work / "logs") as group:
+        stack = FeatureStack(work, group, workers=2)
+        try:
+            yield stack
+        finally:
+            stack.close()
+
+
+def test_streams_reach_both_workers(two_workers: FeatureStack) -> None:
+    assert all(two_workers.mesh("echo.test", "/v1").status == 200 for _ in range(40))
+    deadline = time.monotonic() + 5  # workers rewrite their status at most once a second
+    started: list[int] = []
+    while time.monotonic() < deadline:
+        started = [int(s.get("counters", {}).get("streams_started", 0)) for s in two_workers.statuses()]
+        if sum(started) >= 40 and all(started):
+            break
+        time.sleep(0.2)
+    assert sum(started) >= 40 and all(n > 0 for n in started), started
+
+
+def test_reload_reaches_every_worker(two_workers: FeatureStack) -> None:
+    to_v2 = two_workers.config_text.replace(
+        "{uri: {exact: /}}]\n    route: [{destination: {host: echo.test, subset: v1}}]",
+        "{uri: {exact: /}}]\n    route: [{destination: {host: echo.test, subset: v2}}]",
+    )
+    assert to_v2 != two_workers.config_text
+    two_workers.apply(to_v2)
+    servers = {two_workers.mesh("echo.test", "/v1").header("x-echo-server") for _ in range(20)}
+    assert servers == {"v2"}

@@ -19,12 +19,13 @@ def fqdn(name: str, namespace: str, domain: str = "cluster.local") -> str:
     ('reviews.default.svc.cluster.local', 'reviews.prod', '*')
     """
     name = name.strip().lower()
-    if not name or "." in name or name == "*" or _is_ip(name):
+    if not name or "." in name or name == "*" or is_ip(name):
         return name
     return f"{name}.{namespace}.svc.{domain}"
 
 
-def _is_ip(name: str) -> bool:
+def is_ip(name: str) -> bool:
+    """An IPv4 or IPv6 address literal (no port, no brackets)."""
     try:
         ipaddress.ip_address(name)
     except ValueError:

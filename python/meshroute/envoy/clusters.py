@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshroute.config.diagnostics import Diagnostic
+from meshroute.config.hosts import is_ip
 from meshroute.config.index import ConfigIndex
 from meshroute.config.policy import Policy, effective_policy
 from meshroute.config.registry import Service, ServicePort
-from meshroute.envoy.common import UNLIMITED, Json, duration, endpoint_address, is_ip, pipe_path, typed
+from meshroute.envoy.common import UNLIMITED, Json, duration, endpoint_address, pipe_path, typed
 from meshroute.envoy.endpoints import Discovery, discover
 from meshroute.envoy.options import Options
 from meshroute.envoy.tls import client_tls

@@ -7,7 +7,6 @@ needed to generate a config, and ``envoy --mode validate`` is the schema check.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from meshroute.config.validate.common import parse_duration_ns
@@ -44,14 +43,6 @@ def duration(value: Any) -> str | None:
         if frac[digits:].strip("0") == "":
             return f"{seconds}.{frac[:digits]}s"
     return f"{seconds}.{frac}s"
-
-
-def is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def socket_address(host: str, port: int) -> Json:

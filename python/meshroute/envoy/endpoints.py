@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from meshroute.config.hosts import is_ip
 from meshroute.config.registry import Endpoint, Service, ServicePort
-from meshroute.envoy.common import Json, endpoint_address, is_ip, pipe_path
+from meshroute.envoy.common import Json, endpoint_address, pipe_path
 
 
 @dataclass

@@ -6,9 +6,10 @@ and what is allowed; callers choose the code and the path. Nothing here raises.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from decimal import Decimal, InvalidOperation
+
+from meshroute.config.hosts import is_ip as is_ip  # re-exported: validators use common.is_ip
 
 # === durations (C1) ===
 
@@ -201,14 +202,6 @@ def label_value_problem(value: str) -> str | None:
 
 
 # === addresses (C6) ===
-
-
-def is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def is_cidr(value: str) -> bool:

@@ -267,3 +267,14 @@ def test_outlier_detection_ejects_the_failing_endpoint(features: FeatureStack) -
     assert statuses[-10:] == [200] * 10
     stats = features.envoy_stats()
     assert stats["cluster.outbound|80||od.test.outlier_detection.ejections_enforced_total"] >= 1
+
+
+def test_dns_resolution_serviceentry(features: FeatureStack) -> None:
+    r = features.mesh("dns.test", "/x")
+    assert (r.status, r.header("x-echo-server")) == (200, "v2")
+
+
+def test_kubernetes_service_endpoints(features: FeatureStack) -> None:
+    for host in ("k8s-echo", "k8s-echo.default.svc.cluster.local:9080"):
+        r = features.mesh(host, "/x")
+        assert (r.status, r.header("x-echo-server")) == (200, "v1"), host

@@ -18,7 +18,7 @@ from meshroute.extproc.context import (
     host_matches,
     listener_from_metadata,
 )
-from meshroute.extproc.convert import request_fields
+from meshroute.extproc.request import request_fields
 from meshroute.mesh import bookinfo_path, load
 
 from .conftest import DATA, headers_request, mutation

@@ -29,7 +29,10 @@ def test_every_outcome_has_a_counter() -> None:
     [
         "meshroute.metrics",
         "meshroute.extproc",
-        "meshroute.extproc.convert",
+        "meshroute.extproc.request",
+        "meshroute.extproc.policy",
+        "meshroute.extproc.per_request",
+        "meshroute.extproc.answer",
         "meshroute.extproc.context",
     ],
 )

@@ -12,7 +12,8 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from meshroute.extproc import MAX_MIRRORS, MIRROR_HEADERS, ORIGINAL_DST_HEADER
 from meshroute.extproc.context import MESH_LISTENER, Listener, Routing
-from meshroute.extproc.convert import CONTROL_HEADERS, request_fields
+from meshroute.extproc.policy import CONTROL_HEADERS
+from meshroute.extproc.request import request_fields
 from meshroute.mesh import Mesh, load
 
 from .conftest import headers_request, mutation

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshroute.extproc import MAX_MIRRORS
-from meshroute.extproc.convert import Answer, AnswerCache, RequestFields, build_answer
+from meshroute.extproc.answer import Answer, AnswerCache, build_answer
+from meshroute.extproc.request import RequestFields
 from meshroute.mesh import Mesh
 
 log = logging.getLogger("meshroute.serve")

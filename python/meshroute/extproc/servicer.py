@@ -19,8 +19,9 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from google.protobuf.message import DecodeError
 
+from meshroute.extproc.answer import empty_answer
 from meshroute.extproc.context import ContextError, Listener, Routing, listener_from_metadata
-from meshroute.extproc.convert import empty_answer, request_fields
+from meshroute.extproc.request import request_fields
 from meshroute.metrics import METRICS, Metrics
 
 SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"

@@ -1,5 +1,6 @@
-"""A real Envoy with a generated bootstrap: TLS termination on a Gateway port, httpsRedirect,
-and fail-closed ext_proc (serve is deliberately not running)."""
+"""A real Envoy with a generated bootstrap: TLS termination on a Gateway port (certificate files,
+or credentialName with the Secrets in the config), httpsRedirect, and fail-closed ext_proc (serve
+is deliberately not running)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from meshroute.envoy import Options, build
 from meshroute.envoy.http import STATUS_ON_ERROR
 from meshroute.envoy.process import start_envoy
 from meshroute.procs import LOOPBACK, ProcessGroup, free_port
-from tests.envoy.tls_helpers import TLS_GATEWAY, self_signed
+from tests.envoy.tls_helpers import TLS_GATEWAY, Credentials, credential_config, self_signed
 
 HOST = "secure.example.com"
 
@@ -117,3 +118,76 @@ def test_mesh_listener_fails_closed(envoy: LiveEnvoy) -> None:
     with socket.create_connection((LOOPBACK, envoy.mesh_port), timeout=10) as sock:
         status, _ = _request(sock, "reviews:9080", "/")
     assert status == 503
+
+
+@dataclass
+class LiveCredentialEnvoy:
+    https_port: int
+    credentials: Credentials
+    log: Path
+
+
+@pytest.fixture
+def credential_envoy(tmp_path: Path) -> Iterator[LiveCredentialEnvoy]:
+    credentials = credential_config(tmp_path)
+    config_path = tmp_path / "gateway.yaml"
+    config_path.write_text(credentials.config)
+    https_port, admin = free_port(), free_port()
+    options = Options(
+        extproc=(f"unix:{tmp_path}/serve-not-running.sock",),
+        mesh_port=free_port(),
+        admin_port=admin,
+        bind_ports={443: https_port},
+        access_log="",
+    )
+    generated = build(analyze([config_path]), options)
+    assert generated.warnings == []
+    bootstrap = tmp_path / "envoy.yaml"
+    bootstrap.write_text(yaml.safe_dump(generated.config))
+    group = ProcessGroup(tmp_path / "logs")
+    try:
+        proc = start_envoy(group, bootstrap, admin)
+        yield LiveCredentialEnvoy(https_port, credentials, proc.log)
+    finally:
+        group.stop_all()
+
+
+def _https(
+    port: int, host: str, ca: Path, client: tuple[Path, Path] | None = None
+) -> tuple[int, tuple[object, ...]]:
+    """(status of GET /, the server certificate's subject) over TLS with SNI ``host``."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if client:
+        context.load_cert_chain(str(client[0]), str(client[1]))
+    with (
+        socket.create_connection((LOOPBACK, port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        subject = tls.getpeercert()["subject"]
+        status, _ = _request(tls, host)
+    return status, subject
+
+
+def test_credential_name_serves_the_secret_certificate(credential_envoy: LiveCredentialEnvoy) -> None:
+    live = credential_envoy
+    # The handshake verifies the certificate from Secret istio-system/secure-cert for the SNI name.
+    status, subject = _https(live.https_port, "secure.example.com", live.credentials.secure[0])
+    assert subject == ((("commonName", "secure.example.com"),),)
+    assert status == 503  # then ext_proc fails closed: serve is not running
+    # The private keys Envoy loaded from the bootstrap are not in its log.
+    log = live.log.read_text()
+    for _, key in (live.credentials.secure, live.credentials.mtls):
+        assert not any(line in log for line in key.read_text().splitlines()[1:-1])
+
+
+def test_credential_name_mutual_needs_the_client_certificate(credential_envoy: LiveCredentialEnvoy) -> None:
+    live = credential_envoy
+    server_ca = live.credentials.mtls[0]
+    # Client CA and CRL from Secret default/mtls-cert-cacert: the client certificate is accepted...
+    status, subject = _https(live.https_port, "mtls.example.com", server_ca, live.credentials.client)
+    assert subject == ((("commonName", "mtls.example.com"),),)
+    assert status == 503
+    # ...and without one the connection is refused (TLS 1.3: reported on the first read).
+    # (Envoy closes it: SSLEOFError, or the certificate_required alert, or a reset.)
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        _https(live.https_port, "mtls.example.com", server_ca)

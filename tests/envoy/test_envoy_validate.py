@@ -13,7 +13,13 @@ from meshroute.envoy import Options, build
 from meshroute.envoy.process import envoy_binary, validate_config
 from tests.conftest import SAMPLES
 from tests.envoy.helpers import assert_valid
-from tests.envoy.tls_helpers import TLS_GATEWAY, self_signed
+from tests.envoy.tls_helpers import (
+    CREDENTIAL_GATEWAY,
+    TLS_GATEWAY,
+    credential_config,
+    secret_yaml,
+    self_signed,
+)
 
 SAMPLE_SETS = {
     "bookinfo": [meshroute.bookinfo_path()],
@@ -61,3 +67,45 @@ def test_validate_rejects_a_missing_certificate(tmp_path: Path) -> None:
     ok, output = validate_config(out)
     assert not ok
     assert str(tmp_path / "no.") in output  # the certificate or key path is named
+
+
+def test_credential_name_with_secrets_validates(tmp_path: Path) -> None:
+    """Certificates, key, client CA and CRL inlined from Secrets (inline_bytes) load in Envoy."""
+    config_path = tmp_path / "gateway.yaml"
+    config_path.write_text(credential_config(tmp_path).config)
+    analysis = analyze([config_path])
+    assert analysis.ok, [d.render() for d in analysis.errors]
+    generated = build(analysis, Options(bind_ports={443: 18443}))
+    assert generated.warnings == []
+    chains = generated.config["static_resources"]["listeners"][1]["filter_chains"]
+    assert [c["filter_chain_match"]["server_names"] for c in chains] == [
+        ["secure.example.com"],
+        ["mtls.example.com"],
+    ]
+    assert set(chains[1]["transport_socket"]["typed_config"]["common_tls_context"]["validation_context"]) == {
+        "trusted_ca",
+        "crl",
+    }
+    assert_valid(tmp_path, generated.config)
+
+
+def test_validate_rejects_a_secret_whose_key_does_not_match(tmp_path: Path) -> None:
+    # meshroute checks the PEM structure only; Envoy finds the mismatch, without printing the key.
+    cert, _ = self_signed(tmp_path, "secure.example.com")
+    _, other_key = self_signed(tmp_path, "other.example.com")
+    config_path = tmp_path / "gateway.yaml"
+    (simple, _mutual) = CREDENTIAL_GATEWAY.split("  - port: {number: 443, name: https-mtls")
+    secret = secret_yaml(
+        "secure-cert", None, {"tls.crt": cert.read_bytes(), "tls.key": other_key.read_bytes()}
+    )
+    config_path.write_text(simple + secret)
+    generated = build(analyze([config_path]), Options(bind_ports={443: 18443}))
+    assert generated.warnings == []
+    out = tmp_path / "envoy.yaml"
+    out.write_text(yaml.safe_dump(generated.config))
+    ok, output = validate_config(out)
+    assert not ok
+    assert "Failed to load private key from <inline>" in output
+    assert "KEY_VALUES_MISMATCH" in output
+    key_lines = other_key.read_text().splitlines()[1:-1]
+    assert not any(line in output for line in key_lines)

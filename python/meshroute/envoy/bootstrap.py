@@ -29,6 +29,8 @@ class Generated:
 
     config: Json
     warnings: list[Diagnostic] = field(default_factory=list)
+    # Private keys from Secrets (credentialName) are inlined: keep the file private.
+    inline_keys: bool = False
 
 
 def build(source: Analysis | Iterable[Resource], options: Options | None = None) -> Generated:
@@ -67,7 +69,7 @@ def build(source: Analysis | Iterable[Resource], options: Options | None = None)
         "admin": {"address": socket_address(options.bind_address, options.admin_port)},
         "static_resources": {"listeners": listeners, "clusters": clusters},
     }
-    return Generated(config, warnings)
+    return Generated(config, warnings, gateways.inline_keys)
 
 
 def build_bootstrap(source: Analysis | Iterable[Resource], options: Options | None = None) -> Json:

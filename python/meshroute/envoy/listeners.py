@@ -18,6 +18,7 @@ from meshroute.config.index import ConfigIndex
 from meshroute.config.load import Resource
 from meshroute.config.validate.fields import normalize_spec
 from meshroute.envoy.common import Json, socket_address, typed
+from meshroute.envoy.credentials import Secrets
 from meshroute.envoy.http import (
     LISTENER_KEY,
     PORT_KEY,
@@ -48,6 +49,7 @@ class _Port:
 class Built:
     listeners: list[Json] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    inline_keys: bool = False  # a private key from a Secret is inlined in a listener
 
 
 def _hosts(raw: Any) -> list[str]:
@@ -63,6 +65,7 @@ def _hosts(raw: Any) -> list[str]:
 
 def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
     ports: dict[int, _Port] = {}
+    secrets = Secrets(index.resources)
     for gw in index.gateways.values():
         res = gw.resource
         spec = normalize_spec(res.kind, res.spec)
@@ -89,13 +92,14 @@ def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
             tls: Mapping[str, Any] = raw_tls if isinstance(raw_tls, Mapping) else {}
             port = ports.setdefault(number, _Port())
             if protocol == "HTTPS" or (tls.get("mode") and not tls.get("httpsRedirect")):
-                result = server_tls(tls)
+                result = server_tls(tls, secrets, res.namespace)
                 if result.socket is None:
                     out.diagnostics.append(
                         res.warning("envoy-server-skipped", path, f"port {number}: {result.warning}")
                     )
                     continue
                 port.tls.append((hosts, result.socket, res, i))
+                out.inline_keys |= bool(tls.get("credentialName") or tls.get("credentialNames"))
             elif tls.get("httpsRedirect") is True:
                 port.redirect_hosts.extend(h for h in hosts if h not in port.redirect_hosts)
             else:

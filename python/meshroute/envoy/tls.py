@@ -1,17 +1,20 @@
 """TLS contexts: Gateway server TLS (downstream) and DestinationRule client TLS (upstream).
 
-Only certificate *files* can be used: ``credentialName`` refers to Kubernetes secrets, which a
-static bootstrap cannot read, so those servers/policies come back with a warning instead.
+Gateway servers take certificate files, or ``credentialName`` when the config holds the Secret
+(:mod:`.credentials`; the PEM is inlined into the bootstrap). DestinationRule ``credentialName``
+is not read: those policies stay plaintext with a warning.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from meshroute.envoy.common import Json, typed
+from meshroute.envoy.credentials import CredentialError, Secrets, server_credential
 
 TLS_SOCKET = "envoy.transport_sockets.tls"
 _VERSIONS = {
@@ -40,6 +43,11 @@ def _file(path: Any) -> Json:
     return {"filename": str(path)}
 
 
+def _inline(pem: bytes) -> Json:
+    """A DataSource holding ``pem``; proto-JSON/YAML ``bytes`` are base64."""
+    return {"inline_bytes": base64.b64encode(pem).decode("ascii")}
+
+
 def _san_matchers(sans: Any) -> list[Json]:
     if not isinstance(sans, list):
         return []
@@ -62,15 +70,29 @@ def _tls_params(tls: Mapping[str, Any], default_min: str | None) -> Json:
     return params
 
 
-def server_tls(tls: Mapping[str, Any]) -> Outcome:
+def server_tls(tls: Mapping[str, Any], secrets: Secrets | None = None, namespace: str = "default") -> Outcome:
     """DownstreamTlsContext for a Gateway server whose ``tls.mode`` terminates TLS.
 
-    SIMPLE needs ``serverCertificate`` + ``privateKey``; MUTUAL / OPTIONAL_MUTUAL also
-    ``caCertificates`` (client certificates are then required / only requested).
+    SIMPLE needs ``serverCertificate`` + ``privateKey`` (or ``tlsCertificates``) files, or
+    ``credentialName`` / ``credentialNames`` naming Secrets in ``secrets`` (looked up from the
+    Gateway's ``namespace``); MUTUAL / OPTIONAL_MUTUAL also a CA, ``caCertificates`` or from the
+    Secrets (client certificates are then required / only requested).
     """
     mode = str(tls.get("mode", "PASSTHROUGH")).upper()
     if mode not in ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"):
         return Outcome(None, f"tls.mode {mode} is not terminated by meshroute's Envoy")
+    mutual = mode in ("MUTUAL", "OPTIONAL_MUTUAL")
+    if tls.get("credentialName") or tls.get("credentialNames"):
+        try:
+            credential = server_credential(secrets or Secrets([]), tls, namespace, mutual)
+        except CredentialError as exc:
+            return Outcome(None, str(exc))
+        inlined = [
+            {"certificate_chain": _inline(pair.cert), "private_key": _inline(pair.key)}
+            for pair in credential.pairs
+        ]
+        ca = _inline(credential.ca) if credential.ca else None
+        return _downstream(tls, mode, inlined, ca, _inline(credential.crl) if credential.crl else None)
     certs: list[Json] = []
     if tls.get("serverCertificate") and tls.get("privateKey"):
         certs.append(
@@ -86,22 +108,28 @@ def server_tls(tls: Mapping[str, Any]) -> Outcome:
             )
     if not certs:
         return Outcome(
-            None,
-            "the server certificate comes from credentialName (a Kubernetes secret), which a static "
-            "bootstrap cannot read; give serverCertificate/privateKey files",
+            None, "no server certificate: give serverCertificate/privateKey files or credentialName"
         )
+    if mutual and not tls.get("caCertificates"):
+        return Outcome(None, f"tls.mode {mode} needs caCertificates (a file) to verify clients")
+    ca = _file(tls["caCertificates"]) if mutual else None
+    return _downstream(tls, mode, certs, ca, _file(tls["caCrl"]) if tls.get("caCrl") else None)
+
+
+def _downstream(
+    tls: Mapping[str, Any], mode: str, certs: list[Json], ca: Json | None, crl: Json | None
+) -> Outcome:
+    """The transport socket; ``ca`` / ``crl`` (DataSources) are set for MUTUAL / OPTIONAL_MUTUAL."""
     common: Json = {
         "tls_params": _tls_params(tls, GATEWAY_MIN_TLS),
         "tls_certificates": certs,
         "alpn_protocols": GATEWAY_ALPN,
     }
     context: Json = {"common_tls_context": common}
-    if mode in ("MUTUAL", "OPTIONAL_MUTUAL"):
-        if not tls.get("caCertificates"):
-            return Outcome(None, f"tls.mode {mode} needs caCertificates (a file) to verify clients")
-        validation: Json = {"trusted_ca": _file(tls["caCertificates"])}
-        if tls.get("caCrl"):
-            validation["crl"] = _file(tls["caCrl"])
+    if ca is not None:
+        validation: Json = {"trusted_ca": ca}
+        if crl is not None:
+            validation["crl"] = crl
         if matchers := _san_matchers(tls.get("subjectAltNames")):
             validation["match_typed_subject_alt_names"] = matchers
         for field, key in (

@@ -278,3 +278,9 @@ def test_kubernetes_service_endpoints(features: FeatureStack) -> None:
     for host in ("k8s-echo", "k8s-echo.default.svc.cluster.local:9080"):
         r = features.mesh(host, "/x")
         assert (r.status, r.header("x-echo-server")) == (200, "v1"), host
+
+
+def test_consistent_hash_on_source_ip(features: FeatureStack) -> None:
+    # Every test client is 127.0.0.1: one endpoint for all (by chance: 2^-19 for 20 requests).
+    servers = {features.mesh("sticky.test", "/x").header("x-echo-server") for _ in range(20)}
+    assert len(servers) == 1 and servers <= {"v1", "v2"}, servers

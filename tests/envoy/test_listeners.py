@@ -87,7 +87,10 @@ def test_filter_chain_contract() -> None:
     assert route["match"] == {"prefix": "/"}
     assert route["route"]["cluster_header"] == "x-meshroute-cluster"
     assert route["route"]["timeout"] == "0s"
-    assert route["route"]["hash_policy"] == [{"header": {"header_name": "x-meshroute-hash"}}]
+    assert route["route"]["hash_policy"] == [
+        {"header": {"header_name": "x-meshroute-hash"}, "terminal": True},
+        {"connection_properties": {"source_ip": True}},
+    ]
     assert route["request_headers_to_remove"] == ["x-meshroute-cluster"]
     # VirtualService mirrors: serve names up to 4 mirror clusters per request; the shadow keeps the
     # Host (Istio >= 1.28) and never carries the mirror headers (see docs/envoy.md)

@@ -62,7 +62,13 @@ def catch_all_route() -> Json:
         "route": {
             "cluster_header": CLUSTER_HEADER,
             "timeout": "0s",  # Istio: no route timeout unless the VirtualService sets one
-            "hash_policy": [{"header": {"header_name": HASH_HEADER}}],
+            # serve's key when the destination's DR hashes on a header, cookie or query parameter
+            # (terminal: nothing else is mixed in); otherwise the client address, which is what
+            # useSourceIp asks for and what a non-hashing cluster ignores.
+            "hash_policy": [
+                {"header": {"header_name": HASH_HEADER}, "terminal": True},
+                {"connection_properties": {"source_ip": True}},
+            ],
             "request_mirror_policies": mirror_policies(),
             # Istio's retry host predicate and selection attempts. Which conditions and how many
             # retries come per request from serve's x-envoy-retry-* headers (OR'ed with this

@@ -37,7 +37,8 @@ def test_stdout_and_warnings_on_stderr(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["envoy-config", str(sample)]) == 0
     captured = capsys.readouterr()
     assert yaml.safe_load(captured.out)["static_resources"]["listeners"][0]["name"] == "mesh_outbound"
-    assert "warning[envoy-server-skipped]" in captured.err
+    # The sample names tcp-echo without its Service: the TCP route's cluster does not exist.
+    assert "warning[envoy-tcp-cluster]" in captured.err
 
 
 def test_config_errors_exit_1(capsys: pytest.CaptureFixture[str]) -> None:

@@ -117,7 +117,8 @@ def test_filter_chain_contract() -> None:
 def test_gateway_ports_tls_and_redirect(tmp_path: Path) -> None:
     generated = generate(tmp_path, GATEWAYS, Options(bind_ports={80: 18080, 443: 18443}))
     by_name = listeners(generated.config)
-    assert set(by_name) == {"mesh_outbound", "gateway_80", "gateway_443"}
+    # 31400 (TCP, no VirtualService): a tcp_proxy listener that closes connections (tests/envoy/test_tcp.py)
+    assert set(by_name) == {"mesh_outbound", "gateway_80", "gateway_443", "gateway_31400"}
 
     http = by_name["gateway_80"]
     assert http["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 18080}
@@ -164,7 +165,7 @@ def test_gateway_ports_tls_and_redirect(tmp_path: Path) -> None:
     codes = sorted((w.code, w.path) for w in generated.warnings)
     assert codes == [
         ("envoy-server-skipped", ("spec", "servers", 4)),  # credentialName
-        ("envoy-server-skipped", ("spec", "servers", 5)),  # TCP
+        ("envoy-tcp-no-route", ("spec", "servers", 5)),  # TCP without a VirtualService
     ]
 
 

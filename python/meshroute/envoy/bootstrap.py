@@ -1,6 +1,7 @@
 """``build_bootstrap``: Istio config → a static Envoy bootstrap (a plain dict, YAML-dumpable).
 
-Listeners (:mod:`.listeners`) all hand every request to serve over ext_proc; clusters
+HTTP listeners (:mod:`.listeners`) hand every request to serve over ext_proc; TCP gateway
+listeners (:mod:`.tcp`) are routed by Envoy's tcp_proxy; clusters
 (:mod:`.clusters`, :mod:`.endpoints`) carry the DestinationRule policy; docs/envoy.md is the
 contract with serve.
 """
@@ -58,12 +59,12 @@ def build(source: Analysis | Iterable[Resource], options: Options | None = None)
     else:
         taken[options.mesh_port] = MESH_LISTENER
         listeners.append(mesh_listener(options))
-    gateways = gateway_listeners(index, options, taken)
+    services = service_clusters(index, options)
+    clusters = [extproc_cluster(options.extproc), *builtin_clusters(), *services.clusters]
+    gateways = gateway_listeners(index, options, taken, {c["name"] for c in clusters})
     listeners.extend(gateways.listeners)
     warnings.extend(gateways.diagnostics)
-    services = service_clusters(index, options)
     warnings.extend(services.diagnostics)
-    clusters = [extproc_cluster(options.extproc), *builtin_clusters(), *services.clusters]
     config: Json = {
         "node": {"id": "meshroute", "cluster": "meshroute"},
         "admin": {"address": socket_address(options.bind_address, options.admin_port)},

@@ -189,13 +189,13 @@ def fault_filter() -> Json:
     }
 
 
-def access_log(path: str) -> Json:
+def access_log(path: str, log_format: str = ACCESS_LOG_FORMAT) -> Json:
     return {
         "name": "envoy.access_loggers.file",
         "typed_config": typed(
             "envoy.extensions.access_loggers.file.v3.FileAccessLog",
             path=path,
-            log_format={"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
+            log_format={"text_format_source": {"inline_string": log_format}},
         ),
     }
 

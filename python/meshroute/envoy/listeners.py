@@ -3,13 +3,14 @@
 A Gateway port's listener binds the server's port number unless ``--bind-port PORT=BIND`` remaps
 it; ext_proc is always told the Gateway's own port. Plain HTTP servers share one filter chain
 (``httpsRedirect`` hosts get a redirect virtual host in it); each TLS-terminating server gets a
-filter chain of its own, chosen by SNI. Non-HTTP servers (TCP, TLS passthrough, …) are left out
-with a warning: serve only routes HTTP.
+filter chain of its own, chosen by SNI. A TCP server (also MONGO/MYSQL/REDIS) gets a ``tcp_proxy``
+listener routed here, at generation time (:mod:`.tcp`): serve only sees HTTP. Other servers (TLS
+passthrough, …) are left out with a warning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from meshroute.envoy.http import (
     redirect_vhost,
 )
 from meshroute.envoy.options import Options
+from meshroute.envoy.tcp import TCP_PROTOCOLS, TcpServer, server_hosts, tcp_filter_chain
 from meshroute.envoy.tls import server_tls
 
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB"})
@@ -43,6 +45,13 @@ class _Port:
     plain_hosts: list[str] = field(default_factory=list)
     redirect_hosts: list[str] = field(default_factory=list)
     tls: list[tuple[list[str], Json, Resource, int]] = field(default_factory=list)
+    # A TCP port carries exactly one server: its connections hold no host or SNI to tell two
+    # apart, so (as in Istio's gateway merge) the first server on the port takes it.
+    tcp: TcpServer | None = None
+
+    @property
+    def http(self) -> bool:
+        return bool(self.plain_hosts or self.redirect_hosts or self.tls)
 
 
 @dataclass
@@ -63,6 +72,15 @@ def _hosts(raw: Any) -> list[str]:
     return out
 
 
+def _tcp_conflict(previous: _Port | None, protocol: str) -> str | None:
+    """What already holds a port that a TCP or HTTP server cannot share ("TCP" / "HTTP")."""
+    if previous is None or protocol not in TCP_PROTOCOLS | HTTP_PROTOCOLS:
+        return None
+    if previous.tcp is not None:
+        return "TCP"
+    return "HTTP" if protocol in TCP_PROTOCOLS and previous.http else None
+
+
 def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
     ports: dict[int, _Port] = {}
     secrets = Secrets(index.resources)
@@ -77,13 +95,29 @@ def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
             if not isinstance(number, int) or isinstance(number, bool):
                 continue
             path = ("spec", "servers", i)
+            owner = _tcp_conflict(ports.get(number), protocol)
+            if owner:
+                out.diagnostics.append(
+                    res.warning(
+                        "envoy-server-skipped",
+                        path,
+                        f"port {number} is already taken by an earlier {owner} server; "
+                        "a TCP port cannot be shared",
+                    )
+                )
+                continue
+            if protocol in TCP_PROTOCOLS:
+                hosts_ns = server_hosts(server.get("hosts"), res.namespace)
+                ports.setdefault(number, _Port()).tcp = TcpServer(gw, i, number, hosts_ns)
+                continue
             if protocol not in HTTP_PROTOCOLS:
                 out.diagnostics.append(
                     res.warning(
                         "envoy-server-skipped",
                         path,
-                        f"{protocol} server on port {number} is not HTTP; "
-                        "meshroute's Envoy only serves HTTP, so it gets no listener",
+                        f"{protocol} server on port {number} is neither HTTP nor TCP"
+                        f"{' (TLS passthrough is not generated yet)' if protocol == 'TLS' else ''}"
+                        "; it gets no listener",
                     )
                 )
                 continue
@@ -104,7 +138,7 @@ def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
                 port.redirect_hosts.extend(h for h in hosts if h not in port.redirect_hosts)
             else:
                 port.plain_hosts.extend(h for h in hosts if h not in port.plain_hosts)
-    return {n: p for n, p in ports.items() if p.plain_hosts or p.redirect_hosts or p.tls}
+    return {n: p for n, p in ports.items() if p.http or p.tcp}
 
 
 def _plain_vhosts(port: _Port) -> list[Json]:
@@ -121,8 +155,11 @@ def _plain_vhosts(port: _Port) -> list[Json]:
     return vhosts
 
 
-def gateway_listeners(index: ConfigIndex, options: Options, taken: dict[int, str]) -> Built:
-    """One listener per Gateway server port; ``taken`` maps bound ports to their owner."""
+def gateway_listeners(
+    index: ConfigIndex, options: Options, taken: dict[int, str], clusters: Collection[str]
+) -> Built:
+    """One listener per Gateway server port; ``taken`` maps bound ports to their owner,
+    ``clusters`` are the cluster names the bootstrap defines (TCP routes are checked against them)."""
     out = Built()
     for number, port in sorted(_collect(index, out).items()):
         name = f"gateway_{number}"
@@ -138,6 +175,12 @@ def gateway_listeners(index: ConfigIndex, options: Options, taken: dict[int, str
             )
             continue
         taken[bind] = name
+        if port.tcp is not None:
+            chain, warnings = tcp_filter_chain(name, port.tcp, index, options, clusters)
+            out.diagnostics.extend(warnings)
+            address = socket_address(options.bind_address, bind)
+            out.listeners.append({"name": name, "address": address, "filter_chains": [chain]})
+            continue
         metadata = [(LISTENER_KEY, "gateway"), (PORT_KEY, str(number))]
         chains: list[Json] = []
         claimed: set[str] = set()

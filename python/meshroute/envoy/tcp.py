@@ -1,0 +1,221 @@
+"""Gateway TCP servers, routed by Envoy's own ``tcp_proxy`` (Istio's TCP traffic shifting).
+
+ext_proc only sees HTTP requests, so serve cannot route a TCP connection: the route is chosen
+here, when the bootstrap is generated, exactly as istiod does for a gateway
+(``buildGatewayNetworkFiltersFromTCPRoutes``): the VirtualServices bound to the Gateway whose
+hosts overlap the server's hosts (loosely: a TCP connection carries no host, so the hosts only
+select VirtualServices, never routes), in gateway merge order; the first ``tcp`` route with a
+match block that holds at this gateway wins (istio-api §2.15). Its destinations become the
+listener's ``tcp_proxy`` cluster, or ``weighted_clusters`` chosen per connection.
+
+Changing the route therefore needs a new bootstrap: serve's hot reload covers HTTP only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from meshroute.config.diagnostics import Diagnostic
+from meshroute.config.hosts import fqdn, gateway_ref, intersect, visibility_class
+from meshroute.config.index import ConfigIndex
+from meshroute.config.model import GatewayInfo, VirtualServiceInfo
+from meshroute.config.validate.fields import normalize_spec
+from meshroute.envoy.clusters import BLACKHOLE_CLUSTER, cluster_name
+from meshroute.envoy.common import Json, typed
+from meshroute.envoy.http import access_log
+from meshroute.envoy.options import Options
+
+# Opaque-TCP protocols at a gateway: Istio gives MONGO/MYSQL/REDIS the same tcp_proxy (their own
+# protocol filters are off by default).
+TCP_PROTOCOLS = frozenset({"TCP", "MONGO", "MYSQL", "REDIS"})
+TCP_PROXY = "envoy.filters.network.tcp_proxy"
+# Match conditions a gateway cannot evaluate for TCP: Istio's l4MultiMatch ignores them there.
+IGNORED_CONDITIONS = ("sourceLabels", "sourceNamespace", "destinationSubnets", "sourceSubnet")
+TCP_LOG_FORMAT = (
+    "[%START_TIME%] TCP %RESPONSE_FLAGS% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% "
+    "%BYTES_RECEIVED% %BYTES_SENT% %DURATION%ms listener=%DOWNSTREAM_LOCAL_PORT%\n"
+)
+
+
+@dataclass(frozen=True)
+class TcpServer:
+    """One Gateway server on an opaque-TCP port."""
+
+    gateway: GatewayInfo
+    index: int  # position in spec.servers (for diagnostics)
+    port: int  # the Gateway's port, not the bind port
+    hosts: tuple[tuple[str, str], ...]  # (namespace part: "*" or a name, host)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The route a server's connections take: (cluster, weight) pairs, weight 0 for a single one."""
+
+    vs: VirtualServiceInfo
+    route_index: int
+    destinations: tuple[tuple[str, int], ...]
+
+
+def server_hosts(raw: Any, gateway_ns: str) -> tuple[tuple[str, str], ...]:
+    """``[ns/]host`` entries as (namespace, host); ``.`` is the Gateway's namespace, none is any.
+
+    >>> server_hosts(["*", "./a.example.com", "prod/b.example.com"], "gw")
+    (('*', '*'), ('gw', 'a.example.com'), ('prod', 'b.example.com'))
+    """
+    out: list[tuple[str, str]] = []
+    for entry in raw if isinstance(raw, list) else []:
+        if isinstance(entry, str):
+            ns, _, host = entry.rpartition("/")
+            out.append((gateway_ns if ns == "." else (ns or "*"), host.lower()))
+    return tuple(out)
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _blocks(route: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [m for m in route.get("match") or [] if isinstance(m, Mapping)]
+
+
+def _tcp_routes(vs: VirtualServiceInfo) -> list[Mapping[str, Any]]:
+    spec = normalize_spec(vs.resource.kind, vs.resource.spec)
+    routes = spec.get("tcp") if isinstance(spec, Mapping) else None
+    # Positions are kept (a non-mapping becomes {}) so diagnostics name the right tcp[i].
+    return [r if isinstance(r, Mapping) else {} for r in routes] if isinstance(routes, list) else []
+
+
+def _hosts_overlap(vs: VirtualServiceInfo, server: TcpServer) -> bool:
+    """Istio's ``pickMatchingGatewayHosts``: any VS host overlaps any server host whose namespace
+    part admits the VS's namespace."""
+    return any(
+        ns in ("*", vs.namespace) and intersect(host, vs_host)
+        for ns, host in server.hosts
+        for vs_host in vs.hosts
+    )
+
+
+def candidates(index: ConfigIndex, server: TcpServer) -> list[VirtualServiceInfo]:
+    """VirtualServices that may route this server, in gateway merge order (§2.16 step 1).
+
+    Not ``index.gateway_virtual_services``: that binds through HTTP routes only, and a TCP-only
+    VirtualService may name the gateway in a ``tcp`` match alone.
+    """
+    ns = server.gateway.namespace
+    found = [
+        vs for vs in index.roots() if vs.visible_from(ns) and _hosts_overlap(vs, server) and _tcp_routes(vs)
+    ]
+    return sorted(found, key=lambda vs: (visibility_class(vs.export_to, vs.namespace, ns), vs.order))
+
+
+def _block_holds(block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, domain: str) -> bool:
+    port = block.get("port")
+    if isinstance(port, int) and not isinstance(port, bool) and port and port != server.port:
+        return False
+    # A match-level gateways list replaces the VirtualService's for this block (istio-api §2.1).
+    gateways = [gateway_ref(g, vs.namespace, domain) for g in _strings(block.get("gateways"))]
+    return server.gateway.ref in (gateways or vs.gateways)
+
+
+def choose(index: ConfigIndex, server: TcpServer, diagnostics: list[Diagnostic]) -> Chosen | None:
+    """The first tcp route of the first candidate VirtualService with a block that holds here."""
+    for vs in candidates(index, server):
+        for i, route in enumerate(_tcp_routes(vs)):
+            blocks = _blocks(route)
+            holding = [j for j, b in enumerate(blocks) if _block_holds(b, vs, server, index.domain)]
+            if blocks and not holding:
+                continue
+            if not blocks and server.gateway.ref not in vs.gateways:
+                continue
+            for j in holding:
+                ignored = [c for c in IGNORED_CONDITIONS if blocks[j].get(c)]
+                if ignored:
+                    diagnostics.append(
+                        vs.resource.warning(
+                            "envoy-tcp-match-ignored",
+                            ("spec", "tcp", i, "match", j),
+                            f"{', '.join(ignored)} cannot be checked for TCP at gateway "
+                            f"{server.gateway.ref} port {server.port}; the match is taken without it",
+                        )
+                    )
+            return Chosen(vs, i, _destinations(route, vs, server, index))
+    return None
+
+
+def _destinations(
+    route: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, index: ConfigIndex
+) -> tuple[tuple[str, int], ...]:
+    """Istio cluster names with their weights; several destinations drop weight 0 (§2.5)."""
+    out: list[tuple[str, int]] = []
+    for item in route.get("route") or []:
+        dest = item.get("destination") if isinstance(item, Mapping) else None
+        if not isinstance(dest, Mapping) or not isinstance(dest.get("host"), str):
+            continue
+        host = fqdn(dest["host"], vs.namespace, index.domain)
+        name = cluster_name(_port(dest, host, server, index), dest.get("subset"), host)
+        out.append((name, _weight(item.get("weight"))))
+    if len(out) > 1:
+        out = [(name, w) for name, w in out if w > 0]
+    return tuple(out)
+
+
+def _weight(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _port(dest: Mapping[str, Any], host: str, server: TcpServer, index: ConfigIndex) -> int:
+    """``port.number``, else the service's only port, else the listener's port (Istio's
+    ``GetDestinationCluster``; the latter names a cluster that usually does not exist)."""
+    port = dest.get("port")
+    number = port.get("number") if isinstance(port, Mapping) else None
+    if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+        return number
+    svc = index.registry.lookup(host, server.gateway.namespace) or index.registry.lookup(host)
+    single = svc.single_port if svc else None
+    return single or server.port
+
+
+def tcp_proxy(stat_prefix: str, destinations: Sequence[tuple[str, int]], options: Options) -> Json:
+    """The ``tcp_proxy`` network filter: one cluster, or a weighted choice made per connection."""
+    config = typed("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", stat_prefix=stat_prefix)
+    if len(destinations) == 1:
+        config["cluster"] = destinations[0][0]
+    else:
+        config["weighted_clusters"] = {"clusters": [{"name": n, "weight": w} for n, w in destinations]}
+    if options.access_log:
+        config["access_log"] = [access_log(options.access_log, TCP_LOG_FORMAT)]
+    return {"name": TCP_PROXY, "typed_config": config}
+
+
+def tcp_filter_chain(
+    name: str, server: TcpServer, index: ConfigIndex, options: Options, clusters: Collection[str]
+) -> tuple[Json, list[Diagnostic]]:
+    """The filter chain of a TCP server's listener, and what could not be honoured."""
+    diagnostics: list[Diagnostic] = []
+    res, path = server.gateway.resource, ("spec", "servers", server.index)
+    chosen = choose(index, server, diagnostics)
+    if chosen is None or not chosen.destinations:
+        # Istio leaves such a gateway port without a route: connections are closed
+        # (BlackHoleCluster has no endpoints, so tcp_proxy closes right after accepting).
+        diagnostics.append(
+            res.warning(
+                "envoy-tcp-no-route",
+                path,
+                f"TCP port {server.port}: no tcp route of a VirtualService bound to {server.gateway.ref} "
+                "matches it; connections are closed",
+            )
+        )
+        return {"filters": [tcp_proxy(name, [(BLACKHOLE_CLUSTER, 0)], options)]}, diagnostics
+    for cluster, _ in chosen.destinations:
+        if cluster not in clusters:
+            diagnostics.append(
+                chosen.vs.resource.warning(
+                    "envoy-tcp-cluster",
+                    ("spec", "tcp", chosen.route_index, "route"),
+                    f"cluster {cluster} does not exist (unknown service, port or subset); "
+                    f"connections to TCP port {server.port} sent there are closed",
+                )
+            )
+    return {"filters": [tcp_proxy(name, chosen.destinations, options)]}, diagnostics

@@ -132,3 +132,21 @@ def test_samples_load(samples: Path) -> None:
         BOOKINFO / "networking" / "virtual-service-all-v1.yaml",
     )
     assert mesh.route("details", "/details/0").cluster == "outbound|9080|v1|details.default.svc.cluster.local"
+
+
+def test_string_match_set_is_the_route_matcher() -> None:
+    # RE2 full match, as a VirtualService header regex: \d is ASCII-only, a longer value fails.
+    from meshroute._core import CompileError, StringMatchSet
+
+    s = StringMatchSet.from_json('[{"exact": "a"}, {"prefix": "b-"}, {"regex": "c\\\\d+"}]')
+    assert len(s) == 3
+    assert [s.matches(v) for v in ("a", "b-x", "c12", "c12x", "c١٢", "ab")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    with pytest.raises(CompileError, match=r"\[0\]\.regex"):
+        StringMatchSet.from_json('[{"regex": "("}]')

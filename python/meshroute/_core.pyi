@@ -3,7 +3,7 @@
 from collections.abc import Iterable, Mapping
 from typing import Any, final
 
-__all__ = ["CompileError", "Decision", "RouteTable", "__version__"]
+__all__ = ["CompileError", "Decision", "RouteTable", "StringMatchSet", "__version__"]
 
 __version__: str
 
@@ -44,6 +44,17 @@ class Decision:
         """Injected fault delay that fired for this request."""
     def to_json(self) -> str: ...
     def to_dict(self) -> dict[str, Any]: ...
+
+@final
+class StringMatchSet:
+    """Istio ``StringMatch``es (exact / prefix / RE2 full-match regex); a value matches when it
+    matches any of them."""
+
+    @staticmethod
+    def from_json(json: str) -> StringMatchSet:
+        """Compile a JSON list of IR ``StringMatch`` objects; raises :class:`CompileError`."""
+    def matches(self, value: str) -> bool: ...
+    def __len__(self) -> int: ...
 
 _Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 

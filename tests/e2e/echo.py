@@ -103,7 +103,7 @@ def _handler(echo: Echo) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = _answer
+        do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = _answer
 
         def log_message(self, format: str, *args: object) -> None:
             pass

@@ -40,9 +40,14 @@ class Response:
 
 
 def request(
-    port: int, host: str, path: str, headers: Mapping[str, str] | None = None, tls: Path | None = None
+    port: int,
+    host: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    tls: Path | None = None,
+    method: str = "GET",
 ) -> Response:
-    """GET through Envoy; with ``tls`` (a CA file), over HTTPS with SNI ``host``."""
+    """A request (GET unless ``method``) through Envoy; with ``tls`` (a CA file), HTTPS with SNI ``host``."""
     conn: http.client.HTTPConnection
     if tls is None:
         conn = http.client.HTTPConnection(LOOPBACK, port, timeout=15)
@@ -52,7 +57,7 @@ def request(
         conn = _SniConnection(host, LOOPBACK, port, timeout=15, context=context)
     start = time.monotonic()
     try:
-        conn.request("GET", path, headers={"host": host, **(headers or {})})
+        conn.request(method, path, headers={"host": host, **(headers or {})})
         resp = conn.getresponse()
         body = resp.read()
         return Response(resp.status, resp.getheaders(), body, time.monotonic() - start)
@@ -171,8 +176,10 @@ class FeatureStack:
             time.sleep(0.05)
         raise AssertionError("serve did not reload within 20 s")
 
-    def mesh(self, host: str, path: str, headers: Mapping[str, str] | None = None) -> Response:
-        return request(self.mesh_port, host, path, headers)
+    def mesh(
+        self, host: str, path: str, headers: Mapping[str, str] | None = None, method: str = "GET"
+    ) -> Response:
+        return request(self.mesh_port, host, path, headers, method=method)
 
     def gateway(self, host: str, path: str, headers: Mapping[str, str] | None = None) -> Response:
         return request(self.gateway_port, host, path, headers)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from meshroute.procs import ProcessGroup
-from tests.e2e.feature_stack import FeatureStack
+from tests.e2e.feature_stack import FeatureStack, Response
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +92,66 @@ def test_request_and_response_header_operations(features: FeatureStack) -> None:
     assert r.header("x-resp") == "from-mesh"
     assert r.header("x-upstream-drop") is None
     assert r.header("x-echo-server") == "v2"
+
+
+CORS_ORIGIN = "https://app.example"
+PREFLIGHT = {
+    "origin": CORS_ORIGIN,
+    "access-control-request-method": "POST",
+    "access-control-request-headers": "x-token",
+}
+
+
+def cors_headers(r: Response) -> dict[str, str]:
+    return {k.lower(): v for k, v in r.headers if k.lower().startswith("access-control-")}
+
+
+def test_cors_preflight_is_answered_by_serve(features: FeatureStack) -> None:
+    before = features.echo_v1.count("/cors")
+    r = features.mesh("echo.test", "/cors/api", PREFLIGHT, method="OPTIONS")
+    assert (r.status, r.body) == (200, b"")
+    assert cors_headers(r) == {
+        "access-control-allow-origin": CORS_ORIGIN,
+        "access-control-allow-credentials": "true",
+        "access-control-allow-methods": "GET,POST",
+        "access-control-allow-headers": "x-token",
+        "access-control-max-age": "86400",
+        "access-control-expose-headers": "x-echo-server",
+    }
+    assert features.echo_v1.count("/cors") == before  # never reached the upstream
+
+
+def test_cors_actual_request_gets_the_response_headers(features: FeatureStack) -> None:
+    r = features.mesh("echo.test", "/cors/api", {"origin": "https://web.trusted.example"})  # regex origin
+    assert (r.status, r.json()["server"]) == (200, "v1")
+    assert cors_headers(r) == {
+        "access-control-allow-origin": "https://web.trusted.example",
+        "access-control-allow-credentials": "true",
+        "access-control-expose-headers": "x-echo-server",
+    }
+    assert r.header("x-resp") == "from-mesh"  # the route's response ops still apply
+
+
+@pytest.mark.parametrize("origin", [None, "https://evil.example", "https://web.trusted.example.evil"])
+def test_cors_disallowed_or_missing_origin_gets_no_cors_headers(
+    features: FeatureStack, origin: str | None
+) -> None:
+    r = features.mesh("echo.test", "/cors/api", {"origin": origin} if origin else {})
+    assert (r.status, r.json()["server"]) == (200, "v1")
+    assert cors_headers(r) == {}
+    assert r.header("x-resp") == "from-mesh"
+
+
+def test_cors_disallowed_preflight_is_forwarded_or_ignored(features: FeatureStack) -> None:
+    evil = {**PREFLIGHT, "origin": "https://evil.example"}
+    before = features.echo_v1.count("/cors")
+    r = features.mesh("echo.test", "/cors/api", evil, method="OPTIONS")  # FORWARD (default)
+    assert (r.status, r.json()["method"], cors_headers(r)) == (200, "OPTIONS", {})
+    assert features.echo_v1.count("/cors") == before + 1
+    r = features.mesh("echo.test", "/cors-ignore/api", evil, method="OPTIONS")  # IGNORE
+    assert (r.status, r.body) == (200, b"")
+    assert cors_headers(r) == {"access-control-allow-methods": "GET,POST", "access-control-max-age": "60"}
+    assert features.echo_v1.count("/cors") == before + 1
 
 
 def test_retry_recovers_from_a_failing_first_attempt(features: FeatureStack) -> None:

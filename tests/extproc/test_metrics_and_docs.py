@@ -32,6 +32,7 @@ def test_every_outcome_has_a_counter() -> None:
         "meshroute.extproc.request",
         "meshroute.extproc.policy",
         "meshroute.extproc.per_request",
+        "meshroute.extproc.cors",
         "meshroute.extproc.answer",
         "meshroute.extproc.context",
     ],

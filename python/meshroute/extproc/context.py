@@ -163,12 +163,12 @@ class Routing:
 
     def respond(self, f: RequestFields, listener: Listener) -> tuple[Answer, bytes]:
         """Route one request: its answer and the request_headers reply bytes, with the per-request
-        tail (hash key, mirror draws, passthrough destination) appended when the answer has one."""
+        parts (hash key, mirror draws, passthrough destination, CORS) when the answer has any."""
         answer = self.decide(f, listener)
         if not answer.per_request:
             return answer, answer.request
         port = listener.port if listener.kind == "gateway" else f.port
-        return answer, answer.request + answer.tail(f, port, self.rng)
+        return answer.for_request(f, port, self.rng)
 
     def decide(self, f: RequestFields, listener: Listener) -> Answer:
         """Route one request and return its (cached) answer, without the per-request tail."""

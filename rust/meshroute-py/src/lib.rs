@@ -5,6 +5,7 @@
 
 mod args;
 mod decision;
+mod matcher;
 mod table;
 
 use pyo3::prelude::*;
@@ -22,5 +23,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CompileError", m.py().get_type::<CompileError>())?;
     m.add_class::<table::RouteTable>()?;
     m.add_class::<decision::Decision>()?;
+    m.add_class::<matcher::StringMatchSet>()?;
     Ok(())
 }

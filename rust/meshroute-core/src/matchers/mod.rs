@@ -5,7 +5,7 @@ mod header;
 mod path;
 mod query;
 pub(crate) mod re2;
-mod string;
+pub(crate) mod string;
 
 use std::fmt;
 

@@ -52,7 +52,7 @@ bench: build ## pytest-benchmark (bench/) and criterion (rust) benchmarks
 .PHONY: bench-envoy
 bench-envoy: build ## Envoy alone vs Envoy + meshroute ext_proc under wrk (bench/README.md)
 	bash scripts/bench-tools.sh
-	PYTHONPATH=. $(PY) -m bench.envoy --duration 10 --rounds 2 $(BENCH_ENVOY_ARGS)
+	$(VENV)/bin/meshroute bench --envoy --duration 10 --rounds 2 $(BENCH_ENVOY_ARGS)
 
 .PHONY: help
 help: ## list targets

@@ -1,5 +1,5 @@
 """The ``meshroute`` command: validate, route (explain one request), serve (ext_proc),
-envoy-config (Envoy bootstrap), demo."""
+envoy-config (Envoy bootstrap), demo, bench (decision and Envoy benchmarks)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print Decision.to_dict() as JSON")
     r.set_defaults(func=_route)
 
+    from meshroute.bench.cli import add_parser as add_bench
     from meshroute.envoy.cli import add_parser as add_envoy_config
     from meshroute.extproc.cli import add_parser as add_serve
 
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         help="start Envoy, meshroute serve and a small Bookinfo on 127.0.0.1; replay Istio's traffic tasks",
     )
     d.set_defaults(func=_demo)
+    add_bench(sub)
     return p
 
 

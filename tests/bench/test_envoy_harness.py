@@ -1,4 +1,4 @@
-"""The Envoy benchmark harness (``bench/envoy``) works end to end.
+"""The Envoy benchmark harness (``meshroute bench --envoy``) works end to end.
 
 A tiny run (1 s, one round, one connection) of every scenario: CI proves the harness, the real
 figures come from ``make bench-envoy``. Without wrk the harness uses its Python load generator;
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-import bench.envoy.harness
-import bench.envoy.load
-from bench.envoy.__main__ import main
-from bench.envoy.load import LoadError, parse_wrk
+import meshroute.bench.harness
+import meshroute.bench.load
+from meshroute.bench.load import LoadError, parse_wrk
+from meshroute.cli import main
 
 MESHROUTE = "envoy+meshroute-w1"
 ALONE = "envoy-alone"
@@ -27,14 +27,16 @@ FLOOR = "envoy+floor-extproc"
 def test_harness_smoke(tool: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "results.json"
     args = ["--duration", "1", "--rounds", "1", "--connections", "1", "--workers", "1", "--warmup", "0"]
-    code = main([*args, "--load", tool, "--workdir", str(tmp_path / "w"), "--json", str(out)])
+    code = main(
+        ["bench", "--envoy", *args, "--load", tool, "--workdir", str(tmp_path / "w"), "--json", str(out)]
+    )
     printed = capsys.readouterr()
     results = json.loads(out.read_text())
 
     assert results["failed"] == {}, results["failed"]
     assert code == 0, printed.out + printed.err
     meta = results["meta"]
-    expect_tool = "python" if tool == "python" or bench.envoy.load.wrk_path() is None else "wrk"
+    expect_tool = "python" if tool == "python" or meshroute.bench.load.wrk_path() is None else "wrk"
     assert meta["load_tool"] == expect_tool
     if expect_tool == "python":  # the output says the figures are not a benchmark
         assert "Python fallback load generator" in printed.out
@@ -81,7 +83,7 @@ def test_parse_wrk_without_summary_fails() -> None:
         parse_wrk("wrk: unable to connect\n", 1)
 
 
-@pytest.mark.parametrize("module", [bench.envoy.harness, bench.envoy.load])
+@pytest.mark.parametrize("module", [meshroute.bench.harness, meshroute.bench.load])
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.failed == 0 and result.attempted > 0

@@ -1,6 +1,6 @@
 """The floor of a Python ext_proc: answers every message with one constant, pre-serialised reply.
 
-``python -m bench.envoy.floor --listen unix:/path --cluster CLUSTER`` serves
+``python -m meshroute.bench.floor --listen unix:/path --cluster CLUSTER`` serves
 ``envoy.service.ext_proc.v3.ExternalProcessor/Process`` with grpc.aio and raw bytes (no parsing,
 no routing): the reply sets ``x-meshroute-cluster`` so the Envoy that ``meshroute envoy-config``
 generated sends the request on. The ``envoy+floor-extproc`` scenario runs it behind the same Envoy
@@ -58,7 +58,7 @@ async def serve(listen: str, reply: bytes) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.envoy.floor", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m meshroute.bench.floor", description=__doc__)
     p.add_argument("--listen", required=True, help="unix:/path or HOST:PORT")
     p.add_argument("--cluster", help="value of x-meshroute-cluster in every reply")
     p.add_argument(

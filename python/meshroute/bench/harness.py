@@ -25,7 +25,6 @@ from .cpu import CpuMeter, session_pids
 
 ALONE = "envoy-alone"
 FLOOR = "envoy+floor-extproc"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def meshroute_name(workers: int) -> str:
@@ -164,8 +163,7 @@ def start_floor(group: ProcessGroup, workdir: Path, istio: Path) -> Scenario:
     cluster = bootstrap.EXPECTED_CLUSTERS[0]
     server = group.start(
         "floor-extproc",
-        [sys.executable, "-m", "bench.envoy.floor", "--listen", sock, "--cluster", cluster],
-        env={"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
+        [sys.executable, "-m", "meshroute.bench.floor", "--listen", sock, "--cluster", cluster],
     )
     server.wait_until(partial(_uds_ready, sock), timeout=30, what=f"listening on {sock}")
     front = start_envoy(group, "front-floor", front_yaml, admin)

@@ -1,3 +1,5 @@
 from meshroute.cli import main
 
-raise SystemExit(main())
+# Guarded: serve's compile process (multiprocessing "spawn") imports this module as __mp_main__.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -119,11 +119,17 @@ def load(*paths: str | os.PathLike[str], domain: str = "cluster.local") -> Mesh:
 
 def compile_table(analysis: Analysis) -> RouteTable:
     """Build the Rust table from an analysis' IR; an IR the core rejects becomes a ConfigError."""
+    return table_from_ir_json(json.dumps(analysis.ir), analysis.diagnostics)
+
+
+def table_from_ir_json(ir_json: str, diagnostics: Iterable[Diagnostic] = ()) -> RouteTable:
+    """Build the Rust table from IR JSON text (the Rust compile runs without the GIL); an IR the
+    core rejects raises ConfigError with ``diagnostics`` plus the reason."""
     try:
-        return RouteTable.from_json(json.dumps(analysis.ir))
+        return RouteTable.from_json(ir_json)
     except CompileError as exc:
         diag = Diagnostic(Severity.ERROR, "compile-failed", f"route table rejected: {exc}")
-        raise ConfigError([*analysis.diagnostics, diag]) from None
+        raise ConfigError([*diagnostics, diag]) from None
 
 
 def bookinfo_path() -> str:

@@ -199,6 +199,13 @@ class Routing:
 
 def warn_mirror_limit(resources: Iterable[Any]) -> None:
     """Log every VirtualService route with more mirrors than Envoy has mirror policies for."""
+    for message in mirror_limit_warnings(resources):
+        log.warning("%s", message)
+
+
+def mirror_limit_warnings(resources: Iterable[Any]) -> list[str]:
+    """One message per VirtualService route with more mirrors than Envoy has mirror policies for."""
+    out: list[str] = []
     for res in resources:
         if getattr(res, "kind", None) != "VirtualService":
             continue
@@ -209,7 +216,8 @@ def warn_mirror_limit(resources: Iterable[Any]) -> None:
             count = len(listed) if isinstance(listed, list) else 0
             count += isinstance(route.get("mirror"), Mapping)
             if count > MAX_MIRRORS:
-                log.warning(
-                    "VirtualService %s/%s http[%d] has %d mirrors; only the first %d are sent (Envoy "
-                    "has %d mirror policies)", res.namespace, res.name, i, count, MAX_MIRRORS, MAX_MIRRORS,
-                )  # fmt: skip
+                out.append(
+                    f"VirtualService {res.namespace}/{res.name} http[{i}] has {count} mirrors; only the "
+                    f"first {MAX_MIRRORS} are sent (Envoy has {MAX_MIRRORS} mirror policies)"
+                )
+    return out

@@ -1,8 +1,12 @@
 """Hot reload: poll the CONFIG paths, compile a changed config off the serving path, swap it.
 
 Every regular file under the CONFIG paths is watched by (path, mtime_ns, size), so new, removed
-and edited files all count. A change is loaded, validated and compiled in a worker thread
-(``asyncio.to_thread``); a good result replaces :attr:`Holder.routing` with one reference
+and edited files all count. A change is loaded, validated and compiled to IR JSON in a separate
+process (:func:`compile_config`, one long-lived "spawn" process per serve worker), and the Rust
+table is built from that JSON in a thread, where the core runs without the GIL. Loading and
+validating are pure Python: in a thread of the serving process they held the GIL for the whole
+reload (measured, 5 000 routes: a 2.1 s reload gave streams a p99 of 156 ms and a max of 277 ms
+against 0.74 ms steady). A good result replaces :attr:`Holder.routing` with one reference
 assignment, so each stream sees either the old or the new config, never a mix. A config with
 errors is logged with its diagnostics and the last good one keeps serving.
 
@@ -23,17 +27,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from meshroute.config import Analysis, analyze
+from meshroute.config.diagnostics import Diagnostic
+from meshroute.config.load import Resource
 from meshroute.errors import ConfigError
-from meshroute.extproc.context import Routing
-from meshroute.mesh import load
+from meshroute.extproc.context import Routing, mirror_limit_warnings
+from meshroute.mesh import Mesh, load, table_from_ir_json
 from meshroute.metrics import METRICS, Metrics
 from meshroute.render import render_diagnostics
 
@@ -62,8 +73,49 @@ def _stat_into(out: set[tuple[str, int, int]], path: str) -> None:
 
 
 def compile_routing(paths: Sequence[str], seed: int | None = None) -> Routing:
-    """Load, validate and compile ``paths``; raises :class:`ConfigError` with every diagnostic."""
+    """Load, validate and compile ``paths`` in this process; raises :class:`ConfigError` with every
+    diagnostic. Used before serving starts; reloads use :func:`compile_config` in another process."""
     return Routing(load(*paths), seed=seed)
+
+
+# What serve reads from the resources after loading: the Gateways (to pick a gateway per request).
+_SERVE_KINDS = frozenset({"Gateway"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Compiled:
+    """A config compiled in the compile process: small, picklable, cheap to receive."""
+
+    ir_json: str | None  # None when the config has errors
+    diagnostics: list[Diagnostic]
+    resources: list[Resource]  # only the kinds serve reads, without line maps or raw documents
+    warnings: list[str]  # serve's own load-time warnings (mirror limit)
+
+
+def compile_config(paths: Sequence[str]) -> Compiled:
+    """Load, validate and compile ``paths`` to IR JSON; runs in the compile process."""
+    analysis = analyze(paths)
+    if not analysis.ok or analysis.ir is None:
+        return Compiled(None, analysis.diagnostics, [], [])
+    kept = [
+        dataclasses.replace(r, positions={}, document={})
+        for r in analysis.resources
+        if r.kind in _SERVE_KINDS
+    ]
+    return Compiled(
+        json.dumps(analysis.ir), analysis.diagnostics, kept, mirror_limit_warnings(analysis.resources)
+    )
+
+
+def routing_from(compiled: Compiled, seed: int | None = None) -> Routing:
+    """Build the serving config from a :class:`Compiled`; raises :class:`ConfigError`."""
+    if compiled.ir_json is None:
+        raise ConfigError(compiled.diagnostics)
+    table = table_from_ir_json(compiled.ir_json, compiled.diagnostics)
+    for message in compiled.warnings:
+        log.warning("%s", message)
+    analysis = Analysis(resources=list(compiled.resources), diagnostics=list(compiled.diagnostics))
+    return Routing(Mesh(table, analysis), seed=seed)
 
 
 class Holder:
@@ -127,6 +179,29 @@ class Reloader:
         self._seen = snapshot(self.paths)
         self._last_counters: dict[str, int | float] = {}
         self._last_write = 0.0
+        self._compiler: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        # "spawn": serve's own process runs grpc threads, which a fork must not copy.
+        if self._compiler is None:
+            context = multiprocessing.get_context("spawn")
+            self._compiler = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        return self._compiler
+
+    def close(self) -> None:
+        """Stop the compile process (serve's shutdown)."""
+        if self._compiler is not None:
+            self._compiler.shutdown(wait=False, cancel_futures=True)
+            self._compiler = None
+
+    async def _compile(self) -> Routing:
+        loop = asyncio.get_running_loop()
+        try:
+            compiled = await loop.run_in_executor(self._pool(), compile_config, self.paths)
+        except BrokenProcessPool:
+            self._compiler = None  # it died (killed, out of memory): a new one next time
+            raise
+        return await asyncio.to_thread(routing_from, compiled, self.seed)
 
     def write_status(self) -> None:
         if self.status_file:
@@ -158,7 +233,7 @@ class Reloader:
         h = self.holder
         start = time.perf_counter()
         try:
-            routing = await asyncio.to_thread(compile_routing, self.paths, self.seed)
+            routing = await self._compile()
         except ConfigError as exc:
             errors = [d.render() for d in exc.diagnostics if d.is_error]
             report = render_diagnostics(exc.diagnostics, None)

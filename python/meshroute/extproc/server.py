@@ -163,6 +163,7 @@ async def _run(address: str, holder: Holder, reloader: Reloader) -> int:
     with contextlib.suppress(asyncio.CancelledError):
         await poller
     await server.stop(GRACE_S)
+    reloader.close()
     reloader.write_status()
     return 0
 

@@ -1,0 +1,66 @@
+"""Reloads compile in another process: what comes back must rebuild exactly the same routing."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from pathlib import Path
+
+import pytest
+
+from meshroute.errors import ConfigError
+from meshroute.extproc.context import listener_from_metadata
+from meshroute.extproc.reload import Holder, Reloader, compile_config, compile_routing, routing_from
+from meshroute.extproc.request import request_fields
+
+from .conftest import DATA, TASKS, headers_request
+
+PATHS = [str(DATA / "bookinfo"), str(TASKS / "virtual-service-reviews-test-v2.yaml")]
+
+
+def test_compiled_config_is_small_and_rebuilds_the_same_answers() -> None:
+    compiled = compile_config(PATHS)
+    assert compiled.ir_json is not None
+    assert {r.kind for r in compiled.resources} == {"Gateway"}  # nothing serve does not read
+    assert all(not r.positions and not r.document for r in compiled.resources)
+    received = pickle.loads(pickle.dumps(compiled))  # what crosses the process boundary
+    local, remote = compile_routing(PATHS), routing_from(received)
+    mesh = listener_from_metadata([("x-meshroute-listener", "mesh")])
+    gateway = listener_from_metadata([("x-meshroute-listener", "gateway"), ("x-meshroute-port", "8080")])
+    for listener, authority, path, headers in [
+        (mesh, "reviews:9080", "/reviews/0", [("end-user", "jason")]),
+        (mesh, "reviews:9080", "/reviews/0", []),
+        (gateway, "bookinfo.example", "/productpage", []),
+        (gateway, "bookinfo.example", "/nope", []),
+    ]:
+        f = request_fields(headers_request(authority, path, headers=headers).request_headers)
+        assert local.respond(f, listener)[1] == remote.respond(f, listener)[1]
+
+
+def test_a_config_with_errors_comes_back_as_its_diagnostics(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: b}\n"
+                   "spec: {hosts: [], http: [{}]}\n")  # fmt: skip
+    compiled = compile_config([str(bad)])
+    assert compiled.ir_json is None and any(d.is_error for d in compiled.diagnostics)
+    with pytest.raises(ConfigError):
+        routing_from(compiled)
+
+
+def test_reloader_compiles_in_a_child_process(tmp_path: Path) -> None:
+    config = tmp_path / "vs.yaml"
+    config.write_text((TASKS / "virtual-service-reviews-test-v2.yaml").read_text())
+    paths = [str(DATA / "bookinfo"), str(config)]
+    holder = Holder(compile_routing(paths))
+    reloader = Reloader(paths, holder)
+    try:
+        config.write_text((TASKS / "virtual-service-reviews-v3.yaml").read_text())
+        assert asyncio.run(reloader.reload()) is True
+        assert reloader._compiler is not None  # the compile process exists and is reused
+        pid = next(iter(reloader._compiler._processes))
+        assert asyncio.run(reloader.reload()) is True
+        assert next(iter(reloader._compiler._processes)) == pid
+    finally:
+        reloader.close()
+    d = holder.routing.route("reviews", "/", headers={"end-user": "jason"})
+    assert (holder.generation, d.subset) == (3, "v3")

@@ -4,8 +4,10 @@ A Gateway port's listener binds the server's port number unless ``--bind-port PO
 it; ext_proc is always told the Gateway's own port. Plain HTTP servers share one filter chain
 (``httpsRedirect`` hosts get a redirect virtual host in it); each TLS-terminating server gets a
 filter chain of its own, chosen by SNI. A TCP server (also MONGO/MYSQL/REDIS) gets a ``tcp_proxy``
-listener routed here, at generation time (:mod:`.tcp`): serve only sees HTTP. Other servers (TLS
-passthrough, …) are left out with a warning.
+listener routed here, at generation time (:mod:`.tcp`): serve only sees HTTP. A TLS PASSTHROUGH
+server adds ``tcp_proxy`` chains chosen by SNI from ``tls`` routes (:mod:`.passthrough`), next to
+the TLS-terminating chains of the same port. Other servers (AUTO_PASSTHROUGH, TLS terminated into
+``tcp`` routes, …) are left out with a warning.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from meshroute.config.diagnostics import Diagnostic, Severity
 from meshroute.config.index import ConfigIndex
 from meshroute.config.load import Resource
 from meshroute.config.validate.fields import normalize_spec
+from meshroute.envoy.clusters import BLACKHOLE_CLUSTER
 from meshroute.envoy.common import Json, socket_address, typed
 from meshroute.envoy.credentials import Secrets
 from meshroute.envoy.http import (
@@ -30,10 +33,19 @@ from meshroute.envoy.http import (
     redirect_vhost,
 )
 from meshroute.envoy.options import Options
-from meshroute.envoy.tcp import TCP_PROTOCOLS, TcpServer, server_hosts, tcp_filter_chain
+from meshroute.envoy.passthrough import PASSTHROUGH_MODES, passthrough_chains, tls_mode
+from meshroute.envoy.tcp import (
+    TCP_PROTOCOLS,
+    TcpServer,
+    server_hosts,
+    tcp_filter_chain,
+    tcp_proxy,
+)
 from meshroute.envoy.tls import server_tls
 
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB"})
+# Protocols whose servers may pass TLS through (Istio: a server with a tls block in a passthrough mode).
+PASSTHROUGH_PROTOCOLS = frozenset({"HTTPS", "TLS"})
 MESH_LISTENER = "mesh_outbound"
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
@@ -44,7 +56,9 @@ class _Port:
 
     plain_hosts: list[str] = field(default_factory=list)
     redirect_hosts: list[str] = field(default_factory=list)
-    tls: list[tuple[list[str], Json, Resource, int]] = field(default_factory=list)
+    # TLS servers in config order, each chosen by SNI: terminating (hosts, transport socket,
+    # resource, server index) or PASSTHROUGH (routed by tls routes).
+    tls: list[tuple[list[str], Json, Resource, int] | TcpServer] = field(default_factory=list)
     # A TCP port carries exactly one server: its connections hold no host or SNI to tell two
     # apart, so (as in Istio's gateway merge) the first server on the port takes it.
     tcp: TcpServer | None = None
@@ -73,12 +87,16 @@ def _hosts(raw: Any) -> list[str]:
 
 
 def _tcp_conflict(previous: _Port | None, protocol: str) -> str | None:
-    """What already holds a port that a TCP or HTTP server cannot share ("TCP" / "HTTP")."""
-    if previous is None or protocol not in TCP_PROTOCOLS | HTTP_PROTOCOLS:
+    """What already holds a port that a TCP, HTTP or TLS server cannot share ("TCP" / "HTTP" /
+    "TLS")."""
+    if previous is None or protocol not in TCP_PROTOCOLS | HTTP_PROTOCOLS | PASSTHROUGH_PROTOCOLS:
         return None
     if previous.tcp is not None:
         return "TCP"
-    return "HTTP" if protocol in TCP_PROTOCOLS and previous.http else None
+    if protocol not in TCP_PROTOCOLS or not previous.http:
+        return None
+    terminating = any(not isinstance(entry, TcpServer) for entry in previous.tls)
+    return "HTTP" if previous.plain_hosts or previous.redirect_hosts or terminating else "TLS"
 
 
 def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
@@ -110,21 +128,22 @@ def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
                 hosts_ns = server_hosts(server.get("hosts"), res.namespace)
                 ports.setdefault(number, _Port()).tcp = TcpServer(gw, i, number, hosts_ns)
                 continue
-            if protocol not in HTTP_PROTOCOLS:
+            raw_tls = server.get("tls")
+            tls: Mapping[str, Any] = raw_tls if isinstance(raw_tls, Mapping) else {}
+            mode = tls_mode(tls) if isinstance(raw_tls, Mapping) else ""
+            skipped = _not_generated(protocol, mode)
+            if skipped:
                 out.diagnostics.append(
                     res.warning(
-                        "envoy-server-skipped",
-                        path,
-                        f"{protocol} server on port {number} is neither HTTP nor TCP"
-                        f"{' (TLS passthrough is not generated yet)' if protocol == 'TLS' else ''}"
-                        "; it gets no listener",
+                        "envoy-server-skipped", path, f"{skipped} on port {number}; it gets no listener"
                     )
                 )
                 continue
-            hosts = _hosts(server.get("hosts"))
-            raw_tls = server.get("tls")
-            tls: Mapping[str, Any] = raw_tls if isinstance(raw_tls, Mapping) else {}
             port = ports.setdefault(number, _Port())
+            if protocol in PASSTHROUGH_PROTOCOLS and mode == "PASSTHROUGH":
+                port.tls.append(TcpServer(gw, i, number, server_hosts(server.get("hosts"), res.namespace)))
+                continue
+            hosts = _hosts(server.get("hosts"))
             if protocol == "HTTPS" or (tls.get("mode") and not tls.get("httpsRedirect")):
                 result = server_tls(tls, secrets, res.namespace)
                 if result.socket is None:
@@ -139,6 +158,23 @@ def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
             else:
                 port.plain_hosts.extend(h for h in hosts if h not in port.plain_hosts)
     return {n: p for n, p in ports.items() if p.http or p.tcp}
+
+
+def _not_generated(protocol: str, mode: str) -> str | None:
+    """Why a (non-TCP) server gets no listener, or None."""
+    if protocol in PASSTHROUGH_PROTOCOLS and mode == "AUTO_PASSTHROUGH":
+        return (
+            f"{protocol} server with tls.mode AUTO_PASSTHROUGH (Istio's multi-cluster SNI "
+            "outbound_.PORT_.SUBSET_.HOST) is not generated"
+        )
+    if protocol == "TLS" and mode not in PASSTHROUGH_MODES:
+        return (
+            f"TLS server with tls.mode {mode or 'unset'} (terminated, then routed by tcp routes) "
+            "is not generated"
+        )
+    if protocol not in HTTP_PROTOCOLS | PASSTHROUGH_PROTOCOLS:
+        return f"{protocol} server is neither HTTP, TCP nor TLS"
+    return None
 
 
 def _plain_vhosts(port: _Port) -> list[Json]:
@@ -184,7 +220,19 @@ def gateway_listeners(
         metadata = [(LISTENER_KEY, "gateway"), (PORT_KEY, str(number))]
         chains: list[Json] = []
         claimed: set[str] = set()
-        for hosts, socket, res, i in port.tls:
+        outside: list[tuple[str, Diagnostic]] = []
+        passed: set[str] = set()  # server names of the PASSTHROUGH chains ("*": none)
+        for entry in port.tls:
+            if isinstance(entry, TcpServer):
+                passthrough = passthrough_chains(name, entry, index, options, clusters, claimed)
+                chains.extend(passthrough.chains)
+                passed.update(
+                    n for c in passthrough.chains for n in c["filter_chain_match"].get("server_names", ["*"])
+                )
+                out.diagnostics.extend(passthrough.diagnostics)
+                outside.extend(passthrough.outside)
+                continue
+            hosts, socket, res, i = entry
             # A "*" server takes connections with any (or no) SNI; otherwise its hosts are its
             # server names. Envoy rejects two chains with the same match, so first come wins.
             names = [] if "*" in hosts else [h for h in hosts if h not in claimed]
@@ -208,11 +256,17 @@ def gateway_listeners(
                     "transport_socket": socket,
                 }
             )
+        # An SNI outside one PASSTHROUGH server's hosts may be another's on this port.
+        out.diagnostics.extend(warning for sni, warning in outside if sni not in passed)
         if port.plain_hosts or port.redirect_hosts:
             plain: Json = {"filters": [connection_manager(name, _plain_vhosts(port), metadata, options)]}
             if chains:
                 plain["filter_chain_match"] = {"transport_protocol": "raw_buffer"}
             chains.append(plain)
+        if not chains:
+            # Only PASSTHROUGH servers without a route: Envoy needs a chain, and this one closes
+            # every connection (BlackHoleCluster has no endpoints), as no chain at all would.
+            chains.append({"filters": [tcp_proxy(f"{name}_passthrough", [(BLACKHOLE_CLUSTER, 0)], options)]})
         listener: Json = {
             "name": name,
             "address": socket_address(options.bind_address, bind),

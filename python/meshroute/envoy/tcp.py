@@ -8,7 +8,8 @@ select VirtualServices, never routes), in gateway merge order; the first ``tcp``
 match block that holds at this gateway wins (istio-api §2.15). Its destinations become the
 listener's ``tcp_proxy`` cluster, or ``weighted_clusters`` chosen per connection.
 
-Changing the route therefore needs a new bootstrap: serve's hot reload covers HTTP only.
+Changing the route therefore needs a new bootstrap: serve's hot reload covers HTTP only. TLS
+PASSTHROUGH servers (:mod:`.passthrough`) reuse this selection with ``tls`` routes.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ TCP_LOG_FORMAT = (
 
 @dataclass(frozen=True)
 class TcpServer:
-    """One Gateway server on an opaque-TCP port."""
+    """One Gateway server routed by Envoy alone: an opaque-TCP port, or a TLS PASSTHROUGH server."""
 
     gateway: GatewayInfo
     index: int  # position in spec.servers (for diagnostics)
@@ -80,10 +81,11 @@ def _blocks(route: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [m for m in route.get("match") or [] if isinstance(m, Mapping)]
 
 
-def _tcp_routes(vs: VirtualServiceInfo) -> list[Mapping[str, Any]]:
+def l4_routes(vs: VirtualServiceInfo, kind: str = "tcp") -> list[Mapping[str, Any]]:
+    """The VirtualService's ``tcp`` (or ``tls``) routes."""
     spec = normalize_spec(vs.resource.kind, vs.resource.spec)
-    routes = spec.get("tcp") if isinstance(spec, Mapping) else None
-    # Positions are kept (a non-mapping becomes {}) so diagnostics name the right tcp[i].
+    routes = spec.get(kind) if isinstance(spec, Mapping) else None
+    # Positions are kept (a non-mapping becomes {}) so diagnostics name the right tcp[i] / tls[i].
     return [r if isinstance(r, Mapping) else {} for r in routes] if isinstance(routes, list) else []
 
 
@@ -97,20 +99,23 @@ def _hosts_overlap(vs: VirtualServiceInfo, server: TcpServer) -> bool:
     )
 
 
-def candidates(index: ConfigIndex, server: TcpServer) -> list[VirtualServiceInfo]:
-    """VirtualServices that may route this server, in gateway merge order (§2.16 step 1).
+def candidates(index: ConfigIndex, server: TcpServer, kind: str = "tcp") -> list[VirtualServiceInfo]:
+    """VirtualServices with ``kind`` routes that may route this server, in gateway merge order
+    (§2.16 step 1).
 
     Not ``index.gateway_virtual_services``: that binds through HTTP routes only, and a TCP-only
-    VirtualService may name the gateway in a ``tcp`` match alone.
+    VirtualService may name the gateway in a ``tcp`` (``tls``) match alone.
     """
     ns = server.gateway.namespace
     found = [
-        vs for vs in index.roots() if vs.visible_from(ns) and _hosts_overlap(vs, server) and _tcp_routes(vs)
+        vs
+        for vs in index.roots()
+        if vs.visible_from(ns) and _hosts_overlap(vs, server) and l4_routes(vs, kind)
     ]
     return sorted(found, key=lambda vs: (visibility_class(vs.export_to, vs.namespace, ns), vs.order))
 
 
-def _block_holds(block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, domain: str) -> bool:
+def block_holds(block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, domain: str) -> bool:
     port = block.get("port")
     if isinstance(port, int) and not isinstance(port, bool) and port and port != server.port:
         return False
@@ -122,29 +127,54 @@ def _block_holds(block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpSe
 def choose(index: ConfigIndex, server: TcpServer, diagnostics: list[Diagnostic]) -> Chosen | None:
     """The first tcp route of the first candidate VirtualService with a block that holds here."""
     for vs in candidates(index, server):
-        for i, route in enumerate(_tcp_routes(vs)):
+        for i, route in enumerate(l4_routes(vs)):
             blocks = _blocks(route)
-            holding = [j for j, b in enumerate(blocks) if _block_holds(b, vs, server, index.domain)]
+            holding = [j for j, b in enumerate(blocks) if block_holds(b, vs, server, index.domain)]
             if blocks and not holding:
                 continue
             if not blocks and server.gateway.ref not in vs.gateways:
                 continue
             for j in holding:
-                ignored = [c for c in IGNORED_CONDITIONS if blocks[j].get(c)]
-                if ignored:
-                    diagnostics.append(
-                        vs.resource.warning(
-                            "envoy-tcp-match-ignored",
-                            ("spec", "tcp", i, "match", j),
-                            f"{', '.join(ignored)} cannot be checked for TCP at gateway "
-                            f"{server.gateway.ref} port {server.port}; the match is taken without it",
-                        )
-                    )
-            return Chosen(vs, i, _destinations(route, vs, server, index))
+                diagnostics.extend(ignored_conditions(blocks[j], vs, server, ("tcp", i, "match", j)))
+            return Chosen(vs, i, destinations(route, vs, server, index))
     return None
 
 
-def _destinations(
+def ignored_conditions(
+    block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, path: tuple[str | int, ...]
+) -> list[Diagnostic]:
+    """``envoy-tcp-match-ignored`` (``envoy-tls-…``) for the runtime conditions a gateway skips."""
+    ignored = [c for c in IGNORED_CONDITIONS if block.get(c)]
+    if not ignored:
+        return []
+    kind = str(path[0])
+    return [
+        vs.resource.warning(
+            f"envoy-{kind}-match-ignored",
+            ("spec", *path),
+            f"{', '.join(ignored)} cannot be checked for {kind.upper()} at gateway "
+            f"{server.gateway.ref} port {server.port}; the match is taken without it",
+        )
+    ]
+
+
+def missing_clusters(
+    chosen: Chosen, server: TcpServer, clusters: Collection[str], kind: str = "tcp"
+) -> list[Diagnostic]:
+    """``envoy-tcp-cluster`` (``envoy-tls-…``) for each destination the bootstrap does not define."""
+    return [
+        chosen.vs.resource.warning(
+            f"envoy-{kind}-cluster",
+            ("spec", kind, chosen.route_index, "route"),
+            f"cluster {cluster} does not exist (unknown service, port or subset); "
+            f"connections to {kind.upper()} port {server.port} sent there are closed",
+        )
+        for cluster, _ in chosen.destinations
+        if cluster not in clusters
+    ]
+
+
+def destinations(
     route: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, index: ConfigIndex
 ) -> tuple[tuple[str, int], ...]:
     """Istio cluster names with their weights; several destinations drop weight 0 (§2.5)."""
@@ -177,15 +207,17 @@ def _port(dest: Mapping[str, Any], host: str, server: TcpServer, index: ConfigIn
     return single or server.port
 
 
-def tcp_proxy(stat_prefix: str, destinations: Sequence[tuple[str, int]], options: Options) -> Json:
+def tcp_proxy(
+    stat_prefix: str, targets: Sequence[tuple[str, int]], options: Options, log_format: str = TCP_LOG_FORMAT
+) -> Json:
     """The ``tcp_proxy`` network filter: one cluster, or a weighted choice made per connection."""
     config = typed("envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", stat_prefix=stat_prefix)
-    if len(destinations) == 1:
-        config["cluster"] = destinations[0][0]
+    if len(targets) == 1:
+        config["cluster"] = targets[0][0]
     else:
-        config["weighted_clusters"] = {"clusters": [{"name": n, "weight": w} for n, w in destinations]}
+        config["weighted_clusters"] = {"clusters": [{"name": n, "weight": w} for n, w in targets]}
     if options.access_log:
-        config["access_log"] = [access_log(options.access_log, TCP_LOG_FORMAT)]
+        config["access_log"] = [access_log(options.access_log, log_format)]
     return {"name": TCP_PROXY, "typed_config": config}
 
 
@@ -208,14 +240,5 @@ def tcp_filter_chain(
             )
         )
         return {"filters": [tcp_proxy(name, [(BLACKHOLE_CLUSTER, 0)], options)]}, diagnostics
-    for cluster, _ in chosen.destinations:
-        if cluster not in clusters:
-            diagnostics.append(
-                chosen.vs.resource.warning(
-                    "envoy-tcp-cluster",
-                    ("spec", "tcp", chosen.route_index, "route"),
-                    f"cluster {cluster} does not exist (unknown service, port or subset); "
-                    f"connections to TCP port {server.port} sent there are closed",
-                )
-            )
+    diagnostics.extend(missing_clusters(chosen, server, clusters))
     return {"filters": [tcp_proxy(name, chosen.destinations, options)]}, diagnostics

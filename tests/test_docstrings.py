@@ -13,6 +13,7 @@ MODULES = [
     "meshroute",
     "meshroute.mesh",
     "meshroute.config.diagnostics",
+    "meshroute.config.model",
 ]
 
 

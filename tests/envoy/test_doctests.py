@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["meshroute.envoy", "meshroute.envoy.common", "meshroute.envoy.clusters", "meshroute.envoy.tcp"]
+MODULES = ["meshroute.envoy", "meshroute.envoy.common", "meshroute.envoy.clusters"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -15,7 +15,6 @@ from meshroute.extproc.context import (
     Gateways,
     Listener,
     Routing,
-    host_matches,
     listener_from_metadata,
 )
 from meshroute.extproc.request import request_fields
@@ -69,8 +68,9 @@ def test_bad_context_is_an_error(md: list[tuple[str, str]]) -> None:
         ("bookinfo.com", "www.bookinfo.com", False),
     ],
 )
-def test_host_matches(pattern: str, host: str, matches: bool) -> None:
-    assert host_matches(pattern, host) is matches
+def test_gateway_server_host_rule(pattern: str, host: str, matches: bool) -> None:
+    gws = Gateways.from_resources([gateway("gw", "one", [(8080, [pattern])])])
+    assert (gws.select(8080, host) == "gw/one") is matches
 
 
 def gateway(ns: str, name: str, servers: list[tuple[int, list[str]]]) -> SimpleNamespace:

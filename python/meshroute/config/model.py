@@ -188,6 +188,20 @@ def parse_virtual_service(res: Resource, position: int, domain: str) -> VirtualS
     )
 
 
+def server_hosts(raw: Any, gateway_ns: str) -> tuple[tuple[str, str], ...]:
+    """A Gateway server's ``[ns/]host`` entries as (namespace, host); ``.`` is the Gateway's
+    namespace, none is any.
+
+    >>> server_hosts(["*", "./a.example.com", "prod/b.example.com"], "gw")
+    (('*', '*'), ('gw', 'a.example.com'), ('prod', 'b.example.com'))
+    """
+    out: list[tuple[str, str]] = []
+    for entry in _strings(raw):
+        ns, _, host = entry.rpartition("/")
+        out.append((gateway_ns if ns == "." else (ns or "*"), host.lower()))
+    return tuple(out)
+
+
 def parse_gateway(res: Resource) -> GatewayInfo:
     servers = []
     for raw in _spec(res).get("servers") or []:
@@ -195,15 +209,11 @@ def parse_gateway(res: Resource) -> GatewayInfo:
         number = port.get("number") if isinstance(port, Mapping) else None
         if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < 65536:
             continue
-        hosts = []
-        for entry in _strings(raw.get("hosts")):
-            ns, _, host = entry.rpartition("/")
-            ns = res.namespace if ns == "." else (ns or "*")
-            hosts.append((ns, host.lower()))
+        hosts = server_hosts(raw.get("hosts"), res.namespace)
         tls = raw.get("tls")
         redirect = isinstance(tls, Mapping) and tls.get("httpsRedirect") is True
         protocol = str(port.get("protocol", "")).upper() if isinstance(port, Mapping) else ""
-        servers.append(Server(number, protocol, tuple(hosts), redirect))
+        servers.append(Server(number, protocol, hosts, redirect))
     return GatewayInfo(res, tuple(servers))
 
 

@@ -24,10 +24,8 @@ from meshroute.envoy.common import UNLIMITED, Json, duration, endpoint_address, 
 from meshroute.envoy.endpoints import Discovery, discover
 from meshroute.envoy.options import Options
 from meshroute.envoy.tls import client_tls
-from meshroute.extproc import EXTPROC_CLUSTER
+from meshroute.extproc import BLACKHOLE_CLUSTER, EXTPROC_CLUSTER, PASSTHROUGH_CLUSTER
 
-PASSTHROUGH_CLUSTER = "PassthroughCluster"
-BLACKHOLE_CLUSTER = "BlackHoleCluster"
 # Istio's mesh-wide connectTimeout default (istio-api §3.6).
 DEFAULT_CONNECT_TIMEOUT = "10s"
 # Ring size Istio uses when consistentHash names no algorithm (istio-api §3.4).

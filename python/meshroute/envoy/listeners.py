@@ -19,8 +19,8 @@ from typing import Any
 from meshroute.config.diagnostics import Diagnostic, Severity
 from meshroute.config.index import ConfigIndex
 from meshroute.config.load import Resource
+from meshroute.config.model import server_hosts
 from meshroute.config.validate.fields import normalize_spec
-from meshroute.envoy.clusters import BLACKHOLE_CLUSTER
 from meshroute.envoy.common import Json, socket_address, typed
 from meshroute.envoy.credentials import Secrets
 from meshroute.envoy.http import (
@@ -37,11 +37,11 @@ from meshroute.envoy.passthrough import PASSTHROUGH_MODES, passthrough_chains, t
 from meshroute.envoy.tcp import (
     TCP_PROTOCOLS,
     TcpServer,
-    server_hosts,
     tcp_filter_chain,
     tcp_proxy,
 )
 from meshroute.envoy.tls import server_tls
+from meshroute.extproc import BLACKHOLE_CLUSTER
 
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB"})
 # Protocols whose servers may pass TLS through (Istio: a server with a tls block in a passthrough mode).
@@ -77,13 +77,7 @@ class Built:
 
 def _hosts(raw: Any) -> list[str]:
     """Server hosts without their ``namespace/`` part (that only binds VirtualServices)."""
-    out: list[str] = []
-    for entry in raw if isinstance(raw, list) else []:
-        if isinstance(entry, str):
-            host = entry.rpartition("/")[2].lower()
-            if host and host not in out:
-                out.append(host)
-    return out
+    return list(dict.fromkeys(host for _, host in server_hosts(raw, "") if host))
 
 
 def _tcp_conflict(previous: _Port | None, protocol: str) -> str | None:

@@ -23,10 +23,11 @@ from meshroute.config.hosts import fqdn, gateway_ref, intersect, visibility_clas
 from meshroute.config.index import ConfigIndex
 from meshroute.config.model import GatewayInfo, VirtualServiceInfo
 from meshroute.config.validate.fields import normalize_spec
-from meshroute.envoy.clusters import BLACKHOLE_CLUSTER, cluster_name
+from meshroute.envoy.clusters import cluster_name
 from meshroute.envoy.common import Json, typed
 from meshroute.envoy.http import access_log
 from meshroute.envoy.options import Options
+from meshroute.extproc import BLACKHOLE_CLUSTER
 
 # Opaque-TCP protocols at a gateway: Istio gives MONGO/MYSQL/REDIS the same tcp_proxy (their own
 # protocol filters are off by default).
@@ -57,20 +58,6 @@ class Chosen:
     vs: VirtualServiceInfo
     route_index: int
     destinations: tuple[tuple[str, int], ...]
-
-
-def server_hosts(raw: Any, gateway_ns: str) -> tuple[tuple[str, str], ...]:
-    """``[ns/]host`` entries as (namespace, host); ``.`` is the Gateway's namespace, none is any.
-
-    >>> server_hosts(["*", "./a.example.com", "prod/b.example.com"], "gw")
-    (('*', '*'), ('gw', 'a.example.com'), ('prod', 'b.example.com'))
-    """
-    out: list[tuple[str, str]] = []
-    for entry in raw if isinstance(raw, list) else []:
-        if isinstance(entry, str):
-            ns, _, host = entry.rpartition("/")
-            out.append((gateway_ns if ns == "." else (ns or "*"), host.lower()))
-    return tuple(out)
 
 
 def _strings(value: Any) -> list[str]:

@@ -11,6 +11,10 @@ MAX_MIRRORS = 4
 MIRROR_HEADERS: tuple[str, ...] = tuple(f"x-meshroute-mirror-{i}" for i in range(MAX_MIRRORS))
 # Where Envoy's ORIGINAL_DST clusters (PassthroughCluster) take the destination address from.
 ORIGINAL_DST_HEADER = "x-envoy-original-dst-host"
+# Istio's names for an unknown host's cluster (ALLOW_ANY / REGISTRY_ONLY); the core decides them
+# (Decision.cluster), envoy-config defines them.
+PASSTHROUGH_CLUSTER = "PassthroughCluster"
+BLACKHOLE_CLUSTER = "BlackHoleCluster"
 
 
 def addresses(listen: str, workers: int = 1) -> list[str]:

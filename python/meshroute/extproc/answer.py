@@ -32,10 +32,9 @@ from typing import Any
 from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
-from meshroute.extproc import HASH_HEADER, MIRROR_HEADERS, ORIGINAL_DST_HEADER
+from meshroute.extproc import HASH_HEADER, MIRROR_HEADERS, ORIGINAL_DST_HEADER, PASSTHROUGH_CLUSTER
 from meshroute.extproc.cors import ORIGIN, CorsPolicy, header_value, policy_of
 from meshroute.extproc.per_request import (
-    PASSTHROUGH_CLUSTER,
     Mirror,
     hash_key,
     hash_policy,

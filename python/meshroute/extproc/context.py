@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshroute.config.hosts import matches
+from meshroute.config.model import parse_gateway
 from meshroute.extproc import MAX_MIRRORS
 from meshroute.extproc.answer import Answer, AnswerCache, build_answer
 from meshroute.extproc.request import RequestFields
@@ -84,20 +86,6 @@ def listener_from_metadata(metadata: Iterable[tuple[str, Any]]) -> Listener:
 # === Gateways ===
 
 
-def host_matches(pattern: str, host: str) -> bool:
-    """Istio Gateway server host rule: ``*``, ``*.suffix`` (any deeper name) or exact; ``ns/`` ignored.
-
-    >>> host_matches("*", "a"), host_matches("ns/*.example.com", "a.b.example.com"), host_matches("x", "y")
-    (True, True, False)
-    """
-    dns = pattern.rpartition("/")[2].lower()
-    if dns == "*":
-        return True
-    if dns.startswith("*."):
-        return host.endswith(dns[1:])
-    return host == dns
-
-
 @dataclass(frozen=True)
 class Gateways:
     """Gateway servers in config order: (port, host patterns, ``ns/name``)."""
@@ -107,16 +95,13 @@ class Gateways:
 
     @classmethod
     def from_resources(cls, resources: Iterable[Any]) -> Gateways:
-        servers: list[tuple[int, tuple[str, ...], str]] = []
-        for res in resources:
-            if getattr(res, "kind", None) != "Gateway":
-                continue
-            ref = f"{res.namespace}/{res.name}"
-            for server in (res.spec or {}).get("servers") or []:
-                port = ((server or {}).get("port") or {}).get("number")
-                if isinstance(port, int) and not isinstance(port, bool):
-                    hosts = tuple(str(h) for h in server.get("hosts") or [])
-                    servers.append((port, hosts, ref))
+        # A server host's `ns/` part only restricts which VirtualServices bind: not used here.
+        servers = [
+            (server.port, tuple(host for _, host in server.hosts), f"{res.namespace}/{res.name}")
+            for res in resources
+            if getattr(res, "kind", None) == "Gateway"
+            for server in parse_gateway(res).servers
+        ]
         return cls(tuple(servers))
 
     def select(self, port: int, host: str) -> str | None:
@@ -127,11 +112,7 @@ class Gateways:
         except KeyError:
             pass
         found = next(
-            (
-                ref
-                for p, hosts, ref in self.servers
-                if p == port and any(host_matches(h, host) for h in hosts)
-            ),
+            (ref for p, hosts, ref in self.servers if p == port and any(matches(h, host) for h in hosts)),
             None,
         )
         if len(self._cache) >= 4096:

@@ -3,7 +3,7 @@
 ``PassthroughCluster`` destination.
 
 Each comes in two halves: what the decision says, read once when its answer is built
-(:func:`hash_policy`, :func:`mirrors_of`, :data:`PASSTHROUGH_CLUSTER`), and what one request makes
+(:func:`hash_policy`, :func:`mirrors_of`, the decision's cluster), and what one request makes
 of it (:func:`hash_key`, :meth:`Mirror.fires`, :func:`original_dst`), used by ``Answer.tail``.
 """
 
@@ -17,8 +17,6 @@ from typing import Any
 from meshroute.config.hosts import is_ip
 from meshroute.extproc import MAX_MIRRORS
 from meshroute.extproc.request import Header
-
-PASSTHROUGH_CLUSTER = "PassthroughCluster"
 
 # === Consistent hash ===
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,8 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from meshroute.bookinfo import read_plan, workload_entries
-from meshroute.envoy.process import start_envoy
+from meshroute.envoy.process import start_envoy, write_bootstrap
+from meshroute.extproc import status_paths
 from meshroute.mesh import bookinfo_path
 from meshroute.procs import LOOPBACK, Proc, ProcessError, ProcessGroup, free_port
 
@@ -34,6 +34,39 @@ GATEWAY_PORT = 8080  # the server port of data/bookinfo/networking/bookinfo-gate
 TASKS_FILE = Path("tasks") / "applied.yaml"
 START_TIMEOUT = 60.0
 RELOAD_TIMEOUT = 20.0
+
+
+def read_status(path: str | Path) -> dict[str, Any]:
+    """serve's status file (``meshroute.extproc.reload``), ``{}`` while it is not written yet."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def start_serve(
+    group: ProcessGroup,
+    paths: Iterable[str | Path],
+    listen: str,
+    status_file: str | Path,
+    *,
+    workers: int = 1,
+    reload_interval: float = 0.2,
+    timeout: float = START_TIMEOUT,
+) -> Proc:
+    """``meshroute serve`` in ``group``, returned once every worker reports its first config loaded."""
+    cmd = [sys.executable, "-m", "meshroute", "serve", *map(str, paths), "--listen", listen,
+           "--status-file", str(status_file), "--reload-interval", str(reload_interval),
+           "--workers", str(workers)]  # fmt: skip
+    files = status_paths(str(status_file), workers)
+    for path in files:
+        Path(path).unlink(missing_ok=True)  # a file from an earlier run must not count
+    proc = group.start("serve", cmd)
+    proc.wait_until(
+        lambda: all(read_status(f).get("ok") is True for f in files), timeout=timeout, what="serving"
+    )
+    return proc
 
 
 class Response(NamedTuple):
@@ -94,14 +127,11 @@ class Stack:
     def _start(self) -> None:
         self.mesh_port, self.gateway_port, self.admin_port = free_port(), free_port(), free_port()
         ports_file = self.work / "bookinfo-ports.json"
-        apps = self._launch(
+        apps = self.group.start(
             "bookinfo",
-            "meshroute.bookinfo",
-            "--mesh-port",
-            str(self.mesh_port),
-            "--ports-file",
-            str(ports_file),
-        )
+            [sys.executable, "-m", "meshroute.bookinfo", "--mesh-port", str(self.mesh_port),
+             "--ports-file", str(ports_file)],
+        )  # fmt: skip
         apps.wait_until(ports_file.exists, timeout=START_TIMEOUT, what="listening")
         self.plan = read_plan(ports_file)
         shutil.copytree(self.base, self.config_dir / "bookinfo")
@@ -111,16 +141,10 @@ class Stack:
         )
         (self.config_dir / TASKS_FILE).parent.mkdir()
         self._write_tasks(())
-        serve = self._launch(
-            "serve", "meshroute", "serve", str(self.config_dir), "--listen", self.extproc,
-            "--status-file", str(self.status_file), "--reload-interval", "0.2",
-        )  # fmt: skip
-        serve.wait_until(lambda: self._status().get("ok") is True, timeout=START_TIMEOUT, what="serving")
-        envoy_yaml = self.work / "envoy.yaml"
-        self._run_cli(
-            "envoy-config", str(self.config_dir), "--extproc", self.extproc,
-            "--mesh-port", str(self.mesh_port), "--admin-port", str(self.admin_port),
-            "--bind-port", f"{GATEWAY_PORT}={self.gateway_port}", "-o", str(envoy_yaml),
+        start_serve(self.group, [self.config_dir], self.extproc, self.status_file)
+        envoy_yaml = write_bootstrap(
+            [self.config_dir], self.work / "envoy.yaml", extproc=self.extproc, mesh_port=self.mesh_port,
+            admin_port=self.admin_port, bind_ports={GATEWAY_PORT: self.gateway_port},
         )  # fmt: skip
         envoy = start_envoy(self.group, envoy_yaml, self.admin_port)
         envoy.wait_until(self._serves_productpage, START_TIMEOUT, "routing /productpage")
@@ -130,15 +154,6 @@ class Stack:
             return self.get("/productpage", timeout=5).status == 200
         except (OSError, http.client.HTTPException):
             return False
-
-    def _launch(self, name: str, module: str, *args: str) -> Proc:
-        return self.group.start(name, [sys.executable, "-m", module, *args])
-
-    def _run_cli(self, *args: str) -> None:
-        cmd = [sys.executable, "-m", "meshroute", *args]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=START_TIMEOUT, check=False)
-        if done.returncode != 0:
-            raise ProcessError(f"{' '.join(cmd)} exited with {done.returncode}:\n{done.stdout}{done.stderr}")
 
     def close(self, keep_work: bool = False) -> None:
         """Stop every process (reverse start order); remove the work directory if we made it."""
@@ -187,11 +202,7 @@ class Stack:
         tmp.replace(target)
 
     def _status(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.status_file.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return read_status(self.status_file)
 
     # === requests ===
 

@@ -7,7 +7,6 @@ import http.client
 import json
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -15,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshroute.envoy.process import start_envoy
+from meshroute.envoy.process import start_envoy, write_bootstrap
+from meshroute.extproc import status_paths
 from meshroute.procs import LOOPBACK, Proc, ProcessGroup, free_port
+from meshroute.stack import read_status, start_serve
 from tests.e2e.echo import Echo
 from tests.envoy.tls_helpers import self_signed
 
@@ -110,48 +111,25 @@ class FeatureStack:
         self.start_serve()
         self.mesh_port, self.gateway_port, self.admin_port = free_port(), free_port(), free_port()
         self.https_port = free_port()
-        envoy_yaml = work / "envoy.yaml"
-        self._run_cli(
-            "envoy-config", str(self.config_dir), "--extproc", self.socket, "--workers", str(workers),
-            "--mesh-port", str(self.mesh_port), "--admin-port", str(self.admin_port),
-            "--bind-port", f"{GATEWAY_PORT}={self.gateway_port}",
-            "--bind-port", f"{HTTPS_PORT}={self.https_port}", "-o", str(envoy_yaml),
+        envoy_yaml = write_bootstrap(
+            [self.config_dir], work / "envoy.yaml", extproc=self.socket, workers=workers,
+            mesh_port=self.mesh_port, admin_port=self.admin_port,
+            bind_ports={GATEWAY_PORT: self.gateway_port, HTTPS_PORT: self.https_port},
         )  # fmt: skip
         self.envoy = start_envoy(group, envoy_yaml, self.admin_port)
 
-    def _run_cli(self, *args: str) -> None:
-        import subprocess
-
-        subprocess.run([sys.executable, "-m", "meshroute", *args], check=True, timeout=60)
-
     def statuses(self) -> list[dict[str, Any]]:
         """Each serve worker's status file (``{}`` while one is not written yet)."""
-        paths = [self.status_file]
-        if self.workers > 1:
-            paths = [Path(f"{self.status_file}.{i}") for i in range(self.workers)]
-        out = []
-        for path in paths:
-            try:
-                out.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                out.append({})
-        return out
+        return [read_status(p) for p in status_paths(str(self.status_file), self.workers)]
 
     def status(self, key: str) -> int:
         """A counter, the lowest over the workers (``generation``: configs loaded; ``attempts``: tried)."""
         return min(int(s.get(key, -1)) for s in self.statuses())
 
-    def generation(self) -> int:
-        return self.status("generation")
-
     def start_serve(self) -> None:
-        cmd = [sys.executable, "-m", "meshroute", "serve", str(self.config_dir), "--listen", self.socket,
-               "--status-file", str(self.status_file), "--reload-interval", "0.2",
-               "--workers", str(self.workers)]  # fmt: skip
-        for path in self.work.glob("status.json*"):
-            path.unlink()
-        self.serve = self.group.start("serve", cmd)
-        self.serve.wait_until(lambda: self.generation() >= 1, timeout=30, what="serving")
+        self.serve = start_serve(
+            self.group, [self.config_dir], self.socket, self.status_file, workers=self.workers, timeout=30
+        )
 
     def stop_serve(self) -> None:
         assert self.serve is not None
@@ -164,7 +142,7 @@ class FeatureStack:
         assert self.serve is not None
         before = self.status("attempts")
         path = self.config_dir / "config.yaml"
-        tmp = path.with_suffix(".tmp")
+        tmp = self.work / "config.yaml.tmp"  # outside the watched directory: one change per apply
         tmp.write_text(text)
         tmp.replace(path)
         deadline = time.monotonic() + 20

@@ -112,31 +112,13 @@ def _meshroute(*args: str) -> list[str]:
 def _envoy_config(workdir: Path, istio: Path, sock: str, workers: int, tag: str) -> tuple[int, int, Path]:
     """``meshroute envoy-config`` for a scenario: (listener port, admin port, bootstrap path)."""
     port, admin = free_port(), free_port()
-    front_yaml = workdir / f"front-{tag}.yaml"
-    gen = subprocess.run(
-        _meshroute(
-            "envoy-config",
-            str(istio),
-            "--extproc",
-            sock,
-            "--workers",
-            str(workers),
-            "--mesh-port",
-            str(port),
-            "--admin-port",
-            str(admin),
-            "--access-log",
-            "",  # as envoy-alone: compare routing, not logging
-            "-o",
-            str(front_yaml),
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if gen.returncode != 0 or not front_yaml.is_file():
-        raise SetupError(f"meshroute envoy-config exited with {gen.returncode}:\n{gen.stderr[-2000:]}")
+    try:
+        front_yaml = envoy_process.write_bootstrap(
+            [istio], workdir / f"front-{tag}.yaml", extproc=sock, workers=workers, mesh_port=port,
+            admin_port=admin, access_log="",  # as envoy-alone: compare routing, not logging
+        )  # fmt: skip
+    except ProcessError as exc:
+        raise SetupError(str(exc)) from None
     return port, admin, front_yaml
 
 

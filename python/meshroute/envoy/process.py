@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from meshroute.procs import LOOPBACK, Proc, ProcessGroup, http_ok
+from meshroute.procs import LOOPBACK, Proc, ProcessError, ProcessGroup, http_ok
 
 VALIDATE_TIMEOUT = 60.0
 
@@ -22,6 +24,32 @@ def _base_args(config_path: str | os.PathLike[str]) -> list[str]:
     # Hot restart needs a shared-memory region per base id: several Envoys (tests, the demo)
     # would collide on it, and nothing here restarts Envoy in place.
     return [envoy_binary(), "--disable-hot-restart", "-c", str(config_path)]
+
+
+def write_bootstrap(
+    paths: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    extproc: str,
+    mesh_port: int,
+    admin_port: int,
+    workers: int = 1,
+    bind_ports: Mapping[int, int] | None = None,
+    access_log: str | None = None,
+) -> Path:
+    """Write the bootstrap for ``paths`` to ``out`` with ``meshroute envoy-config``, run as users
+    run it (a child process, warnings on its stderr); raises ProcessError with its output."""
+    args = [sys.executable, "-m", "meshroute", "envoy-config", *map(str, paths), "--extproc", extproc,
+            "--workers", str(workers), "--mesh-port", str(mesh_port), "--admin-port", str(admin_port),
+            "-o", str(out)]  # fmt: skip
+    for port, bind in (bind_ports or {}).items():
+        args += ["--bind-port", f"{port}={bind}"]
+    if access_log is not None:
+        args += ["--access-log", access_log]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=VALIDATE_TIMEOUT, check=False)
+    if done.returncode != 0 or not Path(out).is_file():
+        raise ProcessError(f"meshroute envoy-config exited with {done.returncode}:\n{done.stderr[-2000:]}")
+    return Path(out)
 
 
 def validate_config(path: str | os.PathLike[str]) -> tuple[bool, str]:

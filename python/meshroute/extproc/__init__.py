@@ -38,3 +38,13 @@ def addresses(listen: str, workers: int = 1) -> list[str]:
     if not 0 < base <= 65536 - workers:
         raise ValueError(f"port out of range in {listen!r}")
     return [f"{host}:{base + i}" for i in range(workers)]
+
+
+def status_paths(status_file: str, workers: int = 1) -> list[str]:
+    """Where each serve worker writes ``--status-file``: the path itself for one worker, else
+    ``PATH.i`` per worker (as :func:`addresses` numbers sockets).
+
+    >>> status_paths("/tmp/s.json"), status_paths("/tmp/s.json", 2)
+    (['/tmp/s.json'], ['/tmp/s.json.0', '/tmp/s.json.1'])
+    """
+    return [status_file] if workers == 1 else [f"{status_file}.{i}" for i in range(workers)]

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from meshroute.errors import ConfigError
-from meshroute.extproc import addresses
+from meshroute.extproc import addresses, status_paths
 from meshroute.extproc.reload import Holder, Reloader, compile_routing
 from meshroute.render import render_diagnostics
 
@@ -67,16 +67,18 @@ def serve(
         print(render_diagnostics(exc.diagnostics, None), file=sys.stderr)
         return 1
     compile_ms = (time.perf_counter() - start) * 1000
+    statuses: list[str | None] = list(status_paths(status_file, workers)) if status_file else [None] * workers
     if workers == 1:
-        return _worker(paths, targets[0], routing, compile_ms, status_file, reload_interval, seed, 0)
+        return _worker(paths, targets[0], routing, compile_ms, statuses[0], reload_interval, seed, 0)
     children: dict[int, int] = {}
     for index, address in enumerate(targets):
         pid = os.fork()
         if pid == 0:  # the worker: never returns into the parent's code
             code = 1
             try:
-                status = f"{status_file}.{index}" if status_file else None
-                code = _worker(paths, address, routing, compile_ms, status, reload_interval, seed, index)
+                code = _worker(
+                    paths, address, routing, compile_ms, statuses[index], reload_interval, seed, index
+                )
             except BaseException:
                 log.exception("worker %d failed", index)
             finally:

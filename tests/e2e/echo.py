@@ -66,6 +66,8 @@ def _fails(echo: Echo, parts: list[str]) -> bool:
 def _handler(echo: Echo) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body are separate writes; with Nagle the body would wait for a delayed ACK.
+        disable_nagle_algorithm = True
 
         def handle(self) -> None:
             # Envoy closes the connection when a route timeout fires while we sleep: not an error.

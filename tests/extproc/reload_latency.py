@@ -22,7 +22,7 @@ from bench.scenarios import generated
 from meshroute.procs import Proc
 
 from .conftest import PROCESS, headers_request
-from .stream_cpu import HEADERS
+from .stream_cpu import HEADERS, one_stream
 
 
 def _ms(values: list[float], q: float) -> float:
@@ -36,11 +36,7 @@ async def _drive(sock: str, status: Path, config: Path) -> None:
 
         async def one() -> float:
             start = time.perf_counter()
-            call = method(metadata=(("x-meshroute-listener", "mesh"),))
-            await call.write(request)
-            await call.read()
-            await call.done_writing()
-            await call.code()
+            await one_stream(method, request)
             return time.perf_counter() - start
 
         for _ in range(200):

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -50,18 +51,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100.0
 
 
+MESH_METADATA = (("x-meshroute-listener", "mesh"),)
+
+
+async def one_stream(method: Any, request: bytes) -> None:
+    """One ext_proc stream as Envoy opens it: request_headers, the answer, half-close, status."""
+    call = method(metadata=MESH_METADATA)
+    await call.write(request)
+    assert await call.read() is not grpc.aio.EOF
+    await call.done_writing()
+    assert await call.code() == grpc.StatusCode.OK
+
+
 async def drive(target: str, pid: int, streams: int, concurrency: int) -> tuple[float, float]:
     request = headers_request(headers=HEADERS).SerializeToString()
-    metadata = (("x-meshroute-listener", "mesh"),)
     async with grpc.aio.insecure_channel(target) as channel:
         method = channel.stream_stream(PROCESS)
 
         async def one() -> None:
-            call = method(metadata=metadata)
-            await call.write(request)
-            assert await call.read() is not grpc.aio.EOF
-            await call.done_writing()
-            assert await call.code() == grpc.StatusCode.OK
+            await one_stream(method, request)
 
         for _ in range(200):  # warm-up
             await one()

@@ -4,7 +4,8 @@
 //! (CORS `allowOrigins`). They must follow the same rules as route matching (exact, prefix, RE2
 //! full-match regex), so they reuse `MatchString` rather than a second implementation.
 
-use crate::error::{CompileError, ErrorKind};
+use crate::error::CompileError;
+use crate::matchers::compile_string;
 use crate::matchers::string::MatchString;
 use crate::spec::StringMatchSpec;
 
@@ -22,27 +23,11 @@ impl StringMatchSet {
     /// A list that does not follow that syntax, or a regex the engine rejects; the path names
     /// the offending element (`[2].regex`).
     pub fn from_json(json: &str) -> Result<Self, CompileError> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        let specs: Vec<StringMatchSpec> = serde_path_to_error::deserialize(de).map_err(|e| {
-            CompileError::new(
-                ErrorKind::Schema,
-                e.path().to_string(),
-                e.inner().to_string(),
-            )
-        })?;
+        let specs: Vec<StringMatchSpec> = crate::spec::parse(json)?;
         let matchers = specs
             .iter()
             .enumerate()
-            .map(|(i, spec)| {
-                MatchString::compile(spec).map_err(|(field, message)| {
-                    let kind = if field == "regex" {
-                        ErrorKind::Regex
-                    } else {
-                        ErrorKind::Value
-                    };
-                    CompileError::new(kind, format!("[{i}].{field}"), message)
-                })
-            })
+            .map(|(i, spec)| compile_string(spec, &format!("[{i}]")))
             .collect::<Result<_, _>>()?;
         Ok(Self { matchers })
     }
@@ -69,6 +54,7 @@ impl StringMatchSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn any_of_exact_prefix_regex() {

@@ -311,8 +311,9 @@ pub(crate) struct AbortSpec {
     pub(crate) per_million: u32,
 }
 
-/// Parses the IR text; schema errors carry the serde path of the offending element.
-pub(crate) fn parse(ir: &str) -> crate::error::Result<Spec> {
+/// Parses IR JSON (the whole `Spec`, or a part such as a `StringMatch` list); schema errors carry
+/// the serde path of the offending element.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(ir: &str) -> crate::error::Result<T> {
     let de = &mut serde_json::Deserializer::from_str(ir);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -211,7 +211,7 @@ impl MatchBlock {
     }
 }
 
-fn compile_string(spec: &StringMatchSpec, at: &str) -> Result<MatchString> {
+pub(crate) fn compile_string(spec: &StringMatchSpec, at: &str) -> Result<MatchString> {
     MatchString::compile(spec).map_err(|(field, msg)| {
         let kind = if field == "regex" {
             ErrorKind::Regex

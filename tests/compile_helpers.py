@@ -13,14 +13,9 @@ from typing import Any
 from meshroute.compile import compile_config
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.load import Resource, load_paths, load_text
-from tests.conftest import BOOKINFO, shared_dir
+from tests.conftest import BOOKINFO, SAMPLES
 
-
-def shared() -> Path:
-    """``shared/`` beside the repo (see ``tests.conftest.shared_dir``)."""
-    return shared_dir()
-
-
+SNIPPETS = SAMPLES / "istio-io-task-snippets"
 BOOKINFO_APP = BOOKINFO / "platform" / "kube" / "bookinfo.yaml"
 BOOKINFO_DRS = BOOKINFO / "networking" / "destination-rule-all.yaml"
 

@@ -1,32 +1,18 @@
-"""Shared fixtures: where Istio's sample config lives, and quick loaders."""
+"""Common fixtures: where Istio's sample config lives (``tests/data``), and quick loaders."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path:
-    """`shared/` beside the repo (CI lays a copy there); MESHROUTE_SHARED overrides.
-
-    A missing shared/ is a broken checkout, so this fails rather than skips.
-    """
-    env = os.environ.get("MESHROUTE_SHARED")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO.parent / "shared", REPO.parent.parent / "shared"]
-    for path in candidates:
-        if (path / "istio-samples").is_dir():
-            return path
-    raise RuntimeError(f"shared/istio-samples not found (looked in {candidates}); set MESHROUTE_SHARED")
-
-
-SHARED = shared_dir()
-SAMPLES = SHARED / "istio-samples"
+DATA = REPO / "tests" / "data"  # test data shipped in the repo; provenance and licence: DATA / "SOURCE.md"
+SAMPLES = DATA / "istio-samples"  # unmodified copies of Istio's samples, validation data, task snippets
 BOOKINFO = SAMPLES / "bookinfo"
+
+# A missing data dir is a broken checkout: fail loudly at import, never skip.
+assert (BOOKINFO / "platform" / "kube" / "bookinfo.yaml").is_file(), f"{SAMPLES} is missing or incomplete"
 
 
 @pytest.fixture(scope="session")

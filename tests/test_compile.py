@@ -15,13 +15,13 @@ from tests.compile_helpers import (
     BOOKINFO,
     BOOKINFO_APP,
     BOOKINFO_DRS,
+    SNIPPETS,
     clusters,
     codes,
     compile_all,
     files,
     resources,
     service,
-    shared,
     view_id,
     walk,
 )
@@ -181,7 +181,7 @@ def test_fault_injection_delay_and_abort() -> None:
 
 
 def test_request_timeout_inline_vs() -> None:
-    snippets = shared() / "istio-samples" / "istio-io-task-snippets" / "request-timeouts"
+    snippets = SNIPPETS / "request-timeouts"
     ir = bookinfo(snippets / "ratings-delay-2s.yaml", snippets / "reviews-v2-timeout-0.5s.yaml")
     route = walk(ir, "reviews", "/")["route"]
     assert route["extra"]["timeout_ms"] == 500

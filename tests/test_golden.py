@@ -3,7 +3,7 @@
 Each case is a directory ``tests/golden/<case>/`` with
 
 ``config.yaml``
-    ``apply``: sample files (relative to ``shared/istio-samples``) applied in order *as ``kubectl
+    ``apply``: sample files (relative to ``tests/data/istio-samples``) applied in order *as ``kubectl
     apply`` would*: a later document with the same kind/namespace/name replaces the earlier one in
     place (an update keeps its creation order). Istio's tasks are written that way (apply
     ``virtual-service-all-v1.yaml``, then ``virtual-service-reviews-test-v2.yaml`` replaces VS

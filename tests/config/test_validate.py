@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -16,18 +15,9 @@ import pytest
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.load import Resource, load_paths
 from meshroute.config.validate import validate_resource, validate_resources
+from tests.conftest import REPO, SAMPLES
 
-REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
-
-
-def _shared_dir() -> Path:
-    """``shared/`` beside the repo (CI puts a copy there), or ``$MESHROUTE_SHARED``."""
-    env = os.environ.get("MESHROUTE_SHARED")
-    return Path(env) if env else (REPO / ".." / "shared").resolve()
-
-
-SAMPLES = _shared_dir() / "istio-samples"
 TESTDATA = SAMPLES / "validation-testdata"
 
 
@@ -53,9 +43,9 @@ def _no_internal_errors(diags: list[Diagnostic]) -> None:
     assert not [d for d in diags if d.code == "internal-error"], [d.render() for d in diags]
 
 
-def test_shared_samples_present() -> None:
-    # A missing shared/ is a broken checkout: fail loudly instead of silently running nothing.
-    assert TESTDATA.is_dir(), f"{SAMPLES} not found; put shared/ beside the repo or set MESHROUTE_SHARED"
+def test_istio_samples_present() -> None:
+    # A missing tests/data is a broken checkout: fail loudly instead of silently running nothing.
+    assert TESTDATA.is_dir(), f"{TESTDATA} not found: the checkout is incomplete"
 
 
 # === fixtures ===

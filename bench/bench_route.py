@@ -1,9 +1,10 @@
 """Per-request routing cost through the Python API (the figure users see).
 
-Targets (docs/performance.md "Match speed"): one ``mesh.route()`` on Bookinfo ≤ 2 µs median;
-``route_many`` ≥ 1 M decisions/s; cost roughly flat from 10 to 10 000 routes. Targets are recorded
-in ``extra_info`` rather than asserted: this machine is shared and noisy, a timing assertion would
-be a flaky test. Correctness *is* asserted, and stored as ``extra_info["correct"]``.
+Targets (bench/README.md, "Route decisions from Python" and "Scale"): one ``mesh.route()`` on
+Bookinfo ≤ 2 µs median; ``route_many`` ≥ 1 M decisions/s; cost roughly flat from 10 to 10 000
+routes. Targets are recorded in ``extra_info`` rather than asserted: this machine is shared and
+noisy, a timing assertion would be a flaky test. Correctness *is* asserted, and stored as
+``extra_info["correct"]``.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ BOOKINFO_FILES = (
     "bookinfo/networking/destination-rule-all.yaml",
     "bookinfo/networking/virtual-service-reviews-test-v2.yaml",
 )
-# (request, expected cluster) pairs a reader can check against istio-tasks.md §1 and §2.17; the
+# (request, expected cluster) pairs a reader can check against tasks §1 and semantics §2.17; the
 # requests are also `meshroute bench`'s default mix.
 _FQDN = "outbound|9080|{}|{}.default.svc.cluster.local"
 BOOKINFO_EXPECTED: tuple[tuple[Req, str], ...] = tuple(

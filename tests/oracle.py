@@ -1,6 +1,6 @@
 """A deliberately slow, obviously correct reference of Istio HTTP routing for a small domain.
 
-Written straight from the Istio text (``shared/reference/istio-api.md`` §1.1, §2.3–2.6, §2.9–2.10,
+Written straight from the Istio text (``docs/semantics.md`` §1.1, §2.3–2.6, §2.9–2.10,
 §2.16, §2.17, §11) and the IR contract (``docs/ir.md``), never from meshroute's code. Nothing is
 indexed or precompiled: every request re-reads the config dicts, so the code can be checked against
 the spec sentence by sentence.

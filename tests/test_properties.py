@@ -355,5 +355,5 @@ def test_rust_matches_oracle(data: st.DataObject) -> None:
 @given(data=st.data())
 def test_undefined_subsets_match_oracle(data: st.DataObject) -> None:
     """Routes may name undefined subsets: Istio admits such config (the analyzer only warns,
-    IST0101) and a request routed there gets 503 no_cluster (istio-api §2.6, §7; docs/ir.md Scope)."""
+    IST0101) and a request routed there gets 503 no_cluster (semantics §2.6, §7; docs/ir.md Scope)."""
     check_table(data, data.draw(tables(undefined=True), label="table"))

@@ -80,7 +80,7 @@ def fault_route(delay_pct: float, abort_pct: float) -> list[dict[str, Any]]:
 
 
 def test_fault_percentages_are_independent_draws(tmp_path: Path) -> None:
-    """10 % delay and 50 % abort, drawn independently (istio-api §2.12): ≈10 % delayed, ≈50 %
+    """10 % delay and 50 % abort, drawn independently (semantics §2.12): ≈10 % delayed, ≈50 %
     aborted, ≈5 % both."""
     decisions = reviews_mesh(tmp_path, fault_route(10, 50)).route_many([("reviews", "/")] * N, seed=11)
     delayed = [d.delay_ms == 2000 for d in decisions]
@@ -102,7 +102,7 @@ def test_fault_fractional_percentage(tmp_path: Path) -> None:
 
 
 def test_hundred_percent_and_absent_percentage(tmp_path: Path) -> None:
-    """100 % always fires; a fault without `percentage` fires never (istio-api §2.12, not "all")."""
+    """100 % always fires; a fault without `percentage` fires never (semantics §2.12, not "all")."""
     http = [
         {"match": [{"uri": {"prefix": "/always"}}],
          "fault": {"abort": {"httpStatus": 500, "percentage": {"value": 100}}},

@@ -4,7 +4,7 @@ It starts a :class:`~meshroute.stack.Stack` (the Bookinfo apps, ``meshroute serv
 127.0.0.1), then for each step applies the task's YAML on top of the Bookinfo base (later files
 replace earlier resources of the same kind/namespace/name, as ``kubectl apply`` does), sends the
 requests the Istio task sends to the ingress, and compares what came back with the outcome
-istio.io documents (``shared/reference/istio-tasks.md`` §1-§5). The exit code is 1 if any
+istio.io documents (``docs/tasks.md`` §1-§5). The exit code is 1 if any
 observation contradicts it.
 """
 

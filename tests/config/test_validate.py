@@ -103,7 +103,7 @@ def test_samples_cover_every_kind_but_sidecar() -> None:
 
 
 def test_fault_injection_sample_warns_unreachable() -> None:
-    """istio-tasks.md VAL-1: accepted, with an unreachable-rule warning."""
+    """docs/tasks.md VAL-1: accepted, with an unreachable-rule warning."""
     diags = validate_resources(_load(SAMPLES / "bookinfo/networking/fault-injection-details-v1.yaml"))
     assert [(d.code, d.path) for d in diags] == [("vs-route-unreachable", ("spec", "http", 1))]
 

@@ -1,6 +1,6 @@
 """Istio's Bookinfo traffic tasks through a real Envoy with ``meshroute serve`` as its ext_proc.
 
-Every outcome of ``shared/reference/istio-tasks.md`` §1-§5 (request routing, fault injection,
+Every outcome of ``docs/tasks.md`` §1-§5 (request routing, fault injection,
 traffic shifting, request timeouts), observed the way istio.io's tests observe it: ``/productpage``
 through the ingress gateway, logged in as ``jason`` or not. Each test applies its task files on
 top of the Bookinfo base (``Stack.apply`` replaces what the previous test applied).
@@ -42,7 +42,7 @@ def versions(stack: Stack, n: int, user: str | None = None) -> collections.Count
     return collections.Counter(reviews_version(productpage(stack, user).body) for _ in range(n))
 
 
-# === §0 Bookinfo and its gateway ===
+# === tasks §0 Bookinfo and its gateway ===
 
 
 def test_baseline_all_v1_never_shows_stars(bookinfo: Stack) -> None:
@@ -67,7 +67,7 @@ def test_bookinfo_gateway_routes(bookinfo: Stack, path: str, status: int) -> Non
     assert (r.headers.get("x-bookinfo-served-by") == "productpage-v1") == (status != 404)
 
 
-# === §1 request routing ===
+# === tasks §1 request routing ===
 
 
 def test_request_routing_jason_gets_v2_others_v1(bookinfo: Stack) -> None:
@@ -92,7 +92,7 @@ def test_login_through_the_ingress(bookinfo: Stack) -> None:
     assert (r.status, reviews_version(r.body), star_colors(r.body)) == (200, "reviews-v2", {"black"})
 
 
-# === §2 fault injection ===
+# === tasks §2 fault injection ===
 
 
 def test_fault_delay_jason_sees_reviews_error_after_6s(bookinfo: Stack) -> None:
@@ -126,7 +126,7 @@ def test_fault_abort_is_answered_by_envoy(bookinfo: Stack) -> None:
     assert (other.status, other.headers["x-bookinfo-served-by"]) == (200, "ratings-v1")
 
 
-# === §3 traffic shifting ===
+# === tasks §3 traffic shifting ===
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ def test_shift_tolerance_is_safe() -> None:
         assert outside < 1e-4, (p, outside)
 
 
-# === §5 request timeouts ===
+# === tasks §5 request timeouts ===
 
 
 def test_request_timeouts(bookinfo: Stack) -> None:

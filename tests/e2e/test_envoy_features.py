@@ -37,7 +37,7 @@ def test_route_reaches_the_chosen_subset(features: FeatureStack) -> None:
 def test_gateway_listener_routes_by_gateway_host(features: FeatureStack) -> None:
     r = features.gateway("app.gw.test", "/app/x")
     assert (r.status, r.json()["server"]) == (200, "v2")
-    assert r.header("server") == "istio-envoy"  # istio-tasks §9
+    assert r.header("server") == "istio-envoy"  # tasks §9
     # the same request on the mesh listener: the VS is bound to the gateway only
     assert features.mesh("app.gw.test", "/app/x").header("x-echo-server") is None
     # a host the Gateway does not serve: no route (404)
@@ -306,7 +306,7 @@ def test_envoy_stats_show_one_stream_per_request(features: FeatureStack) -> None
 
 
 def test_circuit_breaker_rejects_overflow_immediately(features: FeatureStack) -> None:
-    # istio-tasks §6: maxConnections 1 + http1MaxPendingRequests 1 -> one request in flight, one
+    # tasks §6: maxConnections 1 + http1MaxPendingRequests 1 -> one request in flight, one
     # waiting; every other concurrent request gets a local 503 with x-envoy-overloaded at once.
     from concurrent.futures import ThreadPoolExecutor
 

@@ -111,7 +111,7 @@ def test_policy_translation_and_merging(tmp_path: Path) -> None:
     assert top["outlier_detection"]["enforcing_consecutive_5xx"] == 0
     assert top["common_lb_config"]["healthy_panic_threshold"] == {"value": 40.0}
 
-    # The port-level entry replaces the whole top-level policy on port 9000 (istio-api §3.2).
+    # The port-level entry replaces the whole top-level policy on port 9000 (semantics §3.2).
     grpc = by_name[f"outbound|9000||{HOST}"]
     assert grpc["lb_policy"] == "RING_HASH"
     assert grpc["ring_hash_lb_config"] == {"minimum_ring_size": 2048}

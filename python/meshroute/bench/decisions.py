@@ -29,7 +29,7 @@ from meshroute.mesh import Mesh, bookinfo_path, load
 
 Req = tuple[str, str, str, dict[str, str]]  # (host, path, method, headers), as route_many takes
 
-# Istio's request-routing task on the packaged Bookinfo (istio-tasks.md §1); bench/scenarios.py
+# Istio's request-routing task on the packaged Bookinfo (tasks §1); bench/scenarios.py
 # pairs these requests with the clusters they must reach.
 DEFAULT_CONFIG = (
     bookinfo_path(),

@@ -1,5 +1,5 @@
 """Cross-resource diagnostics: references between resources that single-resource validation cannot
-check (istioctl analyze IST0101, IST0109, IST0112, IST0173, IST0174; istio-api §8.8).
+check (istioctl analyze IST0101, IST0109, IST0112, IST0173, IST0174; semantics §8.8).
 
 All are reported at once, each on the resource and field that holds the reference.
 """

@@ -1,4 +1,4 @@
-"""Delegate VirtualService merging, Istio's ``MergeHTTPRoutes`` (istio-api §2.7).
+"""Delegate VirtualService merging, Istio's ``MergeHTTPRoutes`` (semantics §2.7).
 
 Works on HTTP routes whose hosts and gateway names are already resolved (each VS with its own
 namespace), so a delegate's short names mean what they meant in the delegate's namespace.

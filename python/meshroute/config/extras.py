@@ -1,4 +1,4 @@
-"""Static per-route facts the Rust core only reports: timeout, retries, mirrors, CORS (istio-api
+"""Static per-route facts the Rust core only reports: timeout, retries, mirrors, CORS (semantics
 §2.11, §2.13, §2.14), plus the small value parsers they share (durations, percentages).
 """
 

@@ -1,4 +1,4 @@
-"""Header operations of a (route, destination) pair in final application order (istio-api §2.8).
+"""Header operations of a (route, destination) pair in final application order (semantics §2.8).
 
 Istio emits each level's ops as: ``set`` sorted by name, then ``add`` sorted by name. A
 single-destination route applies route-level ops then destination-level ops; a weighted route

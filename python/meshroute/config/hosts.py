@@ -1,4 +1,4 @@
-"""Istio host names: short-name expansion, wildcard matching, aliases, gateway names (istio-api §1.1).
+"""Istio host names: short-name expansion, wildcard matching, aliases, gateway names (semantics §1.1).
 
 All functions take and return lower-case names; callers lower-case user input once.
 """

@@ -1,4 +1,4 @@
-"""One resolved HTTPRoute -> the IR's Route pieces (istio-api §2.2-§2.12, docs/ir.md "Route").
+"""One resolved HTTPRoute -> the IR's Route pieces (semantics §2.2-§2.12, docs/ir.md "Route").
 
 Input routes are already resolved: destination/mirror hosts expanded with their VS's namespace and
 gateway names turned into ``ns/name`` (see :func:`meshroute.config.index.resolve_route`). The

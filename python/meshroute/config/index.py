@@ -1,5 +1,5 @@
 """The cross-referenced config model: who sees which VirtualService, DestinationRule and service
-(istio-api §2.1 exportTo, §2.7 delegates, §2.16 VS selection, §3.1 DR lookup, §4 gateways, §6
+(semantics §2.1 exportTo, §2.7 delegates, §2.16 VS selection, §3.1 DR lookup, §4 gateways, §6
 Sidecar), and the diagnostics that need more than one resource to find.
 """
 

@@ -1,7 +1,7 @@
 """The cross-referenced model's resource types: VirtualService, Gateway and Sidecar as the index
 uses them (names resolved, hosts expanded and lower-cased), plus duplicate-resource handling.
 
-Istio semantics cited from istio-api.md: §1.1 (names), §2.1/§2.7 (VS), §4 (Gateway), §6 (Sidecar).
+Istio semantics cited from docs/semantics.md: §1.1 (names), §2.1/§2.7 (VS), §4 (Gateway), §6 (Sidecar).
 """
 
 from __future__ import annotations

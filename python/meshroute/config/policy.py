@@ -1,4 +1,4 @@
-"""DestinationRules: lookup path, merging, and the effective traffic policy (istio-api §3.1, §3.2).
+"""DestinationRules: lookup path, merging, and the effective traffic policy (semantics §3.1, §3.2).
 
 Policies stay plain JSON-shaped dicts with Istio's camelCase field names: the IR carries them as
 opaque text, and the Rust side only reads the blocks it evaluates.

@@ -1,4 +1,4 @@
-"""The service registry: which hosts exist, with which ports and endpoints (istio-api §1.1, §5).
+"""The service registry: which hosts exist, with which ports and endpoints (semantics §1.1, §5).
 
 Sources: Kubernetes ``Service`` (host ``name.ns.svc.<domain>``), ``Endpoints``/``EndpointSlice``
 (addresses), workload templates and ``Pod`` labels (only to tell whether a subset selects anything),

@@ -1,5 +1,5 @@
 """Client-context views: one host index per sidecar context and per gateway port (docs/ir.md
-"View"), following istio-api §2.16 step 1 (sidecars: one VS per host; gateways: merge per host,
+"View"), following semantics §2.16 step 1 (sidecars: one VS per host; gateways: merge per host,
 catch-all routes last) and §4 (gateway server host binding).
 """
 

@@ -14,7 +14,7 @@ from meshroute.config.validate.common import parse_duration_ns
 Json = dict[str, Any]
 
 TYPE_PREFIX = "type.googleapis.com/"
-# 2^32-1: Istio's "unlimited" for every circuit-breaker threshold (istio-api §3.6).
+# 2^32-1: Istio's "unlimited" for every circuit-breaker threshold (semantics §3.6).
 UNLIMITED = 4294967295
 
 

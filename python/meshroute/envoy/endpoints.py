@@ -84,7 +84,7 @@ def discover(svc: Service, port: ServicePort, subset_labels: Mapping[str, str] |
     if not svc.endpoints and not svc.selector:
         if svc.host.startswith("*"):
             return Discovery("STATIC", warnings=[f"cannot resolve the wildcard host {svc.host} with DNS"])
-        # Istio resolves the host itself when a DNS entry lists no endpoints (istio-api §5).
+        # Istio resolves the host itself when a DNS entry lists no endpoints (semantics §5).
         eps = [Endpoint(svc.host)] if not subset_labels else []
     out = Discovery("STRICT_DNS" if resolution == "DNS" else "LOGICAL_DNS")
     for ep in eps:

@@ -220,7 +220,7 @@ def connection_manager(
         ],
         # Istio's default path normalisation (meshConfig pathNormalization BASE).
         normalize_path=True,
-        server_name="istio-envoy",  # what Istio's proxies answer in `server` (istio-tasks §9)
+        server_name="istio-envoy",  # what Istio's proxies answer in `server` (tasks §9)
         upgrade_configs=[{"upgrade_type": "websocket"}],
         access_log=[access_log(options.access_log)] if options.access_log else [],
     )

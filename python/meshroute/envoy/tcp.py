@@ -5,7 +5,7 @@ here, when the bootstrap is generated, exactly as istiod does for a gateway
 (``buildGatewayNetworkFiltersFromTCPRoutes``): the VirtualServices bound to the Gateway whose
 hosts overlap the server's hosts (loosely: a TCP connection carries no host, so the hosts only
 select VirtualServices, never routes), in gateway merge order; the first ``tcp`` route with a
-match block that holds at this gateway wins (istio-api §2.15). Its destinations become the
+match block that holds at this gateway wins (semantics §2.15). Its destinations become the
 listener's ``tcp_proxy`` cluster, or ``weighted_clusters`` chosen per connection.
 
 Changing the route therefore needs a new bootstrap: serve's hot reload covers HTTP only. TLS
@@ -106,7 +106,7 @@ def block_holds(block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpSer
     port = block.get("port")
     if isinstance(port, int) and not isinstance(port, bool) and port and port != server.port:
         return False
-    # A match-level gateways list replaces the VirtualService's for this block (istio-api §2.1).
+    # A match-level gateways list replaces the VirtualService's for this block (semantics §2.1).
     gateways = [gateway_ref(g, vs.namespace, domain) for g in _strings(block.get("gateways"))]
     return server.gateway.ref in (gateways or vs.gateways)
 

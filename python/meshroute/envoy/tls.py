@@ -24,7 +24,7 @@ _VERSIONS = {
     "TLSV1_2": "TLSv1_2",
     "TLSV1_3": "TLSv1_3",
 }
-# Istio's gateway default: TLS 1.2 minimum (istio-api §4 ServerTLSSettings).
+# Istio's gateway default: TLS 1.2 minimum (semantics §4 ServerTLSSettings).
 GATEWAY_MIN_TLS = "TLSv1_2"
 # What Istio advertises on an HTTPS gateway listener; the HCM (codec AUTO) follows the ALPN result.
 GATEWAY_ALPN = ["h2", "http/1.1"]
@@ -150,7 +150,7 @@ _UPSTREAM = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 
 def client_tls(tls: Mapping[str, Any] | None, host: str, system_ca: str) -> Outcome:
-    """UpstreamTlsContext for a DestinationRule ``tls`` block (istio-api §3.8).
+    """UpstreamTlsContext for a DestinationRule ``tls`` block (semantics §3.8).
 
     DISABLE/unset: plaintext. SIMPLE: originate TLS, SNI = ``sni`` or the service host, verify
     against ``caCertificates`` or the system bundle unless ``insecureSkipVerify``. MUTUAL with

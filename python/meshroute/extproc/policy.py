@@ -38,7 +38,7 @@ CONTROL_HEADERS: tuple[str, ...] = (
 
 # Istio retryOn items that Envoy only understands in x-envoy-retry-grpc-on.
 GRPC_RETRY_ON = frozenset({"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"})
-# Istio's default retry policy (istio-api §2.11). It lists retriable-status-codes with no codes:
+# Istio's default retry policy (semantics §2.11). It lists retriable-status-codes with no codes:
 # since 1.24 the default never retries a 503 *response*.
 _DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 

@@ -1,4 +1,4 @@
-"""Per-resource validation of Istio networking resources (istio-api.md §8).
+"""Per-resource validation of Istio networking resources (semantics §8).
 
 Every problem is reported at once as a :class:`~meshroute.config.diagnostics.Diagnostic` with a
 stable code and the field path from the document root; nothing here raises, whatever the input.

@@ -1,4 +1,4 @@
-"""Checks shared by every kind (istio-api.md §8.1, C1-C12).
+"""Checks shared by every kind (semantics §8.1, C1-C12).
 
 Each ``*_problem`` helper returns None when the value is fine, else a message saying what is wrong
 and what is allowed; callers choose the code and the path. Nothing here raises.

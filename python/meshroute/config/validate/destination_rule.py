@@ -1,4 +1,4 @@
-"""DestinationRule rules (istio-api.md §8.3, D1-D5; policies in :mod:`.traffic_policy`)."""
+"""DestinationRule rules (semantics §8.3, D1-D5; policies in :mod:`.traffic_policy`)."""
 
 from __future__ import annotations
 

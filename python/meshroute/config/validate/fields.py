@@ -1,4 +1,4 @@
-"""Structural validation and field-name normalisation against :mod:`.schema` (istio-api.md §1, §8.7).
+"""Structural validation and field-name normalisation against :mod:`.schema` (semantics §1, §8.7).
 
 One walk does both jobs: it reports type mismatches, unknown/removed fields, missing required
 fields, oneof conflicts and malformed durations, and it returns a *normalised* copy of the spec in

@@ -1,4 +1,4 @@
-"""Gateway rules (istio-api.md §8.4, G1-G9)."""
+"""Gateway rules (semantics §8.4, G1-G9)."""
 
 from __future__ import annotations
 

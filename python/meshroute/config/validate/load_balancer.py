@@ -1,4 +1,4 @@
-"""DestinationRule load balancer rules (istio-api.md §8.3, D8-D12)."""
+"""DestinationRule load balancer rules (semantics §8.3, D8-D12)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def check_gateway_names(ctx: Ctx, names: Any, path: Path) -> None:
                 "vs-gateway-invalid", (*path, i), f"{name!r}: namespace and gateway name cannot be empty"
             )
             continue
-        # "./name" means the VirtualService's own namespace (istio-api.md §1.1)
+        # "./name" means the VirtualService's own namespace (semantics §1.1)
         if ns != "." and not common.is_dns_label(ns):
             ctx.error("vs-gateway-invalid", (*path, i), f"{name!r}: namespace {ns!r} is not a DNS-1123 label")
         if not common.is_dns_label(gw):

@@ -1,5 +1,5 @@
 """The shape of every Istio networking message: field names (lowerCamelCase), types, required
-fields, oneof groups and removed legacy fields (istio-api.md §2-§6 field tables and §8.7).
+fields, oneof groups and removed legacy fields (semantics §2-§6 field tables and §8.7).
 
 Data only; :mod:`meshroute.config.validate.fields` walks documents against it. A field type is
 a scalar name (lower case), an :class:`Enum`, a :class:`ListOf`, a :class:`MapOf` (string keys)

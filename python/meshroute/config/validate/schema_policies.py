@@ -1,4 +1,4 @@
-"""DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar messages (istio-api.md §3-§6)."""
+"""DestinationRule, Gateway, ServiceEntry, WorkloadEntry and Sidecar messages (semantics §3-§6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VirtualService messages (istio-api.md §2)."""
+"""VirtualService messages (semantics §2)."""
 
 from __future__ import annotations
 

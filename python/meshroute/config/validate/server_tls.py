@@ -1,4 +1,4 @@
-"""Server-side TLS settings of Gateway servers and Sidecar ingress listeners (istio-api.md §8.4 G9,
+"""Server-side TLS settings of Gateway servers and Sidecar ingress listeners (semantics §8.4 G9,
 §8.6 SC5)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""ServiceEntry rules (istio-api.md §8.5, S1-S13 and the §8.7 CRD limits)."""
+"""ServiceEntry rules (semantics §8.5, S1-S13 and the §8.7 CRD limits)."""
 
 from __future__ import annotations
 

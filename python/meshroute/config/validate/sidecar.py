@@ -1,4 +1,4 @@
-"""Sidecar rules (istio-api.md §8.6, SC1-SC9)."""
+"""Sidecar rules (semantics §8.6, SC1-SC9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DestinationRule traffic policies (istio-api.md §8.3, D2, D6, D7, D13-D16); connection pools are
+"""DestinationRule traffic policies (semantics §8.3, D2, D6, D7, D13-D16); connection pools are
 shared with Sidecar (SC6)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Unreachable and ineffective route warnings (istio-api.md §8.2 V10, analyzer IST0130/IST0131).
+"""Unreachable and ineffective route warnings (semantics §8.2 V10, analyzer IST0130/IST0131).
 
 Routes are evaluated in order and the first match wins, so a route after a match-less (catch-all)
 route, a match identical to an earlier one, or a match an earlier prefix already covers can never

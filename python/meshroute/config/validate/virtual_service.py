@@ -1,4 +1,4 @@
-"""VirtualService rules (istio-api.md §8.2): hosts, gateways, delegation, TLS and TCP routes.
+"""VirtualService rules (semantics §8.2): hosts, gateways, delegation, TLS and TCP routes.
 HTTP routes are in :mod:`.vs_http`, unreachable-rule warnings in :mod:`.unreachable`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""VirtualService HTTP route rules (istio-api.md §8.2, V11-V31)."""
+"""VirtualService HTTP route rules (semantics §8.2, V11-V31)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WorkloadEntry rules, standalone (istio-api.md §8.5 S14) and as ServiceEntry endpoints (S8, S9)."""
+"""WorkloadEntry rules, standalone (semantics §8.5 S14) and as ServiceEntry endpoints (S8, S9)."""
 
 from __future__ import annotations
 

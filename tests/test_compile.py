@@ -55,6 +55,7 @@ TOP_KEYS = {
     "views",
     "mesh",
     "gateway_views",
+    "gateway_servers",
     "default_extra",
 }
 VIEW_KEYS = {"gateway", "namespace", "scope", "ports", "https_redirect_hosts", "unknown_host", "vhosts"}

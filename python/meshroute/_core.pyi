@@ -3,7 +3,15 @@
 from collections.abc import Iterable, Mapping
 from typing import Any, final
 
-__all__ = ["CompileError", "Decision", "RouteTable", "StringMatchSet", "__version__"]
+__all__ = [
+    "CompileError",
+    "Decision",
+    "ListenerContext",
+    "RouteTable",
+    "StringMatchSet",
+    "__version__",
+    "check_regex",
+]
 
 __version__: str
 
@@ -56,7 +64,50 @@ class StringMatchSet:
     def matches(self, value: str) -> bool: ...
     def __len__(self) -> int: ...
 
+def check_regex(pattern: str, *, anchored: bool = True) -> str | None:
+    """None if ``pattern`` compiles as the route table compiles an RE2 regex, else what is wrong
+    (an RE2 feature it lacks, a syntax error and its position, a size limit).
+
+    ``anchored``: a ``StringMatch`` regex (full match); False for a ``uriRegexRewrite`` match."""
+
 _Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+_HeaderOps = list[tuple[str, bytes]]
+# (kind "forward" | "reply", outcome, status (reply), set, append, remove, response_set,
+#  response_append, response_remove (None: no response phase), body (reply), details (reply),
+#  fault_delay, fault_abort) — docs/envoy.md; header values are bytes.
+_Exchange = tuple[
+    str,
+    str,
+    int | None,
+    _HeaderOps,
+    _HeaderOps,
+    list[str],
+    _HeaderOps | None,
+    _HeaderOps | None,
+    list[str] | None,
+    bytes | None,
+    str | None,
+    bool,
+    bool,
+]
+
+@final
+class ListenerContext:
+    """The Envoy listener a request arrived on: ``gateway_port`` for a gateway listener, else the
+    mesh listener with the client's namespace and labels. Build one per listener."""
+
+    def __new__(
+        cls,
+        gateway_port: int | None = None,
+        source_namespace: str | None = None,
+        source_labels: _Headers | None = None,
+    ) -> ListenerContext: ...
+    @property
+    def gateway_port(self) -> int | None: ...
+    @property
+    def source_namespace(self) -> str | None: ...
+    @property
+    def source_labels(self) -> list[tuple[str, str]]: ...
 
 @final
 class RouteTable:
@@ -91,6 +142,13 @@ class RouteTable:
         source_namespace: str | None = None,
         seed: int | None = None,
     ) -> list[Decision]: ...
+    def exchange(
+        self,
+        listener: ListenerContext,
+        headers: Iterable[tuple[bytes | str, bytes | str]],
+        seed: int | None = None,
+    ) -> _Exchange:
+        """The whole answer an Envoy filter applies to one request (docs/envoy.md)."""
     def explain(
         self,
         host: str,

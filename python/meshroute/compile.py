@@ -71,6 +71,7 @@ def _empty_ir() -> dict[str, Any]:
         "views": [view],
         "mesh": {"namespaces": {"default": {"default_view": 0, "sidecars": []}}, "other_view": 0},
         "gateway_views": {},
+        "gateway_servers": [],
         "default_extra": default_extra(),
     }
 
@@ -101,6 +102,17 @@ def _compile_routes(
             else:
                 routes.append(compiled)
     return out
+
+
+def gateway_servers(index: ConfigIndex) -> list[list[Any]]:
+    """Every Gateway server in config order as ``[port, [host patterns], "ns/name"]``: what an
+    Envoy filter needs to pick the Gateway of a gateway-listener request (docs/ir.md). A host's
+    ``ns/`` part only restricts which VirtualServices bind, so it is left out."""
+    return [
+        [server.port, [host for _, host in server.hosts], ref]
+        for ref, gw in index.gateways.items()
+        for server in gw.servers
+    ]
 
 
 def _scope(index: ConfigIndex, tables: Tables, ctx: Context) -> int:
@@ -169,6 +181,7 @@ def _compile(resources: list[Resource], domain: str) -> tuple[dict[str, Any], li
         "views": views,
         "mesh": {"namespaces": namespaces, "other_view": other},
         "gateway_views": gateway_index,
+        "gateway_servers": gateway_servers(index),
         "default_extra": default_extra(),
     }
     return ir, diags

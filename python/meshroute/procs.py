@@ -25,6 +25,24 @@ class ProcessError(RuntimeError):
     """A child process died or did not become ready; the message includes its log tail."""
 
 
+def wait_until(ready: Callable[[], object], timeout: float = 15.0, what: str = "ready") -> None:
+    """Poll ``ready`` until it returns something true; ``TimeoutError`` naming ``what`` after
+    ``timeout`` seconds. Waiting for the condition itself, never a fixed sleep, is how the demo and
+    the tests wait (a status-file generation, an Envoy stat, a port, an answer).
+
+    >>> wait_until(lambda: True)
+    >>> wait_until(lambda: False, timeout=0.05, what="never")
+    Traceback (most recent call last):
+    ...
+    TimeoutError: not never after 0.05s
+    """
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"not {what} after {timeout:g}s")
+        time.sleep(0.02)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -82,18 +100,20 @@ class Proc:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def wait_until(self, ready: Callable[[], bool], timeout: float = 15.0, what: str = "ready") -> None:
-        """Poll ``ready`` until true; fail fast with the log tail if the process exits first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_until(self, ready: Callable[[], object], timeout: float = 15.0, what: str = "ready") -> None:
+        """:func:`wait_until` that fails fast, with the log tail, if the process exits first."""
+
+        def alive_and_ready() -> bool:
             if not self.alive():
                 raise ProcessError(
                     f"{self.name} exited with {self.popen.returncode} before {what}:\n{self.log_tail()}"
                 )
-            if ready():
-                return
-            time.sleep(0.02)
-        raise ProcessError(f"{self.name} not {what} after {timeout:.0f}s:\n{self.log_tail()}")
+            return bool(ready())
+
+        try:
+            wait_until(alive_and_ready, timeout, what)
+        except TimeoutError:
+            raise ProcessError(f"{self.name} not {what} after {timeout:.0f}s:\n{self.log_tail()}") from None
 
     def signal(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):

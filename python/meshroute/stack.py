@@ -54,11 +54,15 @@ def start_serve(
     workers: int = 1,
     reload_interval: float = 0.2,
     timeout: float = START_TIMEOUT,
+    metrics: str | None = None,
 ) -> Proc:
-    """``meshroute serve`` in ``group``, returned once every worker reports its first config loaded."""
+    """``meshroute serve`` in ``group``, returned once every worker reports its first config loaded
+    (``metrics``: serve's ``--metrics HOST:PORT``)."""
     cmd = [sys.executable, "-m", "meshroute", "serve", *map(str, paths), "--listen", listen,
            "--status-file", str(status_file), "--reload-interval", str(reload_interval),
            "--workers", str(workers)]  # fmt: skip
+    if metrics is not None:
+        cmd += ["--metrics", metrics]
     files = status_paths(str(status_file), workers)
     for path in files:
         Path(path).unlink(missing_ok=True)  # a file from an earlier run must not count

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 from pathlib import Path
 
 import pytest
 
 import meshroute
-import meshroute.bench.decisions
 from meshroute.bench.decisions import BOOKINFO_REQUESTS, DEFAULT_CONFIG, derived_mix
 from meshroute.cli import main
 
@@ -80,11 +78,6 @@ def test_derived_mix_and_json_on_stdout(capsys: pytest.CaptureFixture[str], tmp_
     assert results["mix"]["kind"] == "derived" and results["mix"]["requests"] == 6
     # /api/ with the headers, /health with or without: routed; the rest has no matching route.
     assert results["mix"]["outcomes"] == {"route": 3, "no_route": 3}
-
-
-def test_docstring_examples() -> None:
-    result = doctest.testmod(meshroute.bench.decisions)
-    assert result.failed == 0 and result.attempted > 0
 
 
 @pytest.mark.parametrize(

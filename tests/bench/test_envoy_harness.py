@@ -7,13 +7,11 @@ the ``python`` case forces that path here too, so it is tested where wrk is inst
 
 from __future__ import annotations
 
-import doctest
 import json
 from pathlib import Path
 
 import pytest
 
-import meshroute.bench.harness
 import meshroute.bench.load
 from meshroute.bench.load import LoadError, parse_wrk
 from meshroute.cli import main
@@ -81,9 +79,3 @@ def test_parse_wrk_reports_errors() -> None:
 def test_parse_wrk_without_summary_fails() -> None:
     with pytest.raises(LoadError, match="MESHROUTE_WRK"):
         parse_wrk("wrk: unable to connect\n", 1)
-
-
-@pytest.mark.parametrize("module", [meshroute.bench.harness, meshroute.bench.load])
-def test_docstring_examples(module: object) -> None:
-    result = doctest.testmod(module)  # type: ignore[arg-type]
-    assert result.failed == 0 and result.attempted > 0

@@ -6,19 +6,16 @@ Client timeouts are shrunk (``Timeouts``) so timeout behaviour is tested in well
 
 from __future__ import annotations
 
-import doctest
 import http.client
 import json
 import sys
 import time
-import types
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
-from meshroute import bookinfo as bookinfo_pkg
 from meshroute.bookinfo import (
     APPS,
     SERVED_BY,
@@ -227,9 +224,3 @@ def test_module_runs_every_app_in_one_process(tmp_path: Path) -> None:
         body = call(plan["productpage-v1"], "/productpage")[2]
         assert pp.DETAILS_ERROR in body and pp.REVIEWS_ERROR in body
         assert proc.stop() == 0
-
-
-@pytest.mark.parametrize("module", [bookinfo_pkg, pp], ids=["bookinfo", "productpage"])
-def test_docstring_examples(module: types.ModuleType) -> None:
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted > 0

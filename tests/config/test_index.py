@@ -3,11 +3,6 @@ Sidecar imports, delegates, DestinationRule lookup/merge/effective policy, diagn
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
-import pytest
-
 from meshroute.config.delegate import has_conflict, merge_matches, merge_route
 from meshroute.config.hosts import gateway_ref, k8s_aliases, matches, most_specific
 from meshroute.config.index import build_index, pick_for_host
@@ -41,25 +36,6 @@ def test_host_helpers() -> None:
     assert most_specific("a.foo.com", ["*", "*.foo.com", "*.com"]) == "*.foo.com"
     assert k8s_aliases("r.a.svc.cluster.local", "a", "a")[0] == "r"
     assert gateway_ref("istio-system/gw", "x") == "istio-system/gw"
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "meshroute.config.hosts",
-        "meshroute.config.headers",
-        "meshroute.config.delegate",
-        "meshroute.config.policy",
-        "meshroute.config.extras",
-        "meshroute.config.httproute",
-        "meshroute.config.registry",
-        "meshroute.config.index",
-        "meshroute.compile",
-    ],
-)
-def test_docstring_examples(module: str) -> None:
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0 and result.attempted > 0
 
 
 # --- duplicates, names --------------------------------------------------------------------------

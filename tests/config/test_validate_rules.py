@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
 
+from meshroute._core import CompileError, StringMatchSet
 from meshroute.config.diagnostics import Severity
 from meshroute.config.load import load_text
 from meshroute.config.validate import normalize_spec, parse_duration_ms, validate_resources
@@ -91,10 +93,15 @@ def test_duration_exceptions() -> None:
         "[]a]",
         "[^]a]",
         ".*",
+        "a{",  # RE2: a `{` that starts no repeat count is a literal
+        "a{,5}",
+        "(a{10}){100}",
     ],
 )
 def test_re2_accepts(regex: str) -> None:
     assert regex_problem(regex) is None
+    # the router compiles it too: validation and routing use one compiler
+    assert len(StringMatchSet.from_json(json.dumps([{"regex": regex}]))) == 1
 
 
 @pytest.mark.parametrize(
@@ -121,10 +128,30 @@ def test_re2_accepts(regex: str) -> None:
         "x" * 1025,
         r"\8",
         "[[:nope:]]",
+        "a**",
+        "(a{100}){11}",  # nested repeat counts multiply past 1000
+        r"\pL{1000}",  # over the compiled-program size limit
+        r"\p{Nope}",
     ],
 )
 def test_re2_rejects(regex: str) -> None:
     assert regex_problem(regex) is not None
+    with pytest.raises(CompileError):
+        StringMatchSet.from_json(json.dumps([{"regex": regex}]))
+
+
+@pytest.mark.parametrize(
+    ("regex", "message"),
+    [
+        (r"/a/(b)\1", r"backreference \1 at position 6 is not supported by RE2"),
+        ("/a(?!b)", "negative lookahead `(?!` at position 2 is not supported by RE2"),
+        ("/a(b", "invalid regex: unclosed group at position 2"),
+        ("x{1001}", "invalid repeat count `{1001}` at position 1: RE2 allows at most 1000 repetitions"),
+        ("x" * 1025, "regex is longer than 1024 bytes"),
+    ],
+)
+def test_re2_problem_says_what_and_where(regex: str, message: str) -> None:
+    assert regex_problem(regex) == message
 
 
 @pytest.mark.parametrize(

@@ -9,14 +9,14 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from meshroute.envoy.process import start_envoy, write_bootstrap
 from meshroute.extproc import status_paths
-from meshroute.procs import LOOPBACK, Proc, ProcessGroup, free_port
+from meshroute.procs import LOOPBACK, Proc, ProcessGroup, free_port, wait_until
 from meshroute.stack import read_status, start_serve
 from tests.e2e.echo import Echo
 from tests.envoy.tls_helpers import self_signed
@@ -88,10 +88,12 @@ class Traffic:
 
 
 class FeatureStack:
-    def __init__(self, work: Path, group: ProcessGroup, workers: int = 1) -> None:
+    def __init__(self, work: Path, group: ProcessGroup, workers: int = 1, metrics: bool = False) -> None:
         self.work = work
         self.group = group
         self.workers = workers
+        # serve --metrics 127.0.0.1:<port> (``metrics()`` scrapes it)
+        self.metrics_port: int | None = free_port() if metrics else None
         self.echo_v1 = Echo("v1")
         self.echo_v2 = Echo("v2")
         self.config_dir = work / "config"
@@ -127,9 +129,11 @@ class FeatureStack:
         return min(int(s.get(key, -1)) for s in self.statuses())
 
     def start_serve(self) -> None:
+        metrics = f"{LOOPBACK}:{self.metrics_port}" if self.metrics_port else None
         self.serve = start_serve(
-            self.group, [self.config_dir], self.socket, self.status_file, workers=self.workers, timeout=30
-        )
+            self.group, [self.config_dir], self.socket, self.status_file, workers=self.workers, timeout=30,
+            metrics=metrics,
+        )  # fmt: skip
 
     def stop_serve(self) -> None:
         assert self.serve is not None
@@ -145,14 +149,10 @@ class FeatureStack:
         tmp = self.work / "config.yaml.tmp"  # outside the watched directory: one change per apply
         tmp.write_text(text)
         tmp.replace(path)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.status("attempts") > before:
-                statuses = self.statuses()
-                assert all(bool(s["ok"]) is ok for s in statuses), statuses
-                return statuses[0]
-            time.sleep(0.05)
-        raise AssertionError("serve did not reload within 20 s")
+        self.serve.wait_until(lambda: self.status("attempts") > before, 20, "reloaded")
+        statuses = self.statuses()
+        assert all(bool(s["ok"]) is ok for s in statuses), statuses
+        return statuses[0]
 
     def mesh(
         self, host: str, path: str, headers: Mapping[str, str] | None = None, method: str = "GET"
@@ -182,15 +182,16 @@ class FeatureStack:
                 if r.status != 200:
                     result.failed.append((r.status, r.header("x-echo-server")))
 
+        def answered(n: int) -> Callable[[], bool]:
+            return lambda: result.sent >= n or not thread.is_alive()
+
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         try:
-            time.sleep(0.3)
+            wait_until(answered(10), 10, "traffic flowing")  # before the block's action...
             yield result
-            time.sleep(0.3)
-            deadline = time.monotonic() + 10
-            while result.sent < min_requests and thread.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_until(answered(result.sent + 10), 10, "traffic flowing after")  # ...and after it
+            wait_until(answered(min_requests), 10, f"{min_requests} requests answered")
         finally:
             stop.set()
             thread.join(20)
@@ -203,6 +204,46 @@ class FeatureStack:
         finally:
             conn.close()
         return {s["name"]: int(s["value"]) for s in data["stats"] if "value" in s}
+
+    def upstream_idle(self, cluster: str) -> bool:
+        """Envoy has no request to ``cluster`` pending or in flight (admin /stats gauges). A mirror
+        is dispatched before the primary's answer reaches the client, so once the answer is in and
+        this holds, every copy Envoy made of that request has reached the upstream."""
+        stats = self.envoy_stats()
+        return all(
+            stats[f"cluster.{cluster}.{g}"] == 0  # KeyError, not a vacuous pass, if renamed
+            for g in ("upstream_rq_active", "upstream_rq_pending_active")
+        )
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """serve's /metrics: (sample name, sorted labels) -> value."""
+        assert self.metrics_port is not None, "FeatureStack(..., metrics=True)"
+        from prometheus_client.parser import text_string_to_metric_families
+
+        conn = http.client.HTTPConnection(LOOPBACK, self.metrics_port, timeout=5)
+        try:
+            conn.request("GET", "/metrics")
+            resp = conn.getresponse()
+            assert resp.status == 200, resp.status
+            text = resp.read().decode()
+        finally:
+            conn.close()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def extproc_health(self) -> list[str]:
+        """Envoy's health flags of each ext_proc endpoint (admin /clusters), in endpoint order."""
+        conn = http.client.HTTPConnection(LOOPBACK, self.admin_port, timeout=5)
+        try:
+            conn.request("GET", "/clusters")
+            lines = conn.getresponse().read().decode().splitlines()
+        finally:
+            conn.close()
+        return [line.rsplit("::", 1)[1] for line in lines
+                if line.startswith("meshroute_extproc::") and "::health_flags::" in line]  # fmt: skip
 
     def close(self) -> None:
         self.echo_v1.close()

@@ -7,13 +7,12 @@ Upstreams are two echo servers (tests/e2e/echo.py); the config is tests/e2e/feat
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from meshroute.procs import ProcessGroup
+from meshroute.procs import ProcessGroup, wait_until
 from tests.e2e.feature_stack import FeatureStack, Response
 
 
@@ -185,26 +184,16 @@ def test_undefined_subset_is_503(features: FeatureStack) -> None:
     assert features.mesh("echo.test", "/nosubset").status == 503
 
 
-def eventually(check: Callable[[], bool], timeout: float = 2.0) -> bool:
-    """Poll ``check`` until it holds or ``timeout`` passes (shadows are fire-and-forget)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_mirror_sends_a_copy_to_the_mirror_subset(features: FeatureStack) -> None:
     path = f"/mirror/{uuid.uuid4().hex}"
     # a forged header for another mirror slot must not add a second copy anywhere
     r = features.mesh("echo.test", path, {"x-meshroute-mirror-1": "outbound|80|v1|echo.test"})
     assert (r.status, r.json()["server"]) == (200, "v1")
-    assert eventually(lambda: features.echo_v2.count(path) == 1), "the mirror never got its copy"
+    wait_until(lambda: features.echo_v2.count(path) == 1, 2.0, "the mirror's copy received")
     [(_, _, shadow)] = [req for req in features.echo_v2.requests if req[1] == path]
     assert shadow["host"] == "echo.test"  # Istio >= 1.28: no "-shadow" suffix
     assert not [k for k in shadow if k.startswith("x-meshroute-")], shadow
-    time.sleep(0.2)
+    wait_until(lambda: features.upstream_idle("outbound|80|v1|echo.test"), 5.0, "Envoy idle towards v1")
     assert features.echo_v1.count(path) == 1  # the primary only: the forged slot did nothing
     primary = r.json()["headers"]
     assert not [k for k in primary if k.startswith("x-meshroute-") and k != "x-meshroute-mirror-0"]
@@ -219,7 +208,7 @@ def test_forged_mirror_header_sends_no_copy(features: FeatureStack) -> None:
     r = features.mesh("echo.test", path, forged)
     assert (r.status, r.json()["server"]) == (200, "v1")
     assert not [k for k in r.json()["headers"] if k.startswith("x-meshroute-")]
-    time.sleep(0.5)
+    wait_until(lambda: features.upstream_idle("outbound|80|v2|echo.test"), 5.0, "Envoy idle towards v2")
     assert features.echo_v2.count(path) == 0
 
 

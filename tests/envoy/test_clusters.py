@@ -210,3 +210,15 @@ def test_extproc_cluster_addresses() -> None:
     assert tcp["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] == {
         "socket_address": {"address": "127.0.0.1", "port_value": 9000}
     }
+
+
+def test_extproc_cluster_health_checks_every_worker_over_grpc() -> None:
+    from meshroute.envoy.common import duration
+    from meshroute.extproc import HEALTH_INTERVAL_MS, HEALTH_UNHEALTHY_THRESHOLD
+
+    uds = Options(extproc=("unix:/tmp/m.sock.0", "unix:/tmp/m.sock.1"))
+    [check] = clusters(build_bootstrap([], uds))["meshroute_extproc"]["health_checks"]
+    assert check["grpc_health_check"] == {}  # service "": the whole server, as serve reports it
+    assert check["interval"] == check["no_traffic_interval"] == duration(f"{HEALTH_INTERVAL_MS}ms")
+    assert (check["unhealthy_threshold"], check["healthy_threshold"]) == (HEALTH_UNHEALTHY_THRESHOLD, 1)
+    assert check["timeout"] == "1s"

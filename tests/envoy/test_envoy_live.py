@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from meshroute.config import analyze
 from meshroute.envoy import Options, build
 from meshroute.envoy.http import STATUS_ON_ERROR
 from meshroute.envoy.process import start_envoy
-from meshroute.procs import LOOPBACK, ProcessGroup, free_port
+from meshroute.procs import LOOPBACK, ProcessGroup, free_port, wait_until
 from tests.envoy.tls_helpers import TLS_GATEWAY, Credentials, credential_config, self_signed
 
 HOST = "secure.example.com"
@@ -85,10 +84,7 @@ def test_https_gateway_terminates_tls_and_fails_closed(envoy: LiveEnvoy) -> None
     # serve is not running: ext_proc fails closed with status_on_error.
     assert status == STATUS_ON_ERROR == 503
     # Envoy flushes file access logs about once a second.
-    deadline = time.monotonic() + 10
-    while "ext_proc_error" not in envoy.access_log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "ext_proc_error" in envoy.access_log.read_text()
+    wait_until(lambda: "ext_proc_error" in envoy.access_log.read_text(), 10, "ext_proc_error logged")
 
 
 def test_https_redirect_answers_301(envoy: LiveEnvoy) -> None:

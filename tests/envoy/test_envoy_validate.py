@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 import meshroute
+from meshroute.cli import main
 from meshroute.config import analyze
 from meshroute.envoy import Options, build
 from meshroute.envoy.process import envoy_binary, validate_config
 from tests.conftest import SAMPLES
-from tests.envoy.helpers import assert_valid
+from tests.envoy.helpers import assert_valid, embedded_module, hcm
 from tests.envoy.tls_helpers import (
     CREDENTIAL_GATEWAY,
     TLS_GATEWAY,
@@ -109,3 +111,65 @@ def test_validate_rejects_a_secret_whose_key_does_not_match(tmp_path: Path) -> N
     assert "KEY_VALUES_MISMATCH" in output
     key_lines = other_key.read_text().splitlines()[1:-1]
     assert not any(line in output for line in key_lines)
+
+
+def _inline_filter_configs(config: dict[str, Any], resources: list[dict[str, Any]] | None = None) -> None:
+    """Put each listener's ECDS filter config in the listener itself: ``--mode validate`` checks that
+    an ECDS file exists but does not read it, while an inline config makes Envoy load the module,
+    which loads its table. ``resources``: listeners and clusters to make static (live mode)."""
+    if resources is not None:
+        config.pop("dynamic_resources")
+        static: dict[str, list[dict[str, Any]]] = {"listeners": [], "clusters": []}
+        for item in resources:
+            kind = "listeners" if item.pop("@type").endswith("Listener") else "clusters"
+            static[kind].append(item)
+        config["static_resources"] = static
+    inlined = 0
+    for listener in config["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            if chain["filters"][0]["name"] != "envoy.filters.network.http_connection_manager":
+                continue
+            filters = hcm(chain)["http_filters"]
+            path = filters[0]["config_discovery"]["config_source"]["path_config_source"]["path"]
+            (resource,) = yaml.safe_load(Path(path).read_text())["resources"]
+            assert resource["name"] == filters[0]["name"]
+            filters[0] = {"name": resource["name"], "typed_config": resource["typed_config"]}
+            inlined += 1
+    assert inlined
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["static", "live-dir"])
+def test_embedded_engine_validates(live: bool, tmp_path: Path) -> None:
+    embedded_module()
+    out = tmp_path / "envoy.yaml"
+    args = ["envoy-config", str(SAMPLES / "bookinfo"), "--engine", "embedded", "-o", str(out)]
+    if live:
+        args += ["--live-dir", str(tmp_path / "live")]
+    assert main(args) == 0
+    ok, output = validate_config(out)
+    assert ok, output
+    config = yaml.safe_load(out.read_text())
+    resources = None
+    if live:
+        live_dir = tmp_path / "live"
+        resources = [
+            *yaml.safe_load((live_dir / "lds.yaml").read_text())["resources"],
+            *yaml.safe_load((live_dir / "cds.yaml").read_text())["resources"],
+        ]
+    _inline_filter_configs(config, resources)
+    assert_valid(tmp_path, config, "inlined.yaml")
+
+
+def test_embedded_module_rejects_a_missing_table(tmp_path: Path) -> None:
+    """The inlined check above is a real one: the module refuses a config whose table is missing."""
+    embedded_module()
+    out = tmp_path / "envoy.yaml"
+    assert main(["envoy-config", meshroute.bookinfo_path(), "--engine", "embedded", "-o", str(out)]) == 0
+    (tmp_path / "envoy.yaml.d" / "ir-1.json").unlink()
+    config = yaml.safe_load(out.read_text())
+    _inline_filter_configs(config)
+    path = tmp_path / "inlined.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ok, output = validate_config(path)
+    assert not ok
+    assert "ir-1.json" in output

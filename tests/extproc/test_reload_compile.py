@@ -64,3 +64,45 @@ def test_reloader_compiles_in_a_child_process(tmp_path: Path) -> None:
         reloader.close()
     d = holder.routing.route("reviews", "/", headers={"end-user": "jason"})
     assert (holder.generation, d.subset) == (3, "v3")
+
+
+def test_one_compile_serves_every_follower_even_one_that_missed_an_update(tmp_path: Path) -> None:
+    import os
+
+    from meshroute.extproc.reload import Follower, Publisher
+    from meshroute.metrics import Metrics
+
+    config = tmp_path / "vs.yaml"
+    config.write_text((TASKS / "virtual-service-reviews-test-v2.yaml").read_text())
+    paths = [str(DATA / "bookinfo"), str(config)]
+    routing = compile_routing(paths)
+    update = str(tmp_path / "update.pickle")
+    pipes = [os.pipe() for _ in range(2)]
+    for _r, w in pipes:
+        os.set_blocking(w, False)
+    publisher = Publisher(paths, update, {i: w for i, (_r, w) in enumerate(pipes)}, metrics=Metrics())
+    holders = [Holder(routing, metrics=Metrics(), worker=i) for i in range(2)]
+    followers = [Follower(h, update, r) for h, (r, _w) in zip(holders, pipes, strict=True)]
+    try:
+        config.write_text((TASKS / "virtual-service-reviews-v3.yaml").read_text())
+        assert publisher.check() is True
+        asyncio.run(followers[0].follow())  # worker 0 takes generation 2 at once
+        assert (holders[0].generation, holders[1].generation) == (2, 1)
+        config.write_text("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: b}\n"
+                          "spec: {hosts: [], http: [{}]}\n")  # fmt: skip
+        assert publisher.check() is False
+        assert publisher.check() is None  # unchanged: nothing compiled
+        for follower in followers:  # worker 1 missed generation 2: it gets it with the rejection
+            assert os.read(follower.fd, 16)  # woken up
+            asyncio.run(follower.follow())
+    finally:
+        publisher.close()
+        for follower in followers:
+            follower.close()
+    assert publisher.metrics.snapshot()["compiles"] == 2  # one per change, for both workers
+    for holder in holders:
+        assert (holder.generation, holder.attempts, holder.ok) == (2, 3, False)
+        assert holder.errors
+        assert holder.routing.route("reviews", "/", headers={"end-user": "jason"}).subset == "v3"
+        counters = holder.metrics.snapshot()
+        assert (counters["reloads_ok"], counters["reloads_rejected"], counters["compiles"]) == (2, 1, 0)

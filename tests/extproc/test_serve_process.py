@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,7 +134,9 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_exits_0(
         # The stream is open on the server once it shows in the counters (refreshed every second).
         wait_status(proc, status, lambda s: s["counters"]["streams_started"] >= 1)
         proc.signal(signal.SIGTERM)
-        time.sleep(0.5)
+        # past the drain, the server is stopping: only the in-flight stream keeps serve alive now
+        # (Proc.wait_until fails if serve exits first)
+        proc.wait_until(lambda: "in-flight streams get" in proc.log_tail(5), what="stopping")
         assert proc.alive(), "the in-flight stream must hold the shutdown (grace period)"
         requests.put(headers_request(headers=[("end-user", "jason")]).SerializeToString())
         resp = pb.ProcessingResponse.FromString(next(call))
@@ -203,3 +204,108 @@ def test_a_worker_that_cannot_bind_fails_the_whole_serve(tmp_path: Path, procs: 
     proc = start(procs, tmp_path, [str(cfg), "--listen", "unix:/nonexistent-dir/s.sock", "--workers", "2"])
     assert proc.popen.wait(30) != 0
     assert "cannot listen" in proc.log_tail(50)
+
+
+# === operations: JSON logs, /metrics, the drain Envoy's health checks see ===
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_json_logs_and_metrics_of_one_worker(tmp_path: Path, sock_dir: Path, procs: list[Proc]) -> None:
+    from meshroute.procs import free_port
+
+    cfg = write_config(tmp_path / "cfg", "virtual-service-reviews-test-v2.yaml")
+    status, target, port = tmp_path / "status.json", f"unix:{sock_dir}/s.sock", free_port()
+    args = [str(cfg), "--listen", target, "--status-file", str(status), "--log-format", "json",
+            "--metrics", f"127.0.0.1:{port}"]  # fmt: skip
+    proc = start(procs, tmp_path, args)
+    wait_status(proc, status)
+    assert cluster_for(target, "jason") == "outbound|9080|v2|reviews.default.svc.cluster.local"
+    samples = scrape(port)
+    assert samples[("meshroute_streams_total", ())] == 1
+    assert samples[("meshroute_decisions_total", (("outcome", "route"),))] == 1
+    assert samples[("meshroute_decisions_total", (("outcome", "no_route"),))] == 0
+    assert samples[("meshroute_reloads_total", (("result", "ok"),))] == 1
+    assert samples[("meshroute_config_generation", (("worker", "0"),))] == 1
+    assert samples[("meshroute_compile_seconds_count", ())] == 1
+    proc.signal(signal.SIGTERM)
+    assert proc.popen.wait(15) == 0
+    lines = [json.loads(line) for line in proc.log.read_text().splitlines() if line.strip()]
+    assert lines and all({"ts", "level", "logger", "msg", "pid"} <= set(line) for line in lines), lines
+    serving = [line for line in lines if line["msg"].startswith("serving ext_proc")]
+    assert serving and serving[0]["worker"] == 0 and serving[0]["address"] == target
+    assert any(line["msg"].startswith("compiled config: ok") and "compile_ms" in line for line in lines)
+
+
+def test_a_metrics_port_in_use_fails_serve(tmp_path: Path, procs: list[Proc]) -> None:
+    import socket
+
+    cfg = write_config(tmp_path / "cfg")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for workers in ("1", "2"):
+            args = [str(cfg), "--listen", f"unix:{tmp_path}/s{workers}.sock", "--workers", workers,
+                    "--metrics", f"127.0.0.1:{port}"]  # fmt: skip
+            proc = start(procs, tmp_path, args, name=f"serve{workers}")
+            assert proc.popen.wait(30) == 1
+            assert "cannot serve metrics" in proc.log_tail(50)
+
+
+def test_sigterm_keeps_taking_streams_until_the_health_checker_saw_not_serving(
+    tmp_path: Path, sock_dir: Path, procs: list[Proc]
+) -> None:
+    import threading
+
+    cfg = write_config(tmp_path / "cfg", "virtual-service-reviews-test-v2.yaml")
+    status, target = tmp_path / "status.json", f"unix:{sock_dir}/s.sock"
+    proc = start(procs, tmp_path, [str(cfg), "--listen", target, "--status-file", str(status)])
+    wait_status(proc, status)
+    answers: list[int] = []
+    first_not_serving, resume, stop = threading.Event(), threading.Event(), threading.Event()
+
+    def checker() -> None:  # Envoy's health checker, faster than Envoy's interval
+        with grpc.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while not stop.wait(0.05):
+                try:
+                    answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status
+                except grpc.RpcError:
+                    return  # the server stopped
+                answers.append(answer)
+                if answer == health_pb2.HealthCheckResponse.NOT_SERVING and not first_not_serving.is_set():
+                    first_not_serving.set()
+                    resume.wait(10)  # hold the second NOT_SERVING until the test's stream is done
+
+    thread = threading.Thread(target=checker, daemon=True)
+    thread.start()
+    try:
+        wait_status(proc, status, lambda s: len(answers) >= 2)  # the worker knows it is checked
+        proc.signal(signal.SIGTERM)
+        assert first_not_serving.wait(10)
+        # Draining: NOT_SERVING, yet a new stream is still answered (Envoy may not know yet).
+        assert cluster_for(target, "jason") == "outbound|9080|v2|reviews.default.svc.cluster.local"
+        assert proc.alive()
+        resume.set()
+        assert proc.popen.wait(15) == 0
+    finally:
+        resume.set()
+        stop.set()
+        thread.join(10)
+    assert answers[0] == health_pb2.HealthCheckResponse.SERVING
+    assert answers.count(health_pb2.HealthCheckResponse.NOT_SERVING) >= 2
+    assert "stopping (Envoy's health check saw NOT_SERVING)" in proc.log_tail(50)
+    assert read_status(status)["draining"] is True  # type: ignore[index]

@@ -13,7 +13,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meshroute.extproc import CLUSTER_HEADER
 from meshroute.extproc.servicer import SERVICE
-from meshroute.metrics import METRICS
 
 from .conftest import DATA, PROCESS, ThreadServer, headers_request, mutation
 
@@ -118,11 +117,11 @@ def test_other_messages_get_an_empty_answer_of_their_kind(bookinfo: ThreadServer
 def test_bad_streams_fail_with_a_grpc_error_and_the_server_keeps_serving(
     bookinfo: ThreadServer, messages: list[bytes], metadata: Any, code: grpc.StatusCode
 ) -> None:
-    before = METRICS.streams_failed
+    before = bookinfo.holder.metrics.snapshot()["streams_failed"]
     with pytest.raises(grpc.RpcError) as err:
         process(bookinfo.target, messages, metadata)
     assert err.value.code() == code
-    assert METRICS.streams_failed == before + 1
+    assert bookinfo.holder.metrics.snapshot()["streams_failed"] == before + 1
     [ok] = process(bookinfo.target, [headers_request().SerializeToString()])
     assert ok.WhichOneof("response") == "request_headers"
 
@@ -144,11 +143,16 @@ def test_an_exception_while_routing_is_an_internal_error(bookinfo: ThreadServer)
 
 
 def test_counters(bookinfo: ThreadServer) -> None:
-    before = METRICS.snapshot()
+    metrics = bookinfo.holder.metrics
+    histogram = metrics.stream_seconds.collect()[0]
+    observed = next(s.value for s in histogram.samples if s.name.endswith("_count"))
+    before = metrics.snapshot()
     process(bookinfo.target, [headers_request("ratings", "/").SerializeToString()])
-    after = METRICS.snapshot()
+    after = metrics.snapshot()
     assert after["streams_started"] == before["streams_started"] + 1
     assert after["decisions_route"] == before["decisions_route"] + 1
+    histogram = metrics.stream_seconds.collect()[0]
+    assert next(s.value for s in histogram.samples if s.name.endswith("_count")) == observed + 1
 
 
 def test_health_is_serving(bookinfo: ThreadServer) -> None:

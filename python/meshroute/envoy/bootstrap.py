@@ -1,6 +1,7 @@
 """``build_bootstrap``: Istio config → a static Envoy bootstrap (a plain dict, YAML-dumpable).
 
-HTTP listeners (:mod:`.listeners`) hand every request to serve over ext_proc; TCP gateway
+HTTP listeners (:mod:`.listeners`) hand every request to serve over ext_proc (or, with the
+embedded engine, to the dynamic module configured by ECDS, :mod:`.module`); TCP gateway
 listeners (:mod:`.tcp`) are routed by Envoy's tcp_proxy; clusters
 (:mod:`.clusters`, :mod:`.endpoints`) carry the DestinationRule policy; docs/envoy.md is the
 contract with serve.
@@ -15,10 +16,11 @@ from meshroute.config import Analysis
 from meshroute.config.diagnostics import Diagnostic, Severity
 from meshroute.config.index import build_index
 from meshroute.config.load import Resource
+from meshroute.envoy import module
 from meshroute.envoy.clusters import builtin_clusters, extproc_cluster, service_clusters
 from meshroute.envoy.common import Json, socket_address
 from meshroute.envoy.listeners import MESH_LISTENER, gateway_listeners, mesh_listener
-from meshroute.envoy.options import Options
+from meshroute.envoy.options import EMBEDDED, ENGINES, Options
 from meshroute.errors import ConfigError
 
 __all__ = ["Generated", "Options", "build", "build_bootstrap"]
@@ -32,6 +34,9 @@ class Generated:
     warnings: list[Diagnostic] = field(default_factory=list)
     # Private keys from Secrets (credentialName) are inlined: keep the file private.
     inline_keys: bool = False
+    # Embedded engine: each module filter's ECDS name -> its listener context (module.py); the
+    # files themselves are written by meshroute.envoy.live.
+    filters: dict[str, Json] = field(default_factory=dict)
 
 
 def build(source: Analysis | Iterable[Resource], options: Options | None = None) -> Generated:
@@ -40,6 +45,8 @@ def build(source: Analysis | Iterable[Resource], options: Options | None = None)
     Resources passed directly are taken as already validated (as ``analyze`` admits them).
     """
     options = options or Options()
+    if options.engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {options.engine!r}")
     if isinstance(source, Analysis):
         if not source.ok:
             raise ConfigError(source.diagnostics)
@@ -60,7 +67,10 @@ def build(source: Analysis | Iterable[Resource], options: Options | None = None)
         taken[options.mesh_port] = MESH_LISTENER
         listeners.append(mesh_listener(options))
     services = service_clusters(index, options)
-    clusters = [extproc_cluster(options.extproc), *builtin_clusters(), *services.clusters]
+    embedded = options.engine == EMBEDDED
+    # The embedded engine decides inside Envoy: no ext_proc cluster.
+    decider = [] if embedded else [extproc_cluster(options.extproc)]
+    clusters = [*decider, *builtin_clusters(), *services.clusters]
     gateways = gateway_listeners(index, options, taken, {c["name"] for c in clusters})
     listeners.extend(gateways.listeners)
     warnings.extend(gateways.diagnostics)
@@ -70,7 +80,8 @@ def build(source: Analysis | Iterable[Resource], options: Options | None = None)
         "admin": {"address": socket_address(options.bind_address, options.admin_port)},
         "static_resources": {"listeners": listeners, "clusters": clusters},
     }
-    return Generated(config, warnings, gateways.inline_keys)
+    filters = {name: module.listener_context(name, options) for name in module.filter_names(listeners)}
+    return Generated(config, warnings, gateways.inline_keys, filters if embedded else {})
 
 
 def build_bootstrap(source: Analysis | Iterable[Resource], options: Options | None = None) -> Json:

@@ -1,4 +1,10 @@
-"""``meshroute envoy-config CONFIG...``: write the Envoy bootstrap for serve (docs/envoy.md)."""
+"""``meshroute envoy-config CONFIG...``: write the Envoy bootstrap for serve (docs/envoy.md).
+
+``--engine embedded`` puts the dynamic module where ext_proc is; its filter configs (ECDS) and the
+route table are files (``--files-dir``, default ``FILE.d`` next to ``-o FILE``). ``--live-dir DIR``
+makes listeners and clusters files too (:mod:`meshroute.envoy.live`): run it again on a changed
+config and the running Envoy follows, without a restart.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import yaml
 
 from meshroute.config import analyze
 from meshroute.envoy.bootstrap import build
-from meshroute.envoy.options import DEFAULT_EXTPROC, Options
+from meshroute.envoy.options import DEFAULT_EXTPROC, EMBEDDED, ENGINES, EXTPROC, Options
 from meshroute.errors import ConfigError
 from meshroute.extproc import addresses
 from meshroute.render import render_diagnostics
@@ -20,7 +26,8 @@ from meshroute.render import render_diagnostics
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
-        "envoy-config", help="write the Envoy bootstrap (listeners, clusters) that calls serve over ext_proc"
+        "envoy-config",
+        help="write the Envoy bootstrap (listeners, clusters) that calls serve over ext_proc, or the module",
     )
     p.add_argument("paths", nargs="+", metavar="CONFIG", help="Istio/Kubernetes YAML files or directories")
     p.add_argument(
@@ -30,6 +37,33 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help=f"serve's --listen address (default {DEFAULT_EXTPROC})",
     )
     p.add_argument("--workers", type=int, default=1, help="serve's --workers (one endpoint each)")
+    add_listener_arguments(p)
+    p.add_argument(
+        "--live-dir",
+        metavar="DIR",
+        help="listeners, clusters (and the module's configs) as files in DIR that Envoy watches; "
+        "run again to update a running Envoy",
+    )
+    p.add_argument(
+        "--files-dir",
+        metavar="DIR",
+        help="embedded engine without --live-dir: where the module's configs and the route table go "
+        "(default FILE.d next to -o FILE)",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.set_defaults(func=run)
+    return p
+
+
+def add_listener_arguments(p: argparse.ArgumentParser, access_log: str = "/dev/stdout") -> None:
+    """Flags ``envoy-config`` and ``run`` share: engine, ports, the mesh client, access log, seed."""
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=EXTPROC,
+        help="who decides each request: meshroute serve over ext_proc (default), or the dynamic "
+        "module inside Envoy (embedded)",
+    )
     p.add_argument("--mesh-port", type=int, default=15001, help="port of the mesh outbound listener")
     p.add_argument("--admin-port", type=int, default=15000)
     p.add_argument("--bind-address", default="127.0.0.1", help="address every listener and the admin bind")
@@ -49,14 +83,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="label of the mesh listener's client workload (repeatable)",
     )
     p.add_argument(
-        "--access-log", default="/dev/stdout", metavar="PATH", help="'' for none (benchmarks); default stdout"
+        "--access-log",
+        default=access_log,
+        metavar="PATH",
+        help=f"Envoy's access log, '' for none (default {access_log or 'none'})",
     )
-    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
-    p.set_defaults(func=run)
-    return p
+    p.add_argument("--seed", type=int, help="embedded engine, tests only: seeds the module's random draws")
 
 
-def _options(args: argparse.Namespace) -> Options:
+def options_from_args(args: argparse.Namespace) -> Options:
     """Options from the command line; ValueError with a message for bad flags."""
     bind_ports: dict[int, int] = {}
     for item in args.bind_port:
@@ -86,6 +121,7 @@ def _options(args: argparse.Namespace) -> Options:
         source_namespace=args.source_namespace,
         source_labels=labels,
         access_log=args.access_log,
+        engine=args.engine,
     )
 
 
@@ -100,10 +136,12 @@ def _write(path: str, text: str, private: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        options = _options(args)
+        options = options_from_args(args)
     except ValueError as exc:
         print(f"meshroute envoy-config: {exc}", file=sys.stderr)
         return 2
+    if args.live_dir or options.engine == EMBEDDED:
+        return _run_with_files(args, options)
     analysis = analyze(args.paths, domain=options.domain)
     try:
         generated = build(analysis, options)
@@ -114,13 +152,59 @@ def run(args: argparse.Namespace) -> int:
     warnings = [*analysis.diagnostics, *generated.warnings]
     if warnings:
         print(render_diagnostics(warnings, len(analysis.resources)), file=sys.stderr)
-    text = "# generated by meshroute envoy-config; docs/envoy.md is the contract with meshroute serve\n"
-    text += yaml.safe_dump(generated.config, sort_keys=False, default_flow_style=False)
-    if args.output:
+    return _emit(args.output, generated.config, generated.inline_keys)
+
+
+def _run_with_files(args: argparse.Namespace, options: Options) -> int:
+    """The embedded engine and/or live mode: write the files, then the bootstrap naming them."""
+    from meshroute.envoy.live import LiveFiles, files_options, generate
+    from meshroute.envoy.module import ModuleNotBuiltError, module_path
+
+    directory = args.live_dir or args.files_dir or (f"{args.output}.d" if args.output else None)
+    if directory is None:
+        print(
+            "meshroute envoy-config: the embedded engine writes the module's configs and the route "
+            "table to files: give -o FILE, --files-dir DIR or --live-dir DIR",
+            file=sys.stderr,
+        )
+        return 2
+    module_file = None
+    if options.engine == EMBEDDED:
         try:
-            _write(args.output, text, private=generated.inline_keys)
+            module_file = module_path()
+        except ModuleNotBuiltError as exc:
+            print(f"meshroute envoy-config: {exc}", file=sys.stderr)
+            return 1
+    options = files_options(options, directory)
+    compiled = generate(args.paths, options)
+    if compiled.report:
+        print(compiled.report, file=sys.stderr)
+    config = compiled.config
+    if config is None:
+        return 1
+    live = bool(args.live_dir)
+    try:
+        files = LiveFiles(
+            directory, engine=options.engine, dynamic=live, module_file=module_file, seed=args.seed
+        )
+        files.apply(config)
+    except OSError as exc:
+        print(f"meshroute envoy-config: cannot write {directory}: {exc}", file=sys.stderr)
+        return 1
+    if live:
+        return _emit(args.output, files.bootstrap(config), False)
+    static = {**config.base, "static_resources": {"listeners": config.listeners, "clusters": config.clusters}}
+    return _emit(args.output, static, config.inline_keys)
+
+
+def _emit(output: str | None, config: dict[str, Any], private: bool) -> int:
+    text = "# generated by meshroute envoy-config; docs/envoy.md is the contract with meshroute serve\n"
+    text += yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    if output:
+        try:
+            _write(output, text, private=private)
         except OSError as exc:
-            print(f"meshroute envoy-config: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+            print(f"meshroute envoy-config: cannot write {output}: {exc.strerror}", file=sys.stderr)
             return 1
     else:
         sys.stdout.write(text)

@@ -1,5 +1,5 @@
 """Envoy clusters: one per Istio cluster name ``outbound|PORT|SUBSET|HOST``, carrying the
-DestinationRule traffic policy in Envoy's own settings (istio-api §3), plus the ext_proc cluster
+DestinationRule traffic policy in Envoy's own settings (semantics §3), plus the ext_proc cluster
 and the Passthrough/BlackHole clusters the router may name.
 
 One Envoy plays every client here (all Gateways and the mesh listener), while Istio gives each
@@ -24,14 +24,21 @@ from meshroute.envoy.common import UNLIMITED, Json, duration, endpoint_address, 
 from meshroute.envoy.endpoints import Discovery, discover
 from meshroute.envoy.options import Options
 from meshroute.envoy.tls import client_tls
-from meshroute.extproc import BLACKHOLE_CLUSTER, EXTPROC_CLUSTER, PASSTHROUGH_CLUSTER
+from meshroute.extproc import (
+    BLACKHOLE_CLUSTER,
+    EXTPROC_CLUSTER,
+    HEALTH_INTERVAL_MS,
+    HEALTH_TIMEOUT_MS,
+    HEALTH_UNHEALTHY_THRESHOLD,
+    PASSTHROUGH_CLUSTER,
+)
 
-# Istio's mesh-wide connectTimeout default (istio-api §3.6).
+# Istio's mesh-wide connectTimeout default (semantics §3.6).
 DEFAULT_CONNECT_TIMEOUT = "10s"
-# Ring size Istio uses when consistentHash names no algorithm (istio-api §3.4).
+# Ring size Istio uses when consistentHash names no algorithm (semantics §3.4).
 DEFAULT_RING_SIZE = 1024
 # Concurrent ext_proc streams: one per in-flight HTTP request, so Envoy's default of 1024 would
-# turn a burst into 500s from the ext_proc cluster's own circuit breaker (envoy-extproc Q6h).
+# turn a burst into 500s from the ext_proc cluster's own circuit breaker (envoy-facts Q6h).
 EXTPROC_MAX_REQUESTS = 100000
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _H2_PROTOCOLS = frozenset({"HTTP2", "GRPC", "GRPC-WEB"})
@@ -345,6 +352,7 @@ def extproc_cluster(addresses: list[str] | tuple[str, ...]) -> Json:
         "typed_extension_protocol_options": {
             _HTTP_OPTIONS: typed(_HTTP_OPTIONS, explicit_http_config={"http2_protocol_options": {}})
         },
+        "health_checks": [extproc_health_check()],
         "circuit_breakers": {
             "thresholds": [
                 {
@@ -354,6 +362,19 @@ def extproc_cluster(addresses: list[str] | tuple[str, ...]) -> Json:
                 }
             ]
         },
+    }
+
+
+def extproc_health_check() -> Json:
+    """gRPC health checks of every serve worker (docs/envoy.md "Health checks")."""
+    interval = duration(f"{HEALTH_INTERVAL_MS}ms")
+    return {
+        "timeout": duration(f"{HEALTH_TIMEOUT_MS}ms"),
+        "interval": interval,
+        "no_traffic_interval": interval,
+        "unhealthy_threshold": HEALTH_UNHEALTHY_THRESHOLD,
+        "healthy_threshold": 1,
+        "grpc_health_check": {},
     }
 
 

@@ -1,13 +1,16 @@
 """The HTTP connection manager every listener shares (docs/envoy.md "Envoy side"):
 ext_proc → fault → router, and one catch-all route whose cluster comes from serve's header.
+With the embedded engine the first filter is the dynamic module (:mod:`.module`) instead, the
+rest of the chain unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from meshroute.envoy import module
 from meshroute.envoy.common import Json, typed
-from meshroute.envoy.options import Options
+from meshroute.envoy.options import EMBEDDED, Options
 from meshroute.extproc import (
     CLUSTER_HEADER,
     EXTPROC_CLUSTER,
@@ -176,6 +179,34 @@ def ext_proc_filter(stat_prefix: str, metadata: Sequence[tuple[str, str]], optio
     return {"name": EXT_PROC_FILTER, "typed_config": config}
 
 
+def decision_filter(stat_prefix: str, metadata: Sequence[tuple[str, str]], options: Options) -> Json:
+    """The filter that decides each request: ext_proc, or with the embedded engine the dynamic
+    module, configured by ECDS under the listener context's name (``meshroute-gateway-<port>``)."""
+    if options.engine != EMBEDDED:
+        return ext_proc_filter(stat_prefix, metadata, options)
+    return module.discovery_filter(module_filter_name(metadata), options)
+
+
+def module_filter_name(metadata: Sequence[tuple[str, str]]) -> str:
+    """The module filter's name for a listener context given as ext_proc metadata."""
+    context = dict(metadata)
+    port = context.get(PORT_KEY) if context.get(LISTENER_KEY) == "gateway" else None
+    return module.filter_name(int(port) if port is not None else None)
+
+
+def _without_ext_proc(vhost: Json, name: str) -> Json:
+    """``vhost`` with per-route "ext_proc disabled" (the httpsRedirect route) aimed at the
+    module filter ``name`` instead."""
+    routes = []
+    for route in vhost["routes"]:
+        per_filter = route.get("typed_per_filter_config")
+        if per_filter and EXT_PROC_FILTER in per_filter:
+            per_filter = {k: v for k, v in per_filter.items() if k != EXT_PROC_FILTER}
+            route = {**route, "typed_per_filter_config": {**per_filter, name: module.disabled_on_route()}}
+        routes.append(route)
+    return {**vhost, "routes": routes}
+
+
 def fault_filter() -> Json:
     """Header-driven faults: serve decides Istio's percentage and sets the header only when the
     fault fires, so the filter applies every header it sees."""
@@ -204,6 +235,8 @@ def connection_manager(
     stat_prefix: str, vhosts: Sequence[Json], metadata: Sequence[tuple[str, str]], options: Options
 ) -> Json:
     """The ``envoy.filters.network.http_connection_manager`` network filter."""
+    if options.engine == EMBEDDED:
+        vhosts = [_without_ext_proc(vh, module_filter_name(metadata)) for vh in vhosts]
     route_config: Json = {"name": stat_prefix, "virtual_hosts": list(vhosts)}
     if any(d != "*" for vh in vhosts for d in vh["domains"]):
         # Match "host:8080" against "host" without stripping the port that serve reads.
@@ -214,7 +247,7 @@ def connection_manager(
         codec_type="AUTO",
         route_config=route_config,
         http_filters=[
-            ext_proc_filter(stat_prefix, metadata, options),
+            decision_filter(stat_prefix, metadata, options),
             fault_filter(),
             router_filter(),
         ],

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from meshroute.extproc import addresses
 
 DEFAULT_EXTPROC = "unix:/tmp/meshroute.sock"
+# Who decides each HTTP request: ``meshroute serve`` over ext_proc, or the dynamic module inside
+# Envoy (``meshroute.envoy.module``), its config delivered by ECDS files.
+EXTPROC = "extproc"
+EMBEDDED = "embedded"
+ENGINES = (EXTPROC, EMBEDDED)
 # Debian/Ubuntu's CA bundle: Istio verifies SIMPLE upstream TLS against the system roots when a
 # DestinationRule names no caCertificates (VERIFY_CERTIFICATE_AT_CLIENT).
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -19,6 +24,8 @@ class Options:
 
     ``bind_ports`` maps a Gateway server port to the port the listener really binds (ports below
     1024 need privileges; tests need free ports); ext_proc still reports the Gateway's own port.
+    ``engine`` ``embedded`` puts the dynamic-module filter where ext_proc is, its config read from
+    ``files_dir/ecds-<name>.yaml`` (an absolute directory, :mod:`meshroute.envoy.live`).
     """
 
     extproc: tuple[str, ...] = field(default_factory=lambda: tuple(addresses(DEFAULT_EXTPROC)))
@@ -33,6 +40,8 @@ class Options:
     message_timeout: str = "1s"
     domain: str = "cluster.local"
     system_ca: str = SYSTEM_CA_BUNDLE
+    engine: str = EXTPROC
+    files_dir: str = ""
 
     def bind_port(self, gateway_port: int) -> int:
         return self.bind_ports.get(gateway_port, gateway_port)

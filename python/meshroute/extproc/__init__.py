@@ -15,6 +15,11 @@ ORIGINAL_DST_HEADER = "x-envoy-original-dst-host"
 # (Decision.cluster), envoy-config defines them.
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
 BLACKHOLE_CLUSTER = "BlackHoleCluster"
+# Envoy's gRPC health checks of the serve workers (envoy-config writes them; a draining worker
+# keeps taking new streams until Envoy has seen it NOT_SERVING HEALTH_UNHEALTHY_THRESHOLD times).
+HEALTH_INTERVAL_MS = 500
+HEALTH_TIMEOUT_MS = 1000
+HEALTH_UNHEALTHY_THRESHOLD = 2
 
 
 def addresses(listen: str, workers: int = 1) -> list[str]:

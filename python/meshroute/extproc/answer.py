@@ -251,7 +251,7 @@ def _header_ops(ops: Mapping[str, Any]) -> list[HeaderOp]:
 
 def _request_mutation(sets: Sequence[HeaderOp], removes: Iterable[str]) -> pb.ProcessingResponse:
     msg = pb.ProcessingResponse()
-    # Always present, even empty: Envoy ignores the route-cache clear without one (reference Q1h).
+    # Always present, even empty: Envoy ignores the route-cache clear without one (envoy-facts Q1h).
     mut = msg.request_headers.response.header_mutation
     mut.SetInParent()
     _add_headers(mut.set_headers, sets)
@@ -264,7 +264,7 @@ def _add_headers(target: Any, headers: Iterable[HeaderOp]) -> None:
         opt = target.add()
         opt.header.key = key
         opt.header.raw_value = value.encode()
-        if append:  # Envoy 1.40 reads only the BoolValue (reference Q5l); unset means overwrite
+        if append:  # Envoy 1.40 reads only the BoolValue (envoy-facts Q5l); unset means overwrite
             opt.append.value = True
 
 
@@ -280,8 +280,9 @@ def _send_response_headers() -> bytes:
 
 # Appended to a cached request answer without response header ops: merged, it asks for the response.
 _SEND_RESPONSE_HEADERS = _send_response_headers()
-# What the servicer sees for a CORS preflight answered by serve: the stream ends after the reply.
-CORS_PREFLIGHT = Answer("route", b"", None, None, False, False)
+# What the servicer sees for a CORS preflight answered by serve: the stream ends after the reply
+# (counted as outcome ``cors_preflight``).
+CORS_PREFLIGHT = Answer("cors_preflight", b"", None, None, False, False)
 
 
 # === Cache ===

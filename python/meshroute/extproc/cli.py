@@ -6,6 +6,8 @@ import argparse
 import os
 from typing import Any
 
+from meshroute.extproc.logs import FORMATS
+
 GRPC_EXPERIMENTS = "-event_engine_listener"
 
 
@@ -29,9 +31,34 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often to poll the config files for changes (default 0.5)",
     )
+    p.add_argument(
+        "--metrics",
+        type=host_port,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (one endpoint for all workers)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="text",
+        help="text (default) or json: one JSON object per line (ts, level, logger, msg, worker...)",
+    )
     p.add_argument("--seed", type=int, help="tests only: deterministic weighted picks and fault draws")
     p.set_defaults(func=_serve)
     return p
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9090`` for IPv6) as (host, port).
+
+    >>> host_port("127.0.0.1:9090"), host_port("[::1]:9090")
+    (('127.0.0.1', 9090), ('::1', 9090))
+    """
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
 
 
 def _positive_int(text: str) -> int:
@@ -43,7 +70,7 @@ def _positive_int(text: str) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     # grpc's EventEngine listener costs 15-25 % more server CPU per ext_proc stream than the iomgr
-    # one (tests/extproc/stream_cpu.py, same run: 510-530 -> 447-457 µs at concurrency 1,
+    # one (bench/stream_cpu.py, same run: 510-530 -> 447-457 µs at concurrency 1,
     # 410-433 -> 320-350 µs at 32). It must be set before grpc is first imported (the server
     # module imports it); a GRPC_EXPERIMENTS the user set wins.
     os.environ.setdefault("GRPC_EXPERIMENTS", GRPC_EXPERIMENTS)
@@ -56,4 +83,6 @@ def _serve(args: argparse.Namespace) -> int:
         status_file=args.status_file,
         reload_interval=args.reload_interval,
         seed=args.seed,
+        metrics_address=args.metrics,
+        log_format=args.log_format,
     )

@@ -22,8 +22,8 @@ An origin is allowed when a matcher matches it or matches the literal ``*`` (Env
 ``isOriginAllowed``), so ``exact: "*"`` or a ``.*`` regex allows every origin. The matchers run in
 the Rust core (:class:`meshroute._core.StringMatchSet`, the route matcher itself), so a ``regex`` is
 RE2 with a full match exactly as a route's header regex — Python's ``re`` differs from RE2 (``\\d``
-is Unicode, no ``\\z``, ``\\pL``, POSIX classes), and the validator only checks RE2 syntax, it does
-not make ``re`` agree.
+is Unicode, no ``\\z``, ``\\pL``, POSIX classes) — and the validator checks origins with that same
+compiler (:func:`meshroute._core.check_regex`).
 
 :class:`CorsPolicy` is built once per distinct policy (the answer cache builds answers per decision,
 and many decisions share a route); what depends on the request's origin is built per request.
@@ -177,8 +177,9 @@ def _policy(text: str) -> CorsPolicy:
 
 
 def _matchers(matches: list[dict[str, Any]]) -> StringMatchSet:
-    """All ``allowOrigins`` in one core matcher set. Should the core reject one (validation checked
-    the RE2 syntax, so only an oversized program), the others still apply and it matches nothing."""
+    """All ``allowOrigins`` in one core matcher set. Should the core reject one (validation runs the
+    same compiler, so only in an IR that skipped validation), the others still apply and it matches
+    nothing."""
     try:
         return StringMatchSet.from_json(json.dumps(matches))
     except CompileError:

@@ -1,26 +1,38 @@
 """Hot reload: poll the CONFIG paths, compile a changed config off the serving path, swap it.
 
 Every regular file under the CONFIG paths is watched by (path, mtime_ns, size), so new, removed
-and edited files all count. A change is loaded, validated and compiled to IR JSON in a separate
-process (:func:`compile_config`, one long-lived "spawn" process per serve worker), and the Rust
-table is built from that JSON in a thread, where the core runs without the GIL. Loading and
-validating are pure Python: in a thread of the serving process they held the GIL for the whole
-reload (measured, 5 000 routes: a 2.1 s reload gave streams a p99 of 156 ms and a max of 277 ms
-against 0.74 ms steady). A good result replaces :attr:`Holder.routing` with one reference
-assignment, so each stream sees either the old or the new config, never a mix. A config with
-errors is logged with its diagnostics and the last good one keeps serving.
+and edited files all count. A change is loaded, validated and compiled to IR JSON once, and every
+worker builds its Rust table from that JSON in a thread, where the core runs without the GIL:
+
+- one worker (:class:`Reloader`): the worker polls, and compiles in a separate process
+  (:func:`compile_config`, one long-lived "spawn" process). Loading and validating are pure Python:
+  in a thread of the serving process they held the GIL for the whole reload (measured, 5 000 routes:
+  a 2.1 s reload gave streams a p99 of 156 ms and a max of 277 ms against 0.74 ms steady).
+- ``--workers N > 1``: the parent process, which serves no streams, polls and compiles
+  (:class:`Publisher`, a thread of the parent), checks that the IR builds a table, and publishes an
+  :class:`Update` (the attempt's result and the last good :class:`Compiled`) to a file, atomically,
+  then writes one byte to each worker's pipe; each worker (:class:`Follower`) reads the file and
+  builds its table from the IR. One compile per change serves every worker; a worker that missed
+  an update still gets the last good config from the next one.
+
+A good result replaces :attr:`Holder.routing` with one reference assignment, so each stream sees
+either the old or the new config, never a mix. A config with errors is logged with its diagnostics
+(once, by whoever compiled it) and the last good one keeps serving.
 
 Status file (``--status-file PATH``): JSON written atomically (temp file + rename) after every
 load attempt, and refreshed at most once a second while counters change::
 
     {"generation": 3, "ok": true, "loaded_at": 1700000000.1, "checked_at": 1700000000.1,
-     "attempts": 4, "errors": [], "pid": 1234, "worker": 0, "address": "unix:/tmp/m.sock",
-     "counters": {"streams_started": 10, ...}}
+     "attempts": 4, "errors": [], "last_compile_ms": 41.2, "draining": false, "pid": 1234,
+     "worker": 0, "address": "unix:/tmp/m.sock", "counters": {"streams_started": 10, ...}}
 
-``generation`` counts successful loads (1 = the initial config); ``ok`` and ``errors`` (one
-rendered line per error diagnostic) describe the last attempt; ``loaded_at`` is the time of the last
-successful load and ``checked_at`` of the last attempt. With ``--workers N > 1`` worker ``i`` writes
-``PATH.i`` (as ``meshroute.extproc.addresses`` names sockets); with one worker it writes ``PATH``.
+``generation`` counts successful loads (1 = the initial config; with several workers the parent's
+count, the same in every worker); ``ok`` and ``errors`` (one rendered line per error diagnostic)
+describe the last attempt; ``loaded_at`` is the time of the last successful load and ``checked_at``
+of the last attempt; ``draining`` turns true on SIGTERM. ``counters`` are read back from the
+worker's metrics (:meth:`meshroute.metrics.Metrics.snapshot`). With ``--workers N > 1`` worker
+``i`` writes ``PATH.i`` (as ``meshroute.extproc.addresses`` names sockets); with one worker it
+writes ``PATH``.
 """
 
 from __future__ import annotations
@@ -32,8 +44,10 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -45,7 +59,7 @@ from meshroute.config.load import Resource
 from meshroute.errors import ConfigError
 from meshroute.extproc.context import Routing, mirror_limit_warnings
 from meshroute.mesh import Mesh, load, table_from_ir_json
-from meshroute.metrics import METRICS, Metrics
+from meshroute.metrics import Metrics, current
 from meshroute.render import render_diagnostics
 
 log = logging.getLogger("meshroute.serve")
@@ -121,19 +135,38 @@ def routing_from(compiled: Compiled, seed: int | None = None) -> Routing:
 class Holder:
     """The serving config plus the bookkeeping the status file reports."""
 
-    def __init__(self, routing: Routing, compile_ms: float = 0.0, metrics: Metrics = METRICS) -> None:
+    def __init__(
+        self, routing: Routing, compile_ms: float = 0.0, metrics: Metrics | None = None, worker: int = 0
+    ) -> None:
         self.routing = routing
-        self.metrics = metrics
+        self.metrics = metrics if metrics is not None else current()
         self.generation = 1
         self.attempts = 1
         self.ok = True
         self.errors: list[str] = []
         self.loaded_at = self.checked_at = time.time()
-        metrics.reloads_ok += 1
-        metrics.last_compile_ms = round(compile_ms, 2)
+        self.last_compile_ms = round(compile_ms, 2)
+        self.draining = False
+        self._generation_gauge = self.metrics.generation(worker)
+        self._generation_gauge.set(1)
+        self.metrics.reloads_ok.inc()
 
     def current(self) -> Routing:
         return self.routing
+
+    def swap(self, routing: Routing, generation: int | None = None) -> None:
+        """Serve ``routing`` from now on (one reference assignment)."""
+        self.routing = routing
+        self.generation = self.generation + 1 if generation is None else generation
+        self.loaded_at = time.time()
+        self._generation_gauge.set(self.generation)
+
+    def attempted(self, errors: list[str], attempts: int | None = None) -> None:
+        """Record a load attempt (``errors`` empty: it is the config now served)."""
+        self.attempts = self.attempts + 1 if attempts is None else attempts
+        self.checked_at = time.time()
+        self.ok = not errors
+        self.errors = errors
 
     def status(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -143,6 +176,8 @@ class Holder:
             "checked_at": self.checked_at,
             "attempts": self.attempts,
             "errors": list(self.errors),
+            "last_compile_ms": self.last_compile_ms,
+            "draining": self.draining,
             "pid": os.getpid(),
             **extra,
             "counters": self.metrics.snapshot(),
@@ -157,8 +192,51 @@ def write_status(path: str | os.PathLike[str], status: dict[str, Any]) -> None:
     os.replace(tmp, target)
 
 
-class Reloader:
-    """Polls the config every ``interval`` seconds and swaps :attr:`Holder.routing` on a good change."""
+def log_compiled(ms: float, errors: Sequence[str], generation: int, workers: int = 1) -> None:
+    """The one log line per compile (tests count them)."""
+    result = "rejected" if errors else "ok"
+    extra = {"compile_ms": round(ms, 2), "result": result, "generation": generation, "workers": workers}
+    log.info("compiled config: %s in %.0f ms", result, ms, extra=extra)
+
+
+class _Status:
+    """Status-file writing shared by :class:`Reloader` and :class:`Follower`."""
+
+    holder: Holder
+    status_file: str | None
+    status_extra: dict[str, Any]
+    _last_counters: dict[str, int | float]
+    _last_write: float
+
+    def write_status(self) -> None:
+        if self.status_file:
+            status = self.holder.status(**self.status_extra)
+            write_status(self.status_file, status)
+            self._last_counters = status["counters"]
+            self._last_write = time.monotonic()
+
+    def refresh_status(self) -> None:
+        """Rewrite the status file if the counters changed, at most once a second."""
+        due = self.status_file and time.monotonic() - self._last_write >= 1.0
+        if due and self.holder.metrics.snapshot() != self._last_counters:
+            self.write_status()
+
+    def _report(self, errors: list[str], report: str) -> None:
+        h = self.holder
+        if errors:
+            log.error(
+                "config change rejected; still serving generation %d:\n%s",
+                h.generation,
+                report,
+                extra={"generation": h.generation, "errors": errors},
+            )
+        else:
+            log.info("config reloaded: generation %d", h.generation, extra={"generation": h.generation})
+
+
+class Reloader(_Status):
+    """One worker: polls the config every ``interval`` seconds, compiles a change in its compile
+    process and swaps :attr:`Holder.routing` when it is good."""
 
     def __init__(
         self,
@@ -169,6 +247,7 @@ class Reloader:
         status_file: str | None = None,
         seed: int | None = None,
         status_extra: dict[str, Any] | None = None,
+        seen: Snapshot | None = None,
     ) -> None:
         self.paths = list(paths)
         self.holder = holder
@@ -176,8 +255,9 @@ class Reloader:
         self.status_file = status_file
         self.seed = seed
         self.status_extra = status_extra or {}
-        self._seen = snapshot(self.paths)
-        self._last_counters: dict[str, int | float] = {}
+        # The files as they were when ``holder``'s config was read (default: now).
+        self._seen = snapshot(self.paths) if seen is None else seen
+        self._last_counters = {}
         self._last_write = 0.0
         self._compiler: ProcessPoolExecutor | None = None
 
@@ -203,13 +283,6 @@ class Reloader:
             raise
         return await asyncio.to_thread(routing_from, compiled, self.seed)
 
-    def write_status(self) -> None:
-        if self.status_file:
-            status = self.holder.status(**self.status_extra)
-            write_status(self.status_file, status)
-            self._last_counters = status["counters"]
-            self._last_write = time.monotonic()
-
     async def run(self) -> None:
         """Poll until cancelled."""
         self.write_status()
@@ -221,9 +294,7 @@ class Reloader:
         """Reload if the files changed: True = swapped, False = rejected, None = unchanged."""
         current = await asyncio.to_thread(snapshot, self.paths)
         if current == self._seen:
-            due = self.status_file and time.monotonic() - self._last_write >= 1.0
-            if due and self.holder.metrics.snapshot() != self._last_counters:
-                self.write_status()
+            self.refresh_status()
             return None
         self._seen = current
         return await self.reload()
@@ -241,20 +312,243 @@ class Reloader:
             errors = [f"{type(exc).__name__}: {exc}"]
             report = errors[0]
         else:
-            h.routing = routing  # the swap: one reference assignment
-            h.generation += 1
-            h.loaded_at = time.time()
-            errors = []
-        h.attempts += 1
-        h.checked_at = time.time()
-        h.ok = not errors
-        h.errors = errors
-        h.metrics.last_compile_ms = round((time.perf_counter() - start) * 1000, 2)
-        if errors:
-            h.metrics.reloads_rejected += 1
-            log.error("config change rejected; still serving generation %d:\n%s", h.generation, report)
-        else:
-            h.metrics.reloads_ok += 1
-            log.info("config reloaded: generation %d", h.generation)
+            h.swap(routing)
+            errors, report = [], ""
+        elapsed = time.perf_counter() - start
+        h.metrics.compile_seconds.observe(elapsed)
+        h.last_compile_ms = round(elapsed * 1000, 2)
+        log_compiled(elapsed * 1000, errors, h.generation)
+        h.attempted(errors)
+        (h.metrics.reloads_rejected if errors else h.metrics.reloads_ok).inc()
+        self._report(errors, report)
         self.write_status()
         return not errors
+
+
+# === One compile for every worker (serve --workers N > 1) ===
+
+
+@dataclasses.dataclass(frozen=True)
+class Update:
+    """What the parent publishes after each compile: the attempt's result, the last good config
+    and the parent's running totals (a worker counts the difference, so none is lost when it reads
+    two updates at once)."""
+
+    attempts: int
+    ok: bool
+    errors: list[str]
+    generation: int  # of the last good config
+    compiled: Compiled | None  # the config of ``generation``; None for the initial one (inherited)
+    compile_ms: float
+    reloads_ok: int  # good loads so far, the initial one included
+    reloads_rejected: int
+
+
+def write_update(path: str, update: Update) -> None:
+    """Publish ``update`` atomically (a worker reads the old or the new file, never a mix)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as fh:
+        pickle.dump(update, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def read_update(path: str) -> Update:
+    # Written by our own parent process into its private (mode 0700) directory.
+    with open(path, "rb") as fh:
+        update = pickle.load(fh)
+    assert isinstance(update, Update)
+    return update
+
+
+class Publisher:
+    """The parent's side (a thread): watch, compile once per change, publish, wake the workers."""
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        update_path: str,
+        notify: dict[int, int],
+        *,
+        interval: float = 0.5,
+        seed: int | None = None,
+        metrics: Metrics | None = None,
+        seen: Snapshot | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.update_path = update_path
+        self.notify = dict(notify)  # worker index -> write end of its pipe
+        self.interval = interval
+        self.seed = seed
+        self.metrics = metrics if metrics is not None else current()
+        self._seen = snapshot(self.paths) if seen is None else seen
+        self._lock = threading.RLock()  # wake() runs in the watcher thread, drop() in the main one
+        self.attempts = self.generation = self.reloads_ok = 1
+        self.reloads_rejected = 0
+        self._compiled: Compiled | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set."""
+        while not stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception:  # never let the watcher die: the workers keep serving regardless
+                log.exception("config watcher failed")
+
+    def check(self) -> bool | None:
+        """Compile and publish if the files changed: True = a new generation, False = rejected."""
+        current = snapshot(self.paths)
+        if current == self._seen:
+            return None
+        self._seen = current
+        return self.compile()
+
+    def compile(self) -> bool:
+        start = time.perf_counter()
+        compiled: Compiled | None = None
+        try:
+            compiled = compile_config(self.paths)
+            routing_from(compiled, self.seed)  # the table the workers will build: it must build
+        except ConfigError as exc:
+            errors = [d.render() for d in exc.diagnostics if d.is_error]
+            report = render_diagnostics(exc.diagnostics, None)
+        except Exception as exc:  # a file vanished mid-read, unreadable YAML...: keep serving
+            errors = [f"{type(exc).__name__}: {exc}"]
+            report = errors[0]
+        else:
+            errors, report = [], ""
+        ms = (time.perf_counter() - start) * 1000
+        self.metrics.compile_seconds.observe(ms / 1000)
+        self.attempts += 1
+        if errors:
+            self.reloads_rejected += 1
+        else:
+            assert compiled is not None
+            self.generation += 1
+            self.reloads_ok += 1
+            # Serve's own warnings were logged once, here: the workers need not repeat them.
+            self._compiled = dataclasses.replace(compiled, warnings=[])
+        log_compiled(ms, errors, self.generation, len(self.notify))
+        if errors:
+            log.error(
+                "config change rejected; still serving generation %d:\n%s",
+                self.generation,
+                report,
+                extra={"generation": self.generation, "errors": errors},
+            )
+        update = Update(
+            self.attempts, not errors, errors, self.generation, self._compiled, round(ms, 2),
+            self.reloads_ok, self.reloads_rejected,
+        )  # fmt: skip
+        write_update(self.update_path, update)
+        self.wake()
+        return not errors
+
+    def wake(self) -> None:
+        """One byte down every worker's pipe; a full pipe already holds a wake-up."""
+        with self._lock:
+            for index, fd in list(self.notify.items()):
+                try:
+                    os.write(fd, b"\0")
+                except BlockingIOError:
+                    pass
+                except OSError:  # the worker has exited
+                    self.drop(index)
+
+    def drop(self, index: int) -> None:
+        """Forget an exited worker."""
+        with self._lock:
+            fd = self.notify.pop(index, None)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def close(self) -> None:
+        """Close every pipe: the workers see the parent gone."""
+        with self._lock:
+            for index in list(self.notify):
+                self.drop(index)
+
+
+class Follower(_Status):
+    """A worker's side with ``--workers N > 1``: on each wake-up from the parent, read the
+    published :class:`Update` and build the table from its IR; no watching, no compiling."""
+
+    def __init__(
+        self,
+        holder: Holder,
+        update_path: str,
+        notify_fd: int,
+        *,
+        status_file: str | None = None,
+        seed: int | None = None,
+        status_extra: dict[str, Any] | None = None,
+        on_parent_exit: Callable[[], None] | None = None,
+    ) -> None:
+        self.holder = holder
+        self.update_path = update_path
+        self.fd = notify_fd
+        self.status_file = status_file
+        self.seed = seed
+        self.status_extra = status_extra or {}
+        self.on_parent_exit = on_parent_exit
+        self._last_counters = {}
+        self._last_write = 0.0
+        self._wake = asyncio.Event()
+        self._totals = (1, 0)  # the parent's (reloads_ok, reloads_rejected) already counted
+        os.set_blocking(notify_fd, False)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 4096)
+        except BlockingIOError:
+            return
+        if data:
+            self._wake.set()
+            return
+        asyncio.get_running_loop().remove_reader(self.fd)  # EOF: the parent is gone
+        log.warning("serve's parent process exited; stopping")
+        if self.on_parent_exit is not None:
+            self.on_parent_exit()
+
+    async def run(self) -> None:
+        """Follow the parent's updates until cancelled; refresh the status file meanwhile."""
+        loop = asyncio.get_running_loop()
+        self.write_status()
+        loop.add_reader(self.fd, self._readable)
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 1.0)
+                if self._wake.is_set():
+                    self._wake.clear()
+                    await self.follow()
+                else:
+                    self.refresh_status()
+        finally:
+            loop.remove_reader(self.fd)
+
+    async def follow(self) -> None:
+        """Apply the published update: swap to its config if it is a new generation."""
+        h = self.holder
+        update = await asyncio.to_thread(read_update, self.update_path)
+        errors = list(update.errors)
+        if update.generation != h.generation and update.compiled is not None:
+            try:
+                routing = await asyncio.to_thread(routing_from, update.compiled, self.seed)
+            except Exception as exc:  # the parent built this very table: should not happen
+                errors = [f"{type(exc).__name__}: {exc}"]
+                log.error("cannot build generation %d: %s", update.generation, errors[0])
+            else:
+                h.swap(routing, update.generation)
+                log.info("config reloaded: generation %d", h.generation, extra={"generation": h.generation})
+        h.last_compile_ms = update.compile_ms
+        h.attempted(errors, update.attempts)
+        ok, rejected = self._totals
+        h.metrics.reloads_ok.inc(max(0, update.reloads_ok - ok))
+        h.metrics.reloads_rejected.inc(max(0, update.reloads_rejected - rejected))
+        self._totals = (update.reloads_ok, update.reloads_rejected)
+        self.write_status()

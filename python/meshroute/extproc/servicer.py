@@ -6,12 +6,16 @@ treats a server close as "processing complete"), saving the wait for Envoy's hal
 response ops the answer carries ``mode_override`` and the stream stays open for
 ``response_headers``. Bodies and trailers (not requested by the contract) get empty answers of the
 right kind. A malformed message, a bad listener context or an exception aborts the stream with a
-gRPC error (Envoy then fails closed) and counts ``streams_failed``; the server keeps serving.
+gRPC error (Envoy then fails closed) and counts ``meshroute_stream_failures_total``; the server keeps
+serving. Per stream: ``meshroute_streams_total``, one ``meshroute_decisions_total{outcome}`` and the
+``meshroute_stream_seconds`` observation (stream start to the request_headers answer, ready to
+be written).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +26,8 @@ from google.protobuf.message import DecodeError
 from meshroute.extproc.answer import empty_answer
 from meshroute.extproc.context import ContextError, Listener, Routing, listener_from_metadata
 from meshroute.extproc.request import request_fields
-from meshroute.metrics import METRICS, Metrics
+from meshroute.metrics import Metrics
+from meshroute.metrics import current as current_metrics
 
 SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 METHOD = "Process"
@@ -39,9 +44,10 @@ _LOG_LIMIT = 20  # stream failures logged in full; later ones only every 1000th
 class Servicer:
     """Answers ext_proc streams from whatever :class:`Routing` ``current()`` returns at stream start."""
 
-    def __init__(self, current: Callable[[], Routing], metrics: Metrics = METRICS) -> None:
+    def __init__(self, current: Callable[[], Routing], metrics: Metrics | None = None) -> None:
         self._current = current
-        self._metrics = metrics
+        self._metrics = metrics if metrics is not None else current_metrics()
+        self._failures = 0  # for the log's rate limit
         self._listeners: dict[tuple[tuple[str, Any], ...], Listener] = {}
 
     def handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
@@ -49,28 +55,32 @@ class Servicer:
         return {METHOD: grpc.stream_stream_rpc_method_handler(self.process)}
 
     async def process(self, _requests: Any, context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+        start = time.perf_counter()
         m = self._metrics
-        m.streams_started += 1
+        m.streams.inc()
         try:
-            code = await self._serve(context)
+            code = await self._serve(context, start)
         except ContextError as exc:
             code, detail = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
         except DecodeError as exc:
             code, detail = grpc.StatusCode.INVALID_ARGUMENT, f"malformed ProcessingRequest: {exc}"
         except Exception as exc:  # never let one request take the server down
             code, detail = grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
-            if m.streams_failed < _LOG_LIMIT:
+            if self._failures < _LOG_LIMIT:
                 log.exception("ext_proc stream failed")
         else:
             if code is None:
                 return
             detail = "unexpected message"
-        m.streams_failed += 1
-        if m.streams_failed <= _LOG_LIMIT or m.streams_failed % 1000 == 0:
-            log.warning("ext_proc stream aborted (%s, %d so far): %s", code.name, m.streams_failed, detail)
+        m.stream_failures.inc()
+        self._failures += 1
+        if self._failures <= _LOG_LIMIT or self._failures % 1000 == 0:
+            log.warning("ext_proc stream aborted (%s, %d so far): %s", code.name, self._failures, detail)
         await context.abort(code, detail)
 
-    async def _serve(self, context: grpc.aio.ServicerContext[bytes, bytes]) -> grpc.StatusCode | None:
+    async def _serve(
+        self, context: grpc.aio.ServicerContext[bytes, bytes], start: float
+    ) -> grpc.StatusCode | None:
         routing = self._current()  # one config for the whole stream, even across a reload
         listener = self._listener(context)
         pending: bytes | None = None
@@ -84,21 +94,23 @@ class Servicer:
                 fields = request_fields(req.request_headers)
                 answer, data = routing.respond(fields, listener)
                 m = self._metrics
-                m.count_decision(answer.outcome)
+                m.decisions[answer.outcome].inc()
                 if answer.delay:
-                    m.faults_delay += 1
+                    m.fault_delay.inc()
                 if answer.abort:
-                    m.faults_abort += 1
+                    m.fault_abort.inc()
+                # Observed before the write: Envoy may cancel the stream as soon as it has the answer.
+                m.stream_seconds.observe(time.perf_counter() - start)
                 await context.write(data)
                 if answer.response is None:
                     return None
                 pending = answer.response
             elif kind == "response_headers":
-                self._metrics.response_headers += 1
+                self._metrics.response_headers.inc()
                 await context.write(pending if pending is not None else _EMPTY[kind])
                 return None
             elif kind in _EMPTY:
-                self._metrics.other_messages += 1
+                self._metrics.other_messages.inc()
                 await context.write(_EMPTY[kind])
             else:
                 return grpc.StatusCode.INVALID_ARGUMENT

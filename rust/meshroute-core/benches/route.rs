@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use meshroute_core::{Outcome, Request, RouteTable, SplitMix64};
+use meshroute_core::{Exchange, ListenerContext, Outcome, Request, RouteTable, SplitMix64};
 use serde_json::{json, Value};
 
 const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
@@ -28,7 +28,10 @@ fn ir(targets: Vec<Value>, routes: Vec<Value>, vhosts: Vec<Value>) -> String {
                    "unknown_host": "passthrough", "vhosts": vhosts}],
         "mesh": {"namespaces": {"default": {"default_view": 0, "sidecars": []}}, "other_view": 0},
         "gateway_views": {},
-        "default_extra": {"timeout_ms": null}
+        // As compile.py writes it: the mesh default retries (exchange() turns them into headers).
+        "default_extra": {"timeout_ms": null, "retries": {"attempts": 2,
+            "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"},
+            "mirrors": [], "cors": null}
     })
     .to_string()
 }
@@ -36,7 +39,7 @@ fn ir(targets: Vec<Value>, routes: Vec<Value>, vhosts: Vec<Value>) -> String {
 fn route_json(index: usize, matches: Value, target: usize) -> Value {
     json!({"vs": 0, "index": index, "name": null, "matches": matches,
            "action": {"route": {"destinations": [{"target": target, "weight": 100}]}},
-           "extra": {"timeout_ms": null}})
+           "extra": {"timeout_ms": null, "retries": {"attempts": 2, "retry_on": ""}, "mirrors": [], "cors": null}})
 }
 
 fn target(host: &str, subset: Option<&str>) -> Value {
@@ -189,6 +192,35 @@ fn bookinfo_benches(c: &mut Criterion) {
         &mut SplitMix64::new(1),
     );
     c.bench_function("bookinfo/to_json", |b| b.iter(|| black_box(d.to_json())));
+    exchange_benches(c, &t);
+}
+
+/// `exchange()`: the same Bookinfo request as Envoy hands it over (pseudo-headers, raw bytes),
+/// answered in full (control headers, retries, header ops).
+fn exchange_benches(c: &mut Criterion, t: &Arc<RouteTable>) {
+    let headers: [(&[u8], &[u8]); 8] = [
+        (b":authority", b"reviews:9080"),
+        (b":path", b"/reviews/0"),
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b"user-agent", b"curl/8"),
+        (b"accept", b"*/*"),
+        (b"end-user", b"jason"),
+        (b"x-request-id", b"abc"),
+    ];
+    let ctx = ListenerContext::default();
+    match t.exchange(&ctx, &headers, &mut SplitMix64::new(1)) {
+        Exchange::Forward(f) => assert_eq!(
+            f.set.first().map(|(_, v)| v.as_str()),
+            Some("outbound|9080|v2|reviews.default.svc.cluster.local"),
+            "exchange: wrong decision"
+        ),
+        Exchange::Reply(r) => panic!("exchange: {r:?}"),
+    }
+    let mut rng = SplitMix64::new(7);
+    c.bench_function("bookinfo/exchange_reviews_jason", |b| {
+        b.iter(|| black_box(t.exchange(&ctx, black_box(&headers), &mut rng)))
+    });
 }
 
 fn scale_benches(c: &mut Criterion) {

@@ -52,6 +52,7 @@ pub(crate) fn compile(spec: &Spec) -> Result<RouteTable> {
         .enumerate()
         .map(|(i, v)| compile_view(v, &format!("views[{i}]"), &routes, &limits, scopes.len()))
         .collect::<Result<Vec<_>>>()?;
+    let exchange_plan = crate::exchange::Plan::build(spec, &routes, &policies);
     Ok(RouteTable {
         virtual_services: spec
             .virtual_services
@@ -74,6 +75,7 @@ pub(crate) fn compile(spec: &Spec) -> Result<RouteTable> {
         selector: compile_selector(spec, views.len())?,
         views,
         default_extra: extra_fragment(&spec.default_extra, "default_extra")?,
+        exchange_plan,
     })
 }
 

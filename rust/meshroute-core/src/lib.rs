@@ -26,6 +26,7 @@
 mod compile;
 mod decision;
 mod error;
+mod exchange;
 mod explain;
 mod fault;
 mod headers;
@@ -51,8 +52,13 @@ mod tests;
 
 pub use crate::decision::{Decision, Outcome};
 pub use crate::error::{CompileError, ErrorKind};
+pub use crate::exchange::{
+    Exchange, Forward, Header, ListenerContext, LocalReply, ResponseOps, CLUSTER_HEADER,
+    CONTROL_HEADERS, MAX_MIRRORS,
+};
 pub use crate::explain::EXPLAIN_SEED;
 pub use crate::matcher_set::StringMatchSet;
+pub use crate::matchers::re2::check_regex;
 pub use crate::request::Request;
 pub use crate::rng::{Rng, SplitMix64};
 pub use crate::table::RouteTable;

@@ -49,8 +49,12 @@ pub(crate) fn split_authority(authority: &str) -> (&str, Option<u16>) {
     if authority.starts_with('[') {
         if let Some(end) = authority.find(']') {
             let (host, rest) = authority.split_at(end + 1);
-            return match rest.strip_prefix(':').map(str::parse::<u16>) {
-                Some(Ok(port)) => (host, Some(port)),
+            return match rest.strip_prefix(':') {
+                // `u16::from_str` accepts a leading `+`; a Host header does not.
+                Some(port) if !port.starts_with('+') => match port.parse::<u16>() {
+                    Ok(n) => (host, Some(n)),
+                    Err(_) => (host, None),
+                },
                 _ => (host, None),
             };
         }
@@ -167,6 +171,7 @@ mod tests {
         assert_eq!(split_authority("::1"), ("::1", None));
         assert_eq!(split_authority("a:99999"), ("a:99999", None));
         assert_eq!(split_authority("a:+80"), ("a:+80", None));
+        assert_eq!(split_authority("[::1]:+80"), ("[::1]", None));
         assert_eq!(split_authority("a:"), ("a:", None));
         assert_eq!(split_authority(""), ("", None));
     }

@@ -30,6 +30,9 @@ pub(crate) struct Spec {
     pub(crate) gateway_views: BTreeMap<String, BTreeMap<String, u32>>,
     #[serde(default)]
     pub(crate) default_extra: Map<String, Value>,
+    /// Gateway servers in config order: `[port, [host patterns], "ns/name"]` (docs/ir.md).
+    #[serde(default)]
+    pub(crate) gateway_servers: Vec<(u16, Vec<String>, String)>,
 }
 
 #[derive(Debug, Deserialize)]

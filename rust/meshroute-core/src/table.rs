@@ -43,6 +43,9 @@ pub struct RouteTable {
     pub(crate) selector: Views,
     /// `default_extra` as a JSON fragment (`,"k":v...`).
     pub(crate) default_extra: Box<str>,
+    /// What `exchange()` needs beyond routing, prepared once (route extras, hash sources,
+    /// Gateway servers).
+    pub(crate) exchange_plan: crate::exchange::Plan,
 }
 
 // === impl RouteTable ===

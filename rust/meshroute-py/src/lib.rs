@@ -5,6 +5,7 @@
 
 mod args;
 mod decision;
+mod exchange;
 mod matcher;
 mod table;
 
@@ -24,5 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<table::RouteTable>()?;
     m.add_class::<decision::Decision>()?;
     m.add_class::<matcher::StringMatchSet>()?;
+    m.add_class::<exchange::ListenerContext>()?;
+    m.add_function(wrap_pyfunction!(matcher::check_regex, m)?)?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `StringMatchSet`: the core's Istio `StringMatch` list for Python (CORS origins).
+//! `StringMatchSet`: the core's Istio `StringMatch` list for Python (CORS origins), and
+//! `check_regex`: the core's RE2 check for validation.
 
 use meshroute_core as core;
 use pyo3::prelude::*;
@@ -29,4 +30,14 @@ impl StringMatchSet {
     fn __len__(&self) -> usize {
         self.inner.len()
     }
+}
+
+/// None if ``pattern`` compiles as the route table compiles an RE2 regex, else what is wrong
+/// (an RE2 feature it lacks, a syntax error and its position, a size limit).
+///
+/// ``anchored``: a ``StringMatch`` regex (full match); False for a ``uriRegexRewrite`` match.
+#[pyfunction]
+#[pyo3(signature = (pattern, *, anchored = true))]
+pub(crate) fn check_regex(pattern: &str, anchored: bool) -> Option<String> {
+    core::check_regex(pattern, anchored).err()
 }

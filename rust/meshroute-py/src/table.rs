@@ -118,6 +118,32 @@ impl RouteTable {
         Ok(out)
     }
 
+    /// The whole answer an Envoy filter applies to one request (``meshroute_core``'s
+    /// ``RouteTable::exchange``, docs/envoy.md): ``listener`` is the listener's context,
+    /// ``headers`` the request headers as Envoy sends them (pseudo-headers included; bytes or
+    /// str). ``seed`` draws the weighted pick, faults and mirrors from one seeded stream.
+    #[pyo3(signature = (listener, headers, seed=None))]
+    fn exchange<'py>(
+        &self,
+        py: Python<'py>,
+        listener: &crate::exchange::ListenerContext,
+        headers: &Bound<'py, PyAny>,
+        seed: Option<u64>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let held = crate::exchange::Headers::extract(headers)?;
+        let views = held.views()?;
+        let answer = match seed {
+            Some(seed) => {
+                self.inner
+                    .exchange(&listener.inner, &views, &mut core::SplitMix64::new(seed))
+            }
+            None => {
+                THREAD_RNG.with_borrow_mut(|rng| self.inner.exchange(&listener.inner, &views, rng))
+            }
+        };
+        crate::exchange::to_tuple(py, answer)
+    }
+
     /// Why a request gets its decision: every route block tried, in order, with its result (JSON).
     #[pyo3(signature = (host, path="/", method="GET", headers=None, *, scheme="http", port=None,
                         gateway="mesh", source_labels=None, source_namespace=None))]

@@ -304,7 +304,7 @@ def check_rewrite(ctx: Ctx, rewrite: Any, path: Path) -> None:
         rpath = (*path, "uriRegexRewrite")
         match = regex_rewrite.get("match")
         if isinstance(match, str) and match:
-            problem = regex_problem(match)
+            problem = regex_problem(match, anchored=False)
             if problem:
                 ctx.error("regex-invalid", (*rpath, "match"), problem)
         elif (*rpath, "match") not in ctx.bad:

@@ -1,15 +1,14 @@
-"""Stream latency of ``meshroute serve`` while it reloads a large config (not a test; no Envoy).
+"""Stream latency of ``meshroute serve`` while it reloads a large config, no Envoy.
 
-Run: ``PYTHONPATH=. .venv/bin/python -m tests.extproc.reload_latency [ROUTES]``. Serve loads a
-generated VirtualService with ROUTES routes (bench/scenarios.py), a client opens one stream after
-another (as Envoy does at one connection), then the config file is touched and the client keeps
-going until serve reports the reload in its status file: p50/p99/max before and during.
+Run from the repository root: ``.venv/bin/python -m bench.reload_latency [ROUTES]``. Serve loads a
+generated VirtualService with ROUTES routes (``scenarios.generated``, mix ``mixed``), a client opens
+one stream after another (as Envoy does at one connection), then the config file is touched and the
+client keeps going until serve reports the reload in its status file: p50/p99/max before and during.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -19,17 +18,16 @@ from pathlib import Path
 import grpc
 
 from bench.scenarios import generated
-from meshroute.procs import Proc
-
-from .conftest import PROCESS, headers_request
-from .stream_cpu import HEADERS, one_stream
+from bench.streams import HEADERS, PROCESS, headers_request, one_stream
+from meshroute.procs import ProcessGroup
+from meshroute.stack import read_status, start_serve
 
 
 def _ms(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(len(values) * q))] * 1e3
 
 
-async def _drive(sock: str, status: Path, config: Path) -> None:
+async def _drive(sock: Path, status: Path, config: Path) -> None:
     request = headers_request(authority="svc:8080", path="/p1/x", headers=HEADERS).SerializeToString()
     async with grpc.aio.insecure_channel(f"unix:{sock}") as channel:
         method = channel.stream_stream(PROCESS)
@@ -42,11 +40,11 @@ async def _drive(sock: str, status: Path, config: Path) -> None:
         for _ in range(200):
             await one()
         steady = [await one() for _ in range(1000)]
-        attempts = json.loads(status.read_text())["attempts"]
+        attempts = read_status(status)["attempts"]
         config.write_text(config.read_text() + "\n# touched\n")
         during: list[float] = []
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 60 and json.loads(status.read_text())["attempts"] == attempts:
+        while time.monotonic() - t0 < 60 and read_status(status).get("attempts", attempts) == attempts:
             during.append(await one())
         print(f"steady: p50 {statistics.median(steady) * 1e3:.2f} ms, p99 {_ms(steady, 0.99):.1f} ms, "
               f"max {max(steady) * 1e3:.1f} ms")  # fmt: skip
@@ -58,15 +56,10 @@ async def _drive(sock: str, status: Path, config: Path) -> None:
 def main(routes: int = 5000) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mr-reload-"))
     config = generated(routes, "mixed").write(tmp)
-    sock, status = f"{tmp}/serve.sock", tmp / "status.json"
-    cmd = [sys.executable, "-m", "meshroute", "serve", str(config), "--listen", f"unix:{sock}",
-           "--status-file", str(status), "--reload-interval", "0.2"]  # fmt: skip
-    serve = Proc("serve", cmd, tmp / "serve.log")
-    try:
-        serve.wait_until(status.exists, timeout=120, what="serving")
+    sock, status = tmp / "serve.sock", tmp / "status.json"
+    with ProcessGroup(tmp) as group:
+        start_serve(group, [config], f"unix:{sock}", status, timeout=120)
         asyncio.run(_drive(sock, status, config))
-    finally:
-        serve.stop()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,163 @@
+"""The embedded engine: the meshroute decision inside Envoy, as a dynamic module.
+
+``rust/meshroute-envoy`` builds ``libmeshroute_envoy.so``, an HTTP filter Envoy 1.40 ``dlopen``s.
+It sits where ext_proc sits in every HTTP listener's chain (docs/envoy.md, "Engines") and sets the
+same request headers serve sets. Its config is not in the listener: each listener names a
+``TypedExtensionConfig`` (``meshroute-mesh``, ``meshroute-gateway-<port>``) that Envoy reads by
+extension config discovery (ECDS) from ``ecds-<name>.yaml`` in the files directory, so a new route
+table reaches Envoy without touching the listener. The ``filter_config`` is a ``StringValue``
+holding JSON::
+
+    {"table": "/abs/dir/ir-7.json",
+     "listener": {"gateway_port": 8080 | null, "source_namespace": "ns" | null,
+                  "source_labels": {"k": "v"}},
+     "seed": null | int}
+
+``table`` is the IR JSON file :mod:`meshroute.envoy.live` writes (a new name per generation);
+``listener`` is the client context ext_proc gets as gRPC metadata.
+
+Nothing here imports grpc or the ``envoy`` wheel: ``meshroute.envoy_module_path()`` is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from meshroute.envoy.common import TYPE_PREFIX, Json, typed
+from meshroute.envoy.options import Options
+
+MODULE_FILE = "libmeshroute_envoy.so"
+FILTER_TYPE = "envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+# ``filter_name`` handed to the module's ``http_filter_config_new``.
+MODULE_FILTER_NAME = "meshroute"
+MESH_FILTER = "meshroute-mesh"
+GATEWAY_FILTER_PREFIX = "meshroute-gateway-"
+ROUTE_FILTER_CONFIG = "envoy.config.route.v3.FilterConfig"
+
+
+class ModuleNotBuiltError(FileNotFoundError):
+    """``libmeshroute_envoy.so`` is not where the package expects it."""
+
+
+def packaged_module() -> Path:
+    """Where the package keeps the module (``meshroute/_envoy/libmeshroute_envoy.so``)."""
+    return Path(__file__).resolve().parent.parent / "_envoy" / MODULE_FILE
+
+
+def module_path() -> Path:
+    """The Envoy dynamic module shipped in the package; :class:`ModuleNotBuiltError` when missing.
+
+    A wheel carries it, as does an editable install (the build backend,
+    ``build_backend/meshroute_build.py``, builds and copies it); in a checkout ``make build``
+    refreshes it.
+    """
+    path = packaged_module()
+    if not path.is_file():
+        raise ModuleNotBuiltError(
+            f"the meshroute Envoy module is missing: {path} does not exist. Build it with "
+            "`make build`, or `python build_backend/meshroute_build.py` (which runs "
+            f"`cargo build --release -p meshroute-envoy` and copies {MODULE_FILE} there)"
+        )
+    return path
+
+
+def filter_name(gateway_port: int | None) -> str:
+    """The ECDS resource (and HTTP filter) name of a listener context.
+
+    >>> filter_name(None), filter_name(8080)
+    ('meshroute-mesh', 'meshroute-gateway-8080')
+    """
+    return MESH_FILTER if gateway_port is None else f"{GATEWAY_FILTER_PREFIX}{gateway_port}"
+
+
+def listener_context(name: str, options: Options) -> Json:
+    """The ``listener`` part of the module's config for the filter ``name``: the same client
+    context ext_proc gets as gRPC metadata (the mesh listener's workload; a Gateway's own port).
+
+    >>> listener_context("meshroute-gateway-8080", Options())
+    {'gateway_port': 8080, 'source_namespace': None, 'source_labels': {}}
+    """
+    if name == MESH_FILTER:
+        return {
+            "gateway_port": None,
+            "source_namespace": options.source_namespace or None,
+            "source_labels": dict(options.source_labels),
+        }
+    port = name[len(GATEWAY_FILTER_PREFIX) :]
+    if not name.startswith(GATEWAY_FILTER_PREFIX) or not port.isdigit():
+        raise ValueError(f"not a meshroute filter name: {name!r}")
+    return {"gateway_port": int(port), "source_namespace": None, "source_labels": {}}
+
+
+def ecds_file(files_dir: str | os.PathLike[str], name: str) -> str:
+    """The file Envoy watches for the filter ``name``: one resource per file (Envoy 1.40 rejects a
+    file holding several with "Unexpected number of resources in ExtensionConfigDS response")."""
+    return os.path.join(os.fspath(files_dir), f"ecds-{name}.yaml")
+
+
+def discovery_filter(name: str, options: Options) -> Json:
+    """The HTTP filter entry: the module's config comes from ``ecds-<name>.yaml`` (ECDS)."""
+    if not options.files_dir or not os.path.isabs(options.files_dir):
+        raise ValueError("the embedded engine needs Options.files_dir, an absolute directory")
+    return {
+        "name": name,
+        "config_discovery": {
+            "config_source": {
+                "path_config_source": {"path": ecds_file(options.files_dir, name)},
+                "resource_api_version": "V3",
+            },
+            "type_urls": [TYPE_PREFIX + FILTER_TYPE],
+        },
+    }
+
+
+def disabled_on_route() -> Json:
+    """``typed_per_filter_config`` value that turns the filter off on one route (httpsRedirect)."""
+    return typed(ROUTE_FILTER_CONFIG, disabled=True)
+
+
+def filter_config_json(table: str, listener: Json, seed: int | None) -> str:
+    """The module's ``filter_config`` JSON text (keys sorted: equal configs are equal bytes).
+
+    >>> text = filter_config_json("/d/ir-1.json", listener_context("meshroute-gateway-80", Options()), 7)
+    >>> json.loads(text) == {"table": "/d/ir-1.json", "seed": 7,
+    ...     "listener": {"gateway_port": 80, "source_namespace": None, "source_labels": {}}}
+    True
+    """
+    return json.dumps({"table": table, "listener": listener, "seed": seed}, sort_keys=True)
+
+
+def extension_config(name: str, module: str | os.PathLike[str], config_json: str) -> Json:
+    """The ``TypedExtensionConfig`` resource of ``ecds-<name>.yaml``."""
+    return typed(
+        "envoy.config.core.v3.TypedExtensionConfig",
+        name=name,
+        typed_config=typed(
+            FILTER_TYPE,
+            dynamic_module_config={"module": {"local": {"filename": os.fspath(module)}}},
+            filter_name=MODULE_FILTER_NAME,
+            filter_config=typed("google.protobuf.StringValue", value=config_json),
+        ),
+    )
+
+
+def filter_names(listeners: Iterable[Json]) -> list[str]:
+    """The ECDS names the listeners' HTTP filter chains reference, in first-use order."""
+    names: dict[str, None] = {}
+    for hcm in _connection_managers(listeners):
+        for entry in hcm.get("http_filters", []):
+            if "config_discovery" in entry:
+                names[entry["name"]] = None
+    return list(names)
+
+
+def _connection_managers(listeners: Iterable[Json]) -> Iterator[dict[str, Any]]:
+    for listener in listeners:
+        for chain in listener.get("filter_chains", []):
+            for network_filter in chain.get("filters", []):
+                if network_filter.get("name") == "envoy.filters.network.http_connection_manager":
+                    yield network_filter["typed_config"]

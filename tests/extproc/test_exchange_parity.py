@@ -1,0 +1,687 @@
+"""Parity: serve's Python answer (``Routing.respond``) and the core's ``RouteTable.exchange`` agree
+on every request, field by field.
+
+For each config (the e2e feature config, Bookinfo alone and with each Istio task file, the extproc
+test configs, and ``EXTRA`` below for weighted picks, partial faults and mirrors, several Gateways
+and Sidecars), requests are generated from the config itself (its domains, Gateway server hosts,
+URI matches, header matches, CORS origins) plus unknown hosts, IP literals, ports, mixed-case
+forged control headers, cookies, query parameters, OPTIONS preflights and non-UTF-8 values, on mesh
+and gateway listener contexts. Both answers are normalised to the same tuple (kind, outcome, status,
+set, append, remove, response set/append/remove, body, details, fault flags) and compared exactly.
+
+Random draws: serve seeds ``route()`` with ``seed + i`` and draws mirror percentages from its own
+``random.Random``; the core draws mirrors from the route's stream, after the weighted pick and the
+fault draws. To compare every request exactly, the Python side's mirror generator is replaced per
+request by :class:`MirrorStream`: the core's SplitMix64 stream for the request's seed, advanced by
+the number of draws ``route()`` took (read from the IR route the decision names). So weighted,
+fault and mirror draws all agree, and no request is left out of the exact comparison.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+
+from meshroute._core import ListenerContext
+from meshroute.extproc.answer import Answer
+from meshroute.extproc.context import Gateways, Listener, Routing
+from meshroute.extproc.policy import CONTROL_HEADERS
+from meshroute.extproc.request import request_fields
+from meshroute.mesh import Mesh, load
+
+from .conftest import DATA, TASKS
+from .test_answer import CONFIG as ANSWER_CONFIG
+from .test_cors import CONFIG as CORS_CONFIG
+from .test_mirror_passthrough import CONFIG as MIRROR_CONFIG
+
+FEATURES = Path(__file__).parents[1] / "e2e" / "features.yaml"
+SEED = 1000
+REQUESTS = 4000  # per config
+
+EXTRA = r"""
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: [echo.test]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints:
+  - {address: 127.0.0.1, labels: {version: v1}}
+  - {address: 127.0.0.2, labels: {version: v2}}
+  - {address: 127.0.0.3, labels: {version: v3}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: multi, namespace: default}
+spec:
+  hosts: [multi.test]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 8080, name: http-alt, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.4}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: echo, namespace: default}
+spec:
+  host: echo.test
+  trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {name: sid, ttl: 0s}}}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy: {loadBalancer: {consistentHash: {httpQueryParameterName: uid}}}
+  - name: v3
+    labels: {version: v3}
+    trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: X-Shard}}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*.edge.test", "./exact.test"]
+    tls: {httpsRedirect: true}
+  - port: {number: 8080, name: http-plain, protocol: HTTP}
+    hosts: [plain.test]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: second, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*"]
+  - port: {number: 9090, name: http-9090, protocol: HTTP}
+    hosts: ["*.test"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge, namespace: default}
+spec:
+  hosts: ["*.edge.test", exact.test, plain.test]
+  gateways: [edge]
+  http:
+  - match: [{uri: {prefix: /w}}]
+    fault:
+      delay: {fixedDelay: 0.2s, percentage: {value: 30}}
+      abort: {httpStatus: 503, percentage: {value: 10}}
+    mirrors:
+    - {destination: {host: multi.test}, percentage: {value: 25}}
+    - {destination: {host: echo.test, subset: v2}, percentage: {value: 75}}
+    route:
+    - {destination: {host: echo.test, subset: v1}, weight: 50}
+    - {destination: {host: echo.test, subset: v2}, weight: 30}
+    - {destination: {host: echo.test, subset: v3}, weight: 20}
+  - headers: {request: {set: {x-gw: "1"}}}
+    route: [{destination: {host: echo.test, subset: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: second, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [second]
+  http:
+  - timeout: 1s
+    retries: {attempts: 4, retryOn: "gateway-error,connect-failure,deadline-exceeded,504"}
+    route: [{destination: {host: echo.test, subset: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: [echo.test]
+  http:
+  - match: [{uri: {prefix: /w}}]
+    fault:
+      delay: {fixedDelay: 1s, percentage: {value: 50}}
+      abort: {grpcStatus: UNAVAILABLE, percentage: {value: 20}}
+    mirror: {host: multi.test}
+    mirrorPercentage: {value: 40}
+    route:
+    - {destination: {host: echo.test, subset: v1}, weight: 1}
+    - {destination: {host: echo.test, subset: v2}, weight: 1}
+    - {destination: {host: echo.test, subset: v3}, weight: 2}
+  - match: [{headers: {end-user: {exact: jason}}}]
+    headers:
+      request: {add: {x-added: "a"}, remove: [x-gone, X-Envoy-Retry-On]}
+      response: {add: {x-resp: "r"}}
+    route: [{destination: {host: echo.test, subset: v3}}]
+  - match: [{uri: {prefix: /mm}}]
+    mirrors:
+    - {destination: {host: multi.test}, percentage: {value: 33.3333}}
+    - {destination: {host: echo.test, subset: v2}, percentage: {value: 0.5}}
+    - {destination: {host: multi.test, port: {number: 8080}}}
+    - {destination: {host: echo.test, subset: v3}, percentage: {value: 99.5}}
+    - {destination: {host: echo.test, subset: v1}}
+    route: [{destination: {host: echo.test, subset: v1}}]
+  - match: [{uri: {regex: "/re/[0-9]+"}}]
+    rewrite: {uriRegexRewrite: {match: "^/re/(.*)$", rewrite: "/x/\\1"}}
+    route: [{destination: {host: echo.test, subset: v2}}]
+  - match: [{uri: {prefix: /cors}}]
+    corsPolicy:
+      allowOrigins: [{exact: "*"}]
+      allowMethods: ["*"]
+      allowHeaders: [x-a]
+      maxAge: 1s
+    mirror: {host: echo.test, subset: v3}
+    mirrorPercentage: {value: 50}
+    route:
+    - {destination: {host: echo.test, subset: v1}, weight: 60}
+    - {destination: {host: echo.test, subset: v2}, weight: 40}
+  - match: [{uri: {prefix: /redir}}]
+    redirect: {uri: /r2, port: 8443, scheme: https}
+    headers: {response: {set: {x-red: "1"}, add: {x-red2: "2"}}}
+  - route: [{destination: {host: echo.test, subset: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: locked, namespace: prod}
+spec:
+  workloadSelector: {labels: {app: client}}
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+"""
+
+
+# === The core's random stream, for serve's mirror draws ===
+
+_MASK = (1 << 64) - 1
+
+
+class SplitMix64:
+    """``meshroute_core::SplitMix64``."""
+
+    def __init__(self, seed: int) -> None:
+        self.state = seed & _MASK
+
+    def next_u64(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & _MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        return z ^ (z >> 31)
+
+
+class MirrorStream:
+    """Stands in for ``Routing.rng``: ``randrange(n)`` from the core's stream for this request's
+    seed, after the ``skip`` draws ``route()`` made."""
+
+    def __init__(self, seed: int, skip: int) -> None:
+        self.rng = SplitMix64(seed)
+        for _ in range(skip):
+            self.rng.next_u64()
+
+    def randrange(self, n: int) -> int:
+        return self.rng.next_u64() % n
+
+
+def test_splitmix_matches_the_core() -> None:
+    assert SplitMix64(0).next_u64() == 0xE220A8397B1DCDAF
+
+
+def route_draws(ir: dict[str, Any], decision: Any) -> int:
+    """How many draws ``route()`` took for ``decision`` (docs/ir.md "Decision": the weighted pick
+    with several destinations, then delay and abort when strictly between 0 and 100 %)."""
+    if decision.outcome not in ("route", "abort") or decision.virtual_service is None:
+        return 0
+    vs_ids = {f"{v['namespace']}/{v['name']}": i for i, v in enumerate(ir["virtual_services"])}
+    vs = vs_ids[decision.virtual_service]
+    counts = set()
+    for r in ir["routes"]:
+        if r["vs"] != vs or r["index"] != decision.route_index:
+            continue
+        dests = r["action"].get("route", {}).get("destinations", [])
+        fault = r.get("fault") or {}
+        n = int(len(dests) > 1)
+        for part in ("delay", "abort"):
+            pm = (fault.get(part) or {}).get("per_million", 0)
+            n += int(0 < pm < 1_000_000)
+        counts.add(n)
+    assert len(counts) == 1, f"ambiguous route {decision.virtual_service}[{decision.route_index}]"
+    return counts.pop()
+
+
+# === Normalised answers ===
+
+SEND = processing_mode_pb2.ProcessingMode.SEND
+Norm = tuple[Any, ...]
+
+
+def _split(options: Any) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    sets, appends = [], []
+    for opt in options:
+        assert not opt.header.value, "raw_value only"
+        (appends if opt.append.value else sets).append((opt.header.key, opt.header.raw_value))
+    return sets, appends
+
+
+def python_answer(answer: Answer, data: bytes) -> Norm:
+    msg = pb.ProcessingResponse.FromString(data)
+    if msg.WhichOneof("response") == "immediate_response":
+        imm = msg.immediate_response
+        sets, appends = _split(imm.headers.set_headers)
+        assert not imm.headers.remove_headers
+        assert answer.response is None
+        return ("reply", answer.outcome, imm.status.code, sets, appends, [], None, None, None,
+                imm.body, imm.details, False, False)  # fmt: skip
+    assert msg.WhichOneof("response") == "request_headers"
+    mut = msg.request_headers.response.header_mutation
+    sets, appends = _split(mut.set_headers)
+    assert (msg.mode_override.response_header_mode == SEND) == (answer.response is not None)
+    rs: Any = None
+    ra: Any = None
+    rr: Any = None
+    if answer.response is not None:
+        resp = pb.ProcessingResponse.FromString(answer.response).response_headers.response
+        rs, ra = _split(resp.header_mutation.set_headers)
+        rr = list(resp.header_mutation.remove_headers)
+    return ("forward", answer.outcome, None, sets, appends, list(mut.remove_headers), rs, ra, rr,
+            None, None, answer.delay, answer.abort)  # fmt: skip
+
+
+def serve_answer(t: tuple[Any, ...]) -> tuple[Answer, bytes]:
+    """What serve sends once ``Routing.respond`` answers from ``RouteTable.exchange``: the
+    request_headers reply and the :class:`Answer` the servicer reads (outcome, response phase,
+    fault flags). Checked against today's bytes below, request by request."""
+    kind, outcome, status, sets, appends, removes, rs, ra, rr, body, details, delay, abort = t
+    msg = pb.ProcessingResponse()
+    if kind == "reply":
+        imm = msg.immediate_response
+        imm.status.code = status
+        imm.details = details
+        imm.body = body
+        _put(imm.headers.set_headers, sets, appends)
+        data: bytes = msg.SerializeToString()
+        return Answer(outcome, data, None, None, False, False), data
+    mut = msg.request_headers.response.header_mutation
+    mut.SetInParent()  # even empty: Envoy clears the route cache only with a mutation
+    _put(mut.set_headers, sets, appends)
+    mut.remove_headers.extend(removes)
+    response = None
+    if rs is not None:
+        msg.mode_override.response_header_mode = SEND
+        reply = pb.ProcessingResponse()
+        rmut = reply.response_headers.response.header_mutation
+        _put(rmut.set_headers, rs, ra)
+        rmut.remove_headers.extend(rr)
+        response = reply.SerializeToString()
+    data = msg.SerializeToString()
+    return Answer(outcome, data, response, None, delay, abort), data
+
+
+def _put(target: Any, sets: list[tuple[str, bytes]], appends: list[tuple[str, bytes]]) -> None:
+    for key, value in sets:
+        opt = target.add()
+        opt.header.key = key
+        opt.header.raw_value = value
+    for key, value in appends:
+        opt = target.add()
+        opt.header.key = key
+        opt.header.raw_value = value
+        opt.append.value = True
+
+
+# === Request generation, from the config ===
+
+
+@dataclass(frozen=True)
+class Case:
+    listener: Listener
+    context: ListenerContext
+    headers: tuple[tuple[str, bytes], ...]
+
+
+def _concrete(pattern: str, rnd: random.Random) -> str:
+    if pattern == "*":
+        return rnd.choice(["anything.example", "a.test", "x"])
+    if pattern.startswith("*"):
+        return rnd.choice(["a", "b.c", "x-1"]) + pattern[1:]
+    return pattern
+
+
+def _mixed_case(name: str, rnd: random.Random) -> str:
+    return "".join(c.upper() if rnd.random() < 0.5 else c for c in name)
+
+
+class Generator:
+    """Requests drawn from what the config's IR mentions, plus the usual suspects."""
+
+    def __init__(self, ir: dict[str, Any], rnd: random.Random) -> None:
+        self.rnd = rnd
+        domains = {d for v in ir["views"] for vh in v["vhosts"] for d in vh["domains"]}
+        domains |= {h for _, hosts, _ in ir["gateway_servers"] for h in hosts}
+        self.patterns = sorted(domains)
+        self.ports = sorted({p for p, _, _ in ir["gateway_servers"]} | {80, 443, 8080, 9080})
+        uris: set[str] = {"/", "/x", "/re/12", "/productpage", "/reviews/0"}
+        headers: set[tuple[str, str]] = {("end-user", "jason"), ("end-user", "mike")}
+        origins: set[str] = {"https://a.example", "https://evil.example", "http://x"}
+        for r in ir["routes"]:
+            for m in r["matches"]:
+                uri = m.get("uri") or {}
+                for kind in ("exact", "prefix"):
+                    if kind in uri:
+                        uris.add(uri[kind])
+                for h in m.get("headers", []) + m.get("without_headers", []):
+                    match = h["match"]
+                    headers.add((h["name"], str(match.get("exact", match.get("prefix", "v")))))
+            for o in ((r.get("extra") or {}).get("cors") or {}).get("allow_origins", []):
+                for kind in ("exact", "prefix"):
+                    if kind in o:
+                        origins.add(o[kind] + ("" if kind == "exact" else "app.example"))
+        self.uris = sorted(uris)
+        self.header_matches = sorted(headers)
+        self.origins = sorted(origins)
+        mesh = ir["mesh"]["namespaces"]
+        self.namespaces = [*sorted(mesh), "elsewhere"]
+        self.labels = [dict(s["labels"]) for ns in mesh.values() for s in ns["sidecars"]] + [{}]
+        # Each view with the listener that reaches it, to aim requests at routes that exist.
+        self.views: list[tuple[Listener, ListenerContext, dict[str, Any]]] = []
+        for ns, nv in mesh.items():
+            default = ir["views"][nv["default_view"]]
+            self.views.append((Listener("mesh", None, ns, {}), ListenerContext(None, ns), default))
+            for sc in nv["sidecars"]:
+                labels = dict(sc["labels"])
+                ctx = ListenerContext(None, ns, sorted(labels.items()))
+                self.views.append((Listener("mesh", None, ns, labels), ctx, ir["views"][sc["view"]]))
+        for ports in ir["gateway_views"].values():
+            for port, view in ports.items():
+                gateway = Listener("gateway", int(port))
+                self.views.append((gateway, ListenerContext(int(port)), ir["views"][view]))
+        self.routes = ir["routes"]
+
+    def listener(self) -> tuple[Listener, ListenerContext]:
+        rnd = self.rnd
+        roll = rnd.random()
+        if roll < 0.35:
+            port = rnd.choice([*self.ports, 7])
+            return Listener("gateway", port), ListenerContext(port)
+        if roll < 0.5:
+            ns = rnd.choice(self.namespaces)
+            labels = rnd.choice(self.labels)
+            return Listener("mesh", None, ns, labels), ListenerContext(None, ns, sorted(labels.items()))
+        return Listener("mesh"), ListenerContext()
+
+    def authority(self) -> str:
+        rnd = self.rnd
+        host = rnd.choice(
+            [_concrete(rnd.choice(self.patterns), rnd) for _ in range(3)]
+            + ["unknown.example", "127.0.0.1", "[::1]", "10.1.2.3", "ÉCHO.test", ""]
+        )
+        if rnd.random() < 0.3:
+            host = host.upper()
+        roll = rnd.random()
+        if roll < 0.4:
+            return host
+        if roll < 0.95:
+            return f"{host}:{rnd.choice(self.ports)}"
+        return f"{host}:{rnd.choice(['', '0080', '+80', 'x'])}"
+
+    def path(self) -> str:
+        rnd = self.rnd
+        path = rnd.choice(self.uris) + rnd.choice(["", "", "/1", "x", "/a/b"])
+        if rnd.random() < 0.3:
+            path += "?" + "&".join(rnd.sample(["uid=7", "u=1", "uid", "x=1", "uid=", "a=b=c"], 2))
+        return path
+
+    def aimed(self) -> tuple[Listener, ListenerContext, str, str, list[tuple[str, bytes]]]:
+        """A request aimed at one route of one view: a domain of its vhost, a URI of its matches,
+        the headers its match asks for."""
+        rnd = self.rnd
+        listener, context, view = rnd.choice(self.views)
+        vhosts = [vh for vh in view["vhosts"] if vh["routes"]] or view["vhosts"]
+        if not vhosts:
+            return listener, context, self.authority(), self.path(), []
+        vh = rnd.choice(vhosts)
+        authority = _concrete(rnd.choice(vh["domains"]), rnd)
+        if rnd.random() < 0.3:
+            authority += f":{rnd.choice(self.ports)}"
+        path, headers = self.path(), []
+        if vh["routes"]:
+            route = self.routes[rnd.choice(vh["routes"])]
+            if route["matches"]:
+                m = rnd.choice(route["matches"])
+                uri = m.get("uri") or {}
+                path = uri.get("exact") or (uri.get("prefix", "") + rnd.choice(["", "x", "/1"])) or path
+                for h in m.get("headers", []):
+                    value = h["match"].get("exact", h["match"].get("prefix", "v"))
+                    headers.append((h["name"], str(value).encode()))
+        return listener, context, authority, path, headers
+
+    def case(self) -> Case:
+        rnd = self.rnd
+        if rnd.random() < 0.5:
+            listener, context, authority, path, extra = self.aimed()
+        else:
+            listener, context = self.listener()
+            authority, path, extra = self.authority(), self.path(), []
+        method = rnd.choice(["GET", "GET", "POST", "OPTIONS", "OPTIONS", "get"])
+        hs: list[tuple[str, bytes]] = [
+            *extra,
+            (":authority", authority.encode()),
+            (":path", path.encode()),
+            (":method", method.encode()),
+            (":scheme", rnd.choice([b"http", b"http", b"https", b"HTTPS"])),
+        ]
+        if rnd.random() < 0.05:  # a repeated pseudo-header: the last one counts
+            hs.append((":authority", self.authority().encode()))
+        for _ in range(rnd.randint(0, 6)):
+            hs.append(self.header())
+        if rnd.random() < 0.15:  # a CORS preflight (allowed origin or not)
+            hs.append((":method", b"OPTIONS"))
+            hs.append(("origin", rnd.choice(self.origins).encode()))
+            hs.append(("access-control-request-method", rnd.choice([b"GET", b"PUT"])))
+        rnd.shuffle(hs)
+        return Case(listener, context, tuple(hs))
+
+    def header(self) -> tuple[str, bytes]:
+        rnd = self.rnd
+        roll = rnd.random()
+        if roll < 0.25:
+            name, value = rnd.choice(self.header_matches)
+            return name, value.encode()
+        if roll < 0.4:  # a forged control header
+            return _mixed_case(rnd.choice(CONTROL_HEADERS), rnd), b"forged"
+        if roll < 0.55:
+            return rnd.choice(["origin", "Origin"]), rnd.choice([*self.origins, ""]).encode()
+        if roll < 0.65:
+            return "access-control-request-method", rnd.choice([b"GET", b"PUT", b""])
+        if roll < 0.7:
+            return "access-control-request-headers", b"x-a,x-b"
+        if roll < 0.8:
+            return rnd.choice(["cookie", "Cookie"]), rnd.choice(
+                [b"sid=abc", b"a=1; sid=xyz", b"session=s1", b" sid = q ", b"\x1csid=1", b"sid"]
+            )
+        if roll < 0.9:
+            name = rnd.choice(["x-user", "X-Shard", "x-shard", "x-gone", "x-token"])
+            return name, rnd.choice([b"u1", b"caf\xe9", b"\xff\xfe", "é".encode()])
+        return "end-user", rnd.choice([b"jason", b"\xe9"])
+
+
+# === The comparison ===
+
+
+def _configs() -> Iterator[tuple[str, list[str | Path]]]:
+    yield "features", ["features.yaml"]
+    yield "bookinfo", [DATA / "bookinfo"]
+    for task in sorted(TASKS.glob("*.yaml")):
+        yield f"bookinfo+{task.stem}", [DATA / "bookinfo", task]
+    yield "answer", [DATA / "bookinfo" / "platform", "answer.yaml"]
+    yield "cors", [DATA / "bookinfo" / "platform", "cors.yaml"]
+    yield "mirror", ["mirror.yaml"]
+    yield "extra", ["extra.yaml"]
+
+
+CONFIGS = dict(_configs())
+COMPARED: dict[str, int] = {}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("parity")
+    features = FEATURES.read_text()
+    fill = {"${V1_PORT}": "18081", "${V2_PORT}": "18082", "${CERT}": "/c.pem", "${KEY}": "/k.pem"}
+    for key, value in fill.items():
+        features = features.replace(key, value)
+    files = {
+        "features.yaml": features,
+        "answer.yaml": ANSWER_CONFIG,
+        "cors.yaml": CORS_CONFIG,
+        "mirror.yaml": MIRROR_CONFIG,
+        "extra.yaml": EXTRA,
+    }
+    for name, text in files.items():
+        (d / name).write_text(text)
+    return d
+
+
+def _load(written: Path, parts: list[str | Path]) -> Mesh:
+    return load(*(p if isinstance(p, Path) else written / p for p in parts))
+
+
+OUTCOMES = ("route", "abort", "redirect", "direct_response", "no_route", "no_cluster", "cors_preflight")
+# Request headers whose presence in an answer shows a feature was exercised.
+TRACKED = (
+    "x-meshroute-hash",
+    "x-envoy-original-dst-host",
+    ":path",
+    ":authority",
+    "x-envoy-fault-delay-request",
+    "x-envoy-max-retries",
+    "x-envoy-retry-grpc-on",
+)
+
+
+def features(answer: Norm) -> Iterator[str]:
+    """What an answer exercised, for the coverage checks."""
+    yield f"outcome:{answer[1]}"
+    if answer[0] != "forward":
+        return
+    names = {k for k, _ in answer[3]}
+    yield from (f"set:{name}" for name in TRACKED if name in names)
+    if any(k.startswith("x-meshroute-mirror-") for k in names):
+        yield "mirror fired"
+    if answer[4]:
+        yield "append"
+    if answer[6] is not None:
+        yield "response phase"
+        if any(k == "access-control-allow-origin" for k, _ in answer[6]):
+            yield "cors response"
+
+
+def compare(mesh: Mesh, cases: list[Case]) -> tuple[int, dict[str, int]]:
+    """Both answers for every case; returns (compared, what they exercised)."""
+    ir = mesh.analysis.ir
+    assert ir is not None
+    routing = Routing(mesh, seed=SEED)
+    real_route = routing.route
+    seeds: list[int] = []
+
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        d = real_route(*args, **kwargs)
+        seeds.append(kwargs["seed"])
+        routing.rng = MirrorStream(kwargs["seed"], route_draws(ir, d))  # type: ignore[assignment]
+        return d
+
+    routing.route = traced  # type: ignore[method-assign]
+    outcomes: dict[str, int] = {}
+    for i, case in enumerate(cases):
+        msg = pb.HttpHeaders()
+        for key, raw in case.headers:
+            msg.headers.headers.add(key=key, raw_value=raw)
+        seeds.clear()
+        answer, data = routing.respond(request_fields(msg), case.listener)
+        expected = python_answer(answer, data)
+        seed = seeds[0] if seeds else 0
+        t = mesh.table.exchange(case.context, list(case.headers), seed)
+        got = tuple(t)
+        assert got == expected, f"request {i}: {case}\n python: {expected}\n rust:   {got}"
+        assert python_answer(*serve_answer(t)) == expected, f"request {i}: serve_answer"
+        for feature in features(got):
+            outcomes[feature] = outcomes.get(feature, 0) + 1
+    return len(cases), outcomes
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_ir_gateway_servers_are_serves(name: str, written: Path) -> None:
+    """The IR's ``gateway_servers`` (what the core selects a Gateway with) is the server list serve
+    selects with, in the same order."""
+    mesh = _load(written, CONFIGS[name])
+    assert mesh.analysis.ir is not None
+    ir_servers = [(port, tuple(hosts), ref) for port, hosts, ref in mesh.analysis.ir["gateway_servers"]]
+    assert ir_servers == list(Gateways.from_resources(mesh.analysis.resources).servers)
+    if name == "extra":
+        assert ir_servers == [
+            (8080, ("*.edge.test", "exact.test"), "default/edge"),
+            (8080, ("plain.test",), "default/edge"),
+            (8080, ("*",), "default/second"),
+            (9090, ("*.test",), "default/second"),
+        ]
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_exchange_matches_serve(name: str, written: Path) -> None:
+    mesh = _load(written, CONFIGS[name])
+    gen = Generator(mesh.analysis.ir or {}, random.Random(name))
+    cases = [gen.case() for _ in range(REQUESTS)]
+    n, seen = compare(mesh, cases)
+    COMPARED[name] = n
+    # The generator reaches more than the happy path.
+    assert seen.get("outcome:route", 0) > n // 10, seen
+    assert seen.get("outcome:no_route", 0) > 0, seen
+
+
+COVERAGE = [
+    *(f"outcome:{o}" for o in OUTCOMES),
+    *(f"set:{h}" for h in TRACKED),
+    "mirror fired",
+    "append",
+    "response phase",
+    "cors response",
+]
+
+
+def test_the_comparison_covers_every_answer_part(written: Path) -> None:
+    """Across the feature, CORS and extra configs, the compared requests reach every outcome and
+    every per-request part (hash key, mirrors, passthrough, CORS both ways, faults)."""
+    seen: dict[str, int] = {}
+    for name in ("features", "cors", "extra"):
+        mesh = _load(written, CONFIGS[name])
+        gen = Generator(mesh.analysis.ir or {}, random.Random(name))
+        for feature, count in compare(mesh, [gen.case() for _ in range(REQUESTS)])[1].items():
+            seen[feature] = seen.get(feature, 0) + count
+    missing = [f for f in COVERAGE if not seen.get(f)]
+    assert not missing, (missing, seen)
+
+
+# === Where the two are not compared: authorities serve cannot route ===
+
+
+def test_port_beyond_u16_matches_no_domain(written: Path) -> None:
+    """``echo.test:99999``: serve's mesh path fails the stream (the port does not fit the core's u16
+    argument); the core keeps the port in the host, which then matches no domain — the same
+    answer as any unknown host."""
+    mesh = _load(written, CONFIGS["features"])
+    routing = Routing(mesh, seed=SEED)
+    msg = pb.HttpHeaders()
+    msg.headers.headers.add(key=":authority", raw_value=b"echo.test:99999")
+    with pytest.raises(OverflowError):
+        routing.respond(request_fields(msg), Listener("mesh"))
+    out_of_range = mesh.table.exchange(ListenerContext(), [(":authority", "echo.test:99999")], 1)
+    unknown = mesh.table.exchange(ListenerContext(), [(":authority", "unknown.example")], 1)
+    assert out_of_range[:2] == ("forward", "route")
+    assert out_of_range == unknown
+    gateway = mesh.table.exchange(ListenerContext(8081), [(":authority", "app.gw.test:99999")], 1)
+    assert gateway[:3] == ("reply", "no_route", 404)

@@ -291,6 +291,7 @@ def test_sdist_carries_what_its_wheel_builds(tmp_path: Path) -> None:
         "build_backend/meshroute_build.py",
         "rust/meshroute-envoy/Cargo.toml",
         "rust/meshroute-envoy/src/lib.rs",
+        "rust/meshroute-extproc/src/lib.rs",
         "rust/meshroute-py/src/lib.rs",
     ):
         assert needed in names

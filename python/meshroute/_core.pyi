@@ -4,6 +4,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any, final
 
 __all__ = [
+    "BLACKHOLE_CLUSTER",
+    "CLUSTER_HEADER",
+    "CONTROL_HEADERS",
+    "HASH_HEADER",
+    "MAX_MIRRORS",
+    "MIRROR_HEADERS",
+    "ORIGINAL_DST_HEADER",
+    "PASSTHROUGH_CLUSTER",
     "CompileError",
     "Decision",
     "ListenerContext",
@@ -14,6 +22,15 @@ __all__ = [
 ]
 
 __version__: str
+# The names both engines and envoy-config share (docs/envoy.md "Control headers").
+CLUSTER_HEADER: str
+HASH_HEADER: str
+ORIGINAL_DST_HEADER: str
+MAX_MIRRORS: int
+MIRROR_HEADERS: tuple[str, ...]
+CONTROL_HEADERS: tuple[str, ...]
+PASSTHROUGH_CLUSTER: str
+BLACKHOLE_CLUSTER: str
 
 class CompileError(ValueError):
     """The route-table IR could not be compiled."""
@@ -91,6 +108,11 @@ _Exchange = tuple[
     bool,
 ]
 
+# (outcome, request_headers answer, response_headers answer (None: the stream ends after one
+#  round trip), fault_delay, fault_abort); the answers are serialized
+#  envoy.service.ext_proc.v3.ProcessingResponse messages.
+_ExtprocAnswer = tuple[str, bytes, bytes | None, bool, bool]
+
 @final
 class ListenerContext:
     """The Envoy listener a request arrived on: ``gateway_port`` for a gateway listener, else the
@@ -108,6 +130,7 @@ class ListenerContext:
     def source_namespace(self) -> str | None: ...
     @property
     def source_labels(self) -> list[tuple[str, str]]: ...
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class RouteTable:
@@ -149,6 +172,13 @@ class RouteTable:
         seed: int | None = None,
     ) -> _Exchange:
         """The whole answer an Envoy filter applies to one request (docs/envoy.md)."""
+    def extproc_answer(
+        self,
+        listener: ListenerContext,
+        headers: Iterable[tuple[bytes | str, bytes | str]],
+        seed: int | None = None,
+    ) -> _ExtprocAnswer:
+        """``exchange`` as ``meshroute serve`` writes it on the ext_proc stream."""
     def explain(
         self,
         host: str,

@@ -32,8 +32,8 @@ from typing import Any, Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "meshroute_"
-# Outcomes of an answered request_headers: the core's Decision outcomes, plus serve's own CORS
-# preflight reply (meshroute.extproc.answer.CORS_PREFLIGHT).
+# Outcomes of an answered request_headers: the core's Decision outcomes, plus the CORS preflight
+# reply the core's exchange answers itself (RouteTable.extproc_answer's outcome ``cors_preflight``).
 OUTCOMES = ("route", "abort", "redirect", "direct_response", "no_route", "no_cluster", "cors_preflight")
 # Per-stream handling time: 10 µs .. 1 s (a stream costs ~0.3-0.5 ms of serve's CPU).
 STREAM_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25,
@@ -70,7 +70,7 @@ DECLARED: tuple[Declared, ...] = (
         "decisions",
         "counter",
         "request_headers answered, by outcome (route, abort, redirect, direct_response, no_route: 404, "
-        "no_cluster: 503, cors_preflight)",
+        "no_cluster: 503 or 502, cors_preflight)",
         "outcome",
         OUTCOMES,
         "decisions_{}",

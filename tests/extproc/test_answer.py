@@ -1,18 +1,19 @@
-"""Decision -> ProcessingResponse answers: each outcome, control headers, retries, the hash key, caching."""
+"""The answers serve writes (``Routing.respond``, the core's exchange serialized by
+``meshroute_extproc``): each outcome, control headers, retries, rewrites, header ops, the hash key."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
-from meshroute.extproc import CLUSTER_HEADER, HASH_HEADER
-from meshroute.extproc.answer import AnswerCache, build_answer, empty_answer
-from meshroute.extproc.context import MESH_LISTENER, Listener, Routing
-from meshroute.extproc.policy import CONTROL_HEADERS, retry_headers
-from meshroute.extproc.request import request_fields
+from meshroute._core import ListenerContext, RouteTable
+from meshroute.extproc import CLUSTER_HEADER, CONTROL_HEADERS, HASH_HEADER
+from meshroute.extproc.context import MESH_LISTENER, Routing
+from meshroute.extproc.servicer import empty_answer, header_pairs
 from meshroute.mesh import Mesh, bookinfo_path, load
 
 from .conftest import headers_request, mutation
@@ -101,10 +102,20 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Mesh:
 def answer(
     mesh: Mesh, path: str, headers: Any = (), authority: str = "reviews:9080"
 ) -> pb.ProcessingResponse:
-    routing = Routing(mesh, seed=1)
-    fields = request_fields(headers_request(authority, path, headers=headers).request_headers)
-    _, data = routing.respond(fields, MESH_LISTENER)  # with the per-request tail
-    return pb.ProcessingResponse.FromString(data)
+    return pb.ProcessingResponse.FromString(respond(Routing(mesh, seed=1), path, headers, authority)[1])
+
+
+def respond(
+    routing: Routing,
+    path: str,
+    headers: Any = (),
+    authority: str = "reviews:9080",
+    listener: ListenerContext = MESH_LISTENER,
+) -> tuple[str, bytes, bytes | None, bool, bool]:
+    """What the servicer gets for one request_headers message."""
+    return routing.respond(
+        header_pairs(headers_request(authority, path, headers=headers).request_headers), listener
+    )
 
 
 def only(sets: dict[str, list[tuple[str, bool]]], name: str) -> str:
@@ -158,10 +169,10 @@ def test_direct_response(mesh: Mesh) -> None:
 
 def test_no_route() -> None:
     routing = Routing(load(bookinfo_path()))
-    fields = request_fields(headers_request("reviews", "/").request_headers)
-    ans = routing.decide(fields, Listener("gateway", 8080))  # the gateway VS only has productpage paths
-    imm = pb.ProcessingResponse.FromString(ans.request).immediate_response
-    assert (ans.outcome, imm.status.code, imm.details) == ("no_route", 404, "route_not_found")
+    # the gateway VS only has productpage paths
+    outcome, data, response, _, _ = respond(routing, "/", authority="reviews", listener=ListenerContext(8080))
+    imm = pb.ProcessingResponse.FromString(data).immediate_response
+    assert (outcome, imm.status.code, imm.details, response) == ("no_route", 404, "route_not_found", None)
 
 
 def test_unknown_mesh_host_passes_through(mesh: Mesh) -> None:
@@ -172,6 +183,24 @@ def test_unknown_mesh_host_passes_through(mesh: Mesh) -> None:
 def test_no_cluster(mesh: Mesh) -> None:
     imm = answer(mesh, "/nowhere").immediate_response
     assert (imm.status.code, imm.details) == (503, "cluster_not_found")
+
+
+REGISTRY_ONLY = """
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: default}
+spec:
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+"""
+
+
+def test_registry_only_unknown_host_is_the_cores_502(tmp_path: Path) -> None:
+    (tmp_path / "sidecar.yaml").write_text(REGISTRY_ONLY)
+    routing = Routing(load(Path(bookinfo_path()) / "platform", tmp_path))
+    outcome, data, response, _, _ = respond(routing, "/", authority="unknown.example.org")
+    imm = pb.ProcessingResponse.FromString(data).immediate_response
+    assert (outcome, imm.status.code, imm.details, response) == ("no_cluster", 502, "cluster_not_found", None)
+    assert routing.mesh.route("unknown.example.org").status == 502  # the decision's own status
 
 
 # === control headers ===
@@ -225,6 +254,15 @@ def test_attempts_zero_removes_every_retry_header(mesh: Mesh) -> None:
         assert name in removes
 
 
+RETRY_HEADERS = (
+    "x-envoy-max-retries",
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+)
+
+
 @pytest.mark.parametrize(
     ("retry_on", "expected"),
     [
@@ -236,9 +274,21 @@ def test_attempts_zero_removes_every_retry_header(mesh: Mesh) -> None:
         (" reset , 5xx ,reset", {"x-envoy-retry-on": "reset,5xx"}),
     ],
 )  # fmt: skip
-def test_retry_on_split(retry_on: str, expected: dict[str, str]) -> None:
-    out = retry_headers({"attempts": 1, "retry_on": retry_on})
-    assert out == {"x-envoy-max-retries": "1", **expected}
+def test_retry_on_split(mesh: Mesh, retry_on: str, expected: dict[str, str]) -> None:
+    # The IR's retries exactly as given (some of these retryOn spellings never pass validation).
+    ir = json.loads(json.dumps(mesh.analysis.ir))
+    [route] = [
+        r for r in ir["routes"] if r["matches"] and r["matches"][0].get("uri") == {"prefix": "/noretry"}
+    ]
+    route["extra"]["retries"] = {"attempts": 1, "retry_on": retry_on}
+    table = RouteTable.from_json(json.dumps(ir))
+    pairs = header_pairs(headers_request(path="/noretry").request_headers)
+    sets, removes = mutation(
+        pb.ProcessingResponse.FromString(table.extproc_answer(MESH_LISTENER, pairs, 1)[1])
+    )
+    got = {name: only(sets, name) for name in RETRY_HEADERS if name in sets}
+    assert got == {"x-envoy-max-retries": "1", **expected}
+    assert set(RETRY_HEADERS) - set(got) <= set(removes)  # every other retry header removed
 
 
 def test_rewrite_and_request_header_ops(mesh: Mesh) -> None:
@@ -251,17 +301,21 @@ def test_rewrite_and_request_header_ops(mesh: Mesh) -> None:
 
 
 def test_response_header_ops_ask_for_the_response_phase(mesh: Mesh) -> None:
-    routing = Routing(mesh)
-    ans = routing.decide(request_fields(headers_request(path="/rewrite").request_headers), MESH_LISTENER)
-    first = pb.ProcessingResponse.FromString(ans.request)
+    _, data, response, _, _ = respond(Routing(mesh), "/rewrite")
+    first = pb.ProcessingResponse.FromString(data)
     assert first.mode_override.response_header_mode == 1  # SEND
-    assert ans.response is not None
-    mut = pb.ProcessingResponse.FromString(ans.response).response_headers.response.header_mutation
+    assert response is not None
+    mut = pb.ProcessingResponse.FromString(response).response_headers.response.header_mutation
     assert [(o.header.key, o.header.raw_value, o.append.value) for o in mut.set_headers] == [
         ("x-ra", b"1", False),
         ("x-rb", b"2", True),
     ]
     assert list(mut.remove_headers) == ["x-rc"]
+
+
+def test_no_response_ops_no_response_phase(mesh: Mesh) -> None:
+    _, data, response, _, _ = respond(Routing(mesh), "/")
+    assert response is None and not pb.ProcessingResponse.FromString(data).HasField("mode_override")
 
 
 # === consistent hash key ===
@@ -286,7 +340,15 @@ def test_hash_key(mesh: Mesh, path: str, headers: list[tuple[str, str]], expecte
         assert HASH_HEADER in removes and HASH_HEADER not in sets
     else:
         assert only(sets, HASH_HEADER) == expected
-    assert CLUSTER_HEADER in sets  # the appended tail merged with, not replaced, the cached answer
+    assert CLUSTER_HEADER in sets  # the hash key comes with, not instead of, the other headers
+
+
+def test_hash_key_of_a_non_utf8_value_is_read_as_latin1(mesh: Mesh) -> None:
+    msg = headers_request(path="/rewrite").request_headers
+    msg.headers.headers.add(key="x-user", raw_value=b"caf\xe9")
+    data = Routing(mesh).respond(header_pairs(msg), MESH_LISTENER)[1]
+    sets, _ = mutation(pb.ProcessingResponse.FromString(data))
+    assert only(sets, HASH_HEADER) == "café"
 
 
 def test_source_ip_hash_leaves_the_key_to_envoy(mesh: Mesh) -> None:
@@ -294,23 +356,14 @@ def test_source_ip_hash_leaves_the_key_to_envoy(mesh: Mesh) -> None:
     assert HASH_HEADER in removes
 
 
-# === caching and misc ===
-
-
-def test_answer_cache_is_keyed_by_decision_json_and_bounded(mesh: Mesh) -> None:
-    cache = AnswerCache(limit=2)
-    d1, d2, d3 = (mesh.route("reviews", p) for p in ("/", "/delay", "/abort"))
-    a1 = cache.get(d1.to_json(), d1.to_dict)
-    assert cache.get(d1.to_json(), d1.to_dict) is a1
-    cache.get(d2.to_json(), d2.to_dict)
-    cache.get(d3.to_json(), d3.to_dict)
-    assert len(cache) <= 2
+# === fault flags and misc ===
 
 
 def test_fault_flags(mesh: Mesh) -> None:
-    d = mesh.route("reviews", "/abort", seed=1).to_dict()
-    a = build_answer(d)
-    assert (a.outcome, a.delay, a.abort) == ("abort", True, True)
+    outcome, _, _, delay, abort = respond(Routing(mesh, seed=1), "/abort")
+    assert (outcome, delay, abort) == ("abort", True, True)
+    assert respond(Routing(mesh, seed=1), "/delay")[2:] == (None, True, False)
+    assert respond(Routing(mesh, seed=1), "/")[2:] == (None, False, False)
 
 
 @pytest.mark.parametrize("kind", ["request_body", "request_trailers", "response_headers", "response_body"])

@@ -3,17 +3,17 @@ matching (Envoy's CORS filter as Istio configures it; the behaviour is measured 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
+from meshroute._core import RouteTable
 from meshroute.extproc import CLUSTER_HEADER
-from meshroute.extproc.answer import CORS_PREFLIGHT, build_answer
 from meshroute.extproc.context import MESH_LISTENER, Routing
-from meshroute.extproc.cors import policy_of
-from meshroute.extproc.request import request_fields
+from meshroute.extproc.servicer import header_pairs
 from meshroute.mesh import Mesh, load
 
 from .conftest import DATA, headers_request, mutation
@@ -87,13 +87,21 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Mesh:
 
 
 def respond(
-    mesh: Mesh, path: str, headers: Any = (), method: str = "GET"
+    mesh: Mesh | RouteTable, path: str, headers: Any = (), method: str = "GET"
 ) -> tuple[pb.ProcessingResponse, pb.ProcessingResponse | None]:
     """(request_headers reply, response_headers reply or None when the stream ends after one)."""
-    fields = request_fields(headers_request("ratings", path, method, headers).request_headers)
-    answer, data = Routing(mesh, seed=1).respond(fields, MESH_LISTENER)
-    response = None if answer.response is None else pb.ProcessingResponse.FromString(answer.response)
-    return pb.ProcessingResponse.FromString(data), response
+    pairs = header_pairs(headers_request("ratings", path, method, headers).request_headers)
+    if isinstance(mesh, RouteTable):
+        _, data, response, _, _ = mesh.extproc_answer(MESH_LISTENER, pairs, 1)
+    else:
+        _, data, response, _, _ = Routing(mesh, seed=1).respond(pairs, MESH_LISTENER)
+    decoded = None if response is None else pb.ProcessingResponse.FromString(response)
+    return pb.ProcessingResponse.FromString(data), decoded
+
+
+def outcome(mesh: Mesh, path: str, headers: Any = (), method: str = "GET") -> str:
+    pairs = header_pairs(headers_request("ratings", path, method, headers).request_headers)
+    return Routing(mesh, seed=1).respond(pairs, MESH_LISTENER)[0]
 
 
 def imm_headers(resp: pb.ProcessingResponse) -> list[tuple[str, str]]:
@@ -129,6 +137,7 @@ def test_allowed_preflight_is_answered_locally_with_every_cors_header(mesh: Mesh
         ("access-control-expose-headers", "x-b"),
     ]
     assert not req.HasField("mode_override")
+    assert outcome(mesh, "/x", PREFLIGHT, "OPTIONS") == "cors_preflight"  # what serve counts
 
 
 def test_disallowed_preflight_is_forwarded_by_default(mesh: Mesh) -> None:
@@ -255,36 +264,44 @@ def test_origin_matching(mesh: Mesh, origin: str, allowed: bool) -> None:
     assert (response is not None) is allowed
 
 
-def test_a_matcher_matching_star_allows_every_origin() -> None:
+def with_origins(mesh: Mesh, origins: list[dict[str, str]]) -> RouteTable:
+    """The table with the catch-all route's ``allowOrigins`` replaced in the IR (some of these
+    matchers never pass validation)."""
+    ir = json.loads(json.dumps(mesh.analysis.ir))
+    [route] = [r for r in ir["routes"] if not r["matches"] and (r.get("extra") or {}).get("cors")]
+    route["extra"]["cors"]["allow_origins"] = origins
+    return RouteTable.from_json(json.dumps(ir))
+
+
+def allowed(table: RouteTable, origin: str) -> bool:
+    _, response = respond(table, "/x", [("origin", origin)])
+    return response is not None and ("access-control-allow-origin", origin) in resp_headers(response)
+
+
+def test_a_matcher_matching_star_allows_every_origin(mesh: Mesh) -> None:
     # Envoy's isOriginAllowed: a matcher that matches "*" allows any origin
     for matcher in ({"exact": "*"}, {"prefix": ""}, {"regex": ".*"}, {"regex": "[*]"}):
-        policy = policy_of({"allow_origins": [matcher]})
-        assert policy is not None and policy.allow_all, matcher
-        assert policy.allows("https://whatever.example")
-    policy = policy_of({"allow_origins": [{"regex": "https://.*"}]})
-    assert policy is not None and not policy.allow_all
-    assert policy_of(None) is None
-    no_origins = policy_of({"allow_origins": []})
-    assert no_origins is not None and not no_origins.allows("https://a")
-
-
-def test_policy_is_built_once_per_distinct_policy(mesh: Mesh) -> None:
-    d = mesh.route("ratings", "/x").to_dict()
-    assert build_answer(d).cors is build_answer(dict(d, cluster="other")).cors
+        table = with_origins(mesh, [matcher])
+        for origin in ("https://whatever.example", "null", "x"):
+            assert allowed(table, origin), (matcher, origin)
+    table = with_origins(mesh, [{"regex": "https://.*"}])  # does not match "*": only what it matches
+    assert allowed(table, "https://whatever.example")
+    assert not allowed(table, "http://whatever.example")
+    no_origins = with_origins(mesh, [])
+    assert not allowed(no_origins, "https://a")
 
 
 # === no CORS: unchanged ===
 
 
 def test_routes_without_cors_are_unchanged(mesh: Mesh) -> None:
-    d = mesh.route("ratings", "/plain").to_dict()
-    assert d["cors"] is None
-    answer = build_answer(d)
-    assert answer.cors is None and not answer.per_request
+    assert mesh.route("ratings", "/plain").to_dict()["cors"] is None
+    plain, none = respond(mesh, "/plain")
+    assert none is None and not plain.HasField("mode_override")
     for method, headers in (("GET", [("origin", ALLOWED)]), ("OPTIONS", PREFLIGHT)):
-        fields = request_fields(headers_request("ratings", "/plain", method, headers).request_headers)
-        got, data = Routing(mesh).respond(fields, MESH_LISTENER)
-        assert data == answer.request and got.response is None
+        req, response = respond(mesh, "/plain", headers, method)
+        assert req == plain and response is None
+        assert outcome(mesh, "/plain", headers, method) == "route"
 
 
 def test_preflight_answer_ends_the_stream_through_the_server(server_for: Any, tmp_path: Path) -> None:
@@ -293,20 +310,14 @@ def test_preflight_answer_ends_the_stream_through_the_server(server_for: Any, tm
     srv = server_for()
     (tmp_path / "vs.yaml").write_text(CONFIG)
     srv.holder.routing = compile_routing([str(DATA / "bookinfo" / "platform"), str(tmp_path)])
+    before = srv.holder.metrics.snapshot()["decisions_cors_preflight"]
     [preflight] = process(
         srv.target, [headers_request("ratings", "/x", "OPTIONS", PREFLIGHT).SerializeToString()]
     )
     assert preflight.immediate_response.status.code == 200
+    assert srv.holder.metrics.snapshot()["decisions_cors_preflight"] == before + 1
     req = headers_request("ratings", "/x", headers=[("origin", ALLOWED)]).SerializeToString()
     resp_msg = pb.ProcessingRequest(response_headers=pb.HttpHeaders()).SerializeToString()
     first, second = process(srv.target, [req, resp_msg])
     assert first.mode_override.response_header_mode == 1
     assert ("access-control-allow-origin", ALLOWED) in resp_headers(second)
-    assert CORS_PREFLIGHT.response is None
-
-
-def test_with_response_copies_every_field(mesh: Mesh) -> None:
-    import dataclasses
-
-    answer = build_answer(mesh.route("ratings", "/x").to_dict())
-    assert answer._with_response(b"r") == dataclasses.replace(answer, response=b"r")

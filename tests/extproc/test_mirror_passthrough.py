@@ -1,5 +1,6 @@
 """Per-request answer parts beyond the hash key: VirtualService mirrors (x-meshroute-mirror-<i>,
-percentages drawn by serve) and PassthroughCluster's x-envoy-original-dst-host."""
+percentages drawn from the request's own stream, after the route's draws) and PassthroughCluster's
+x-envoy-original-dst-host."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from typing import Any
 import pytest
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
-from meshroute.extproc import MAX_MIRRORS, MIRROR_HEADERS, ORIGINAL_DST_HEADER
-from meshroute.extproc.context import MESH_LISTENER, Listener, Routing
-from meshroute.extproc.policy import CONTROL_HEADERS
-from meshroute.extproc.request import request_fields
+from meshroute._core import ListenerContext
+from meshroute.extproc import CONTROL_HEADERS, MAX_MIRRORS, MIRROR_HEADERS, ORIGINAL_DST_HEADER
+from meshroute.extproc.context import MESH_LISTENER, Routing
+from meshroute.extproc.servicer import header_pairs
 from meshroute.mesh import Mesh, load
 
 from .conftest import headers_request, mutation
@@ -93,10 +94,10 @@ def respond(
     path: str,
     authority: str = "echo.test",
     headers: Any = (),
-    listener: Listener = MESH_LISTENER,
+    listener: ListenerContext = MESH_LISTENER,
 ) -> tuple[dict[str, list[tuple[str, bool]]], list[str]]:
-    fields = request_fields(headers_request(authority, path, headers=headers).request_headers)
-    _, data = routing.respond(fields, listener)
+    pairs = header_pairs(headers_request(authority, path, headers=headers).request_headers)
+    _, data, _, _, _ = routing.respond(pairs, listener)
     return mutation(pb.ProcessingResponse.FromString(data))
 
 
@@ -151,7 +152,7 @@ def test_seeded_50_percent_is_drawn_per_request_and_reproducible(mesh: Mesh) -> 
         return [mirrored(respond(routing, "/half")[0])[0] is not None for _ in range(2000)]
 
     first = run(11)
-    # one cached answer per decision: the draw must still vary per request
+    # one decision for every request: the draw must still vary per request
     assert 0.45 <= sum(first) / len(first) <= 0.55
     assert run(11) == first
     assert run(12) != first

@@ -41,6 +41,17 @@ def test_request_headers_are_routed_and_the_stream_ends(bookinfo: ThreadServer) 
     assert sets[CLUSTER_HEADER] == [("outbound|9080|v2|reviews.default.svc.cluster.local", False)]
 
 
+def test_values_sent_in_value_instead_of_raw_value_are_read(bookinfo: ThreadServer) -> None:
+    msg = pb.ProcessingRequest()
+    hm = msg.request_headers.headers
+    hm.headers.add(key=":authority", value="reviews:9080")
+    hm.headers.add(key=":path", raw_value=b"/reviews/0")
+    hm.headers.add(key="end-user", value="jason")
+    [resp] = process(bookinfo.target, [msg.SerializeToString()])
+    sets, _ = mutation(resp)
+    assert sets[CLUSTER_HEADER] == [("outbound|9080|v2|reviews.default.svc.cluster.local", False)]
+
+
 def test_the_server_ends_the_stream_without_waiting_for_the_half_close(bookinfo: ThreadServer) -> None:
     requests: queue.Queue[bytes | None] = queue.Queue()
     requests.put(headers_request().SerializeToString())

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
-CLUSTER_HEADER = "x-meshroute-cluster"
-HASH_HEADER = "x-meshroute-hash"
+# The names Envoy's config, serve and the Envoy module share, defined once in the Rust core
+# (docs/envoy.md): the headers the catch-all route reads the cluster, the hash key and mirror i's
+# cluster from (MAX_MIRRORS request_mirror_policies), where ORIGINAL_DST clusters take their address,
+# every control header an answer sets or removes, and Istio's clusters for an unknown host
+# (PassthroughCluster for ALLOW_ANY, BlackHoleCluster for REGISTRY_ONLY).
+from meshroute._core import (
+    BLACKHOLE_CLUSTER,
+    CLUSTER_HEADER,
+    CONTROL_HEADERS,
+    HASH_HEADER,
+    MAX_MIRRORS,
+    MIRROR_HEADERS,
+    ORIGINAL_DST_HEADER,
+    PASSTHROUGH_CLUSTER,
+)
+
+__all__ = [
+    "BLACKHOLE_CLUSTER",
+    "CLUSTER_HEADER",
+    "CONTROL_HEADERS",
+    "EXTPROC_CLUSTER",
+    "HASH_HEADER",
+    "HEALTH_INTERVAL_MS",
+    "HEALTH_TIMEOUT_MS",
+    "HEALTH_UNHEALTHY_THRESHOLD",
+    "MAX_MIRRORS",
+    "MIRROR_HEADERS",
+    "ORIGINAL_DST_HEADER",
+    "PASSTHROUGH_CLUSTER",
+    "addresses",
+    "status_paths",
+]
+
 EXTPROC_CLUSTER = "meshroute_extproc"
-# VirtualService mirrors: the route has MAX_MIRRORS request_mirror_policies, policy i reading its
-# cluster from MIRROR_HEADERS[i]; serve sets the header when mirror i fires (docs/envoy.md).
-MAX_MIRRORS = 4
-MIRROR_HEADERS: tuple[str, ...] = tuple(f"x-meshroute-mirror-{i}" for i in range(MAX_MIRRORS))
-# Where Envoy's ORIGINAL_DST clusters (PassthroughCluster) take the destination address from.
-ORIGINAL_DST_HEADER = "x-envoy-original-dst-host"
-# Istio's names for an unknown host's cluster (ALLOW_ANY / REGISTRY_ONLY); the core decides them
-# (Decision.cluster), envoy-config defines them.
-PASSTHROUGH_CLUSTER = "PassthroughCluster"
-BLACKHOLE_CLUSTER = "BlackHoleCluster"
 # Envoy's gRPC health checks of the serve workers (envoy-config writes them; a draining worker
 # keeps taking new streams until Envoy has seen it NOT_SERVING HEALTH_UNHEALTHY_THRESHOLD times).
 HEALTH_INTERVAL_MS = 500

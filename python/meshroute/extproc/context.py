@@ -1,26 +1,24 @@
-"""Who is asking: the listener context from gRPC initial metadata, and the Gateway it selects.
+"""Who is asking, and the loaded config that answers: the listener context from gRPC initial
+metadata, and :class:`Routing`.
 
 Envoy's ext_proc filter sends ``x-meshroute-listener`` / ``x-meshroute-port`` /
-``x-meshroute-source-namespace`` / ``x-meshroute-source-labels`` (docs/envoy.md). A ``gateway``
-listener routes through the first Gateway, in config order, with a server on that port whose hosts
-match the request host. :class:`Routing` is one loaded config ready to answer: the mesh, its
-gateway index and the answer cache; the reloader swaps it as a whole.
+``x-meshroute-source-namespace`` / ``x-meshroute-source-labels`` (docs/envoy.md); they become the
+core's :class:`~meshroute._core.ListenerContext`, parsed once per distinct metadata (the servicer
+caches it). :class:`Routing` is one loaded config ready to answer; the reloader swaps it as a whole.
+Everything per request — the Gateway a gateway listener routes through, the decision, the answer
+bytes — is ``RouteTable.extproc_answer`` (``meshroute_core``'s ``RouteTable::exchange``, the
+function the Envoy module calls too).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from meshroute.config.hosts import matches
-from meshroute.config.model import parse_gateway
+from meshroute._core import ListenerContext
 from meshroute.extproc import MAX_MIRRORS
-from meshroute.extproc.answer import Answer, AnswerCache, build_answer
-from meshroute.extproc.request import RequestFields
 from meshroute.mesh import Mesh
 
 log = logging.getLogger("meshroute.serve")
@@ -31,31 +29,25 @@ NAMESPACE_KEY = "x-meshroute-source-namespace"
 LABELS_KEY = "x-meshroute-source-labels"
 _KEYS = (LISTENER_KEY, PORT_KEY, NAMESPACE_KEY, LABELS_KEY)
 
+# (outcome, request_headers answer, response_headers answer or None, fault delay, fault abort)
+Answer = tuple[str, bytes, bytes | None, bool, bool]
+Headers = Sequence[tuple[str, bytes]]
+
 
 class ContextError(ValueError):
     """The initial metadata does not describe a listener serve knows."""
 
 
-@dataclass(frozen=True, slots=True)
-class Listener:
-    """One Envoy listener's context. ``gateway`` listeners carry the Gateway server port."""
-
-    kind: str  # "mesh" | "gateway"
-    port: int | None = None
-    source_namespace: str | None = None
-    source_labels: Mapping[str, str] | None = None
+MESH_LISTENER = ListenerContext()
 
 
-MESH_LISTENER = Listener("mesh")
-
-
-def listener_from_metadata(metadata: Iterable[tuple[str, Any]]) -> Listener:
+def listener_from_metadata(metadata: Iterable[tuple[str, Any]]) -> ListenerContext:
     """Parse the ``x-meshroute-*`` initial metadata; no listener key means ``mesh``.
 
     >>> listener_from_metadata([("x-meshroute-listener", "gateway"), ("x-meshroute-port", "8080")])
-    Listener(kind='gateway', port=8080, source_namespace=None, source_labels=None)
+    ListenerContext(gateway_port=8080, source_namespace=None, source_labels=[])
     >>> listener_from_metadata([("x-meshroute-source-labels", "app=a,version=v1")]).source_labels
-    {'app': 'a', 'version': 'v1'}
+    [('app', 'a'), ('version', 'v1')]
     """
     values: dict[str, str] = {}
     for key, value in metadata:
@@ -64,118 +56,43 @@ def listener_from_metadata(metadata: Iterable[tuple[str, Any]]) -> Listener:
     kind = values.get(LISTENER_KEY, "mesh")
     if kind == "gateway":
         port = values.get(PORT_KEY, "")
-        if not port.isdigit():
+        if not port.isdigit() or not 0 < int(port) < 65536:
             raise ContextError(f"gateway listener needs {PORT_KEY} (a port number), got {port!r}")
-        return Listener("gateway", int(port))
+        return ListenerContext(int(port))
     if kind != "mesh":
         raise ContextError(f"{LISTENER_KEY} must be 'mesh' or 'gateway', got {kind!r}")
-    labels: dict[str, str] | None = None
+    labels: dict[str, str] = {}
     if values.get(LABELS_KEY):
-        labels = {}
         for item in values[LABELS_KEY].split(","):
             k, eq, v = item.partition("=")
             if not eq or not k.strip():
                 raise ContextError(f"{LABELS_KEY}: expected k=v[,k2=v2], got {values[LABELS_KEY]!r}")
             labels[k.strip()] = v.strip()
     namespace = values.get(NAMESPACE_KEY) or None
-    if namespace is None and labels is None:
+    if namespace is None and not labels:
         return MESH_LISTENER
-    return Listener("mesh", None, namespace, labels)
-
-
-# === Gateways ===
-
-
-@dataclass(frozen=True)
-class Gateways:
-    """Gateway servers in config order: (port, host patterns, ``ns/name``)."""
-
-    servers: Sequence[tuple[int, tuple[str, ...], str]]
-    _cache: dict[tuple[int, str], str | None] = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def from_resources(cls, resources: Iterable[Any]) -> Gateways:
-        # A server host's `ns/` part only restricts which VirtualServices bind: not used here.
-        servers = [
-            (server.port, tuple(host for _, host in server.hosts), f"{res.namespace}/{res.name}")
-            for res in resources
-            if getattr(res, "kind", None) == "Gateway"
-            for server in parse_gateway(res).servers
-        ]
-        return cls(tuple(servers))
-
-    def select(self, port: int, host: str) -> str | None:
-        """The first Gateway with a server on ``port`` whose hosts match ``host`` (lower-case, no port)."""
-        key = (port, host)
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
-        found = next(
-            (ref for p, hosts, ref in self.servers if p == port and any(matches(h, host) for h in hosts)),
-            None,
-        )
-        if len(self._cache) >= 4096:
-            self._cache.clear()
-        self._cache[key] = found
-        return found
-
-
-# === Routing ===
-
-NO_GATEWAY = build_answer({"outcome": "no_route", "status": 404})
+    return ListenerContext(None, namespace, labels)
 
 
 class Routing:
-    """One loaded config ready to answer ext_proc requests. Immutable apart from its caches."""
+    """One loaded config ready to answer ext_proc requests."""
 
-    __slots__ = ("_answers", "_seeds", "gateways", "mesh", "rng", "route")
+    __slots__ = ("_answer", "_seeds", "mesh")
 
     def __init__(self, mesh: Mesh, seed: int | None = None) -> None:
         self.mesh = mesh
-        self.route = mesh.route
-        self.gateways = Gateways.from_resources(mesh.analysis.resources)
-        self._answers = AnswerCache()
-        # --seed: request i uses seed+i, so a run is reproducible yet draws still vary.
+        self._answer = mesh.table.extproc_answer
+        # --seed: request i draws from seed+i (weighted pick, faults, then mirrors), so a run is
+        # reproducible yet draws still vary; without it, from the core's per-thread stream.
         self._seeds = itertools.count(seed) if seed is not None else None
-        # Draws the core does not make (mirror percentages): one stream, seeded by --seed too.
-        self.rng = random.Random(seed)
         warn_mirror_limit(mesh.analysis.resources)
 
-    def respond(self, f: RequestFields, listener: Listener) -> tuple[Answer, bytes]:
-        """Route one request: its answer and the request_headers reply bytes, with the per-request
-        parts (hash key, mirror draws, passthrough destination, CORS) when the answer has any."""
-        answer = self.decide(f, listener)
-        if not answer.per_request:
-            return answer, answer.request
-        port = listener.port if listener.kind == "gateway" else f.port
-        return answer.for_request(f, port, self.rng)
-
-    def decide(self, f: RequestFields, listener: Listener) -> Answer:
-        """Route one request and return its (cached) answer, without the per-request tail."""
-        if listener.kind == "gateway":
-            assert listener.port is not None
-            gateway = self.gateways.select(listener.port, f.host)
-            if gateway is None:
-                return NO_GATEWAY
-            port: int | None = listener.port
-            labels, namespace = None, None
-        else:
-            gateway, port = "mesh", f.port
-            labels, namespace = listener.source_labels, listener.source_namespace
-        d = self.route(
-            f.host,
-            f.path,
-            f.method,
-            f.headers,
-            scheme=f.scheme,
-            port=port,
-            gateway=gateway,
-            source_labels=labels,
-            source_namespace=namespace,
-            seed=None if self._seeds is None else next(self._seeds),
-        )
-        return self._answers.get(d.to_json(), d.to_dict)
+    def respond(self, headers: Headers, listener: ListenerContext) -> Answer:
+        """Answer one request: ``headers`` as Envoy sent them (pseudo-headers included, values as
+        bytes), ``listener`` its listener's context. Returns the serialized replies to write and
+        what the servicer counts."""
+        seeds = self._seeds
+        return self._answer(listener, headers, None if seeds is None else next(seeds))
 
 
 def warn_mirror_limit(resources: Iterable[Any]) -> None:

@@ -55,7 +55,6 @@ from typing import Any
 
 from meshroute.config import Analysis, analyze
 from meshroute.config.diagnostics import Diagnostic
-from meshroute.config.load import Resource
 from meshroute.errors import ConfigError
 from meshroute.extproc.context import Routing, mirror_limit_warnings
 from meshroute.mesh import Mesh, load, table_from_ir_json
@@ -92,17 +91,13 @@ def compile_routing(paths: Sequence[str], seed: int | None = None) -> Routing:
     return Routing(load(*paths), seed=seed)
 
 
-# What serve reads from the resources after loading: the Gateways (to pick a gateway per request).
-_SERVE_KINDS = frozenset({"Gateway"})
-
-
 @dataclasses.dataclass(frozen=True)
 class Compiled:
-    """A config compiled in the compile process: small, picklable, cheap to receive."""
+    """A config compiled in the compile process: small, picklable, cheap to receive. Serve needs
+    only the IR (the Gateway servers included: the core picks a gateway listener's Gateway)."""
 
     ir_json: str | None  # None when the config has errors
     diagnostics: list[Diagnostic]
-    resources: list[Resource]  # only the kinds serve reads, without line maps or raw documents
     warnings: list[str]  # serve's own load-time warnings (mirror limit)
 
 
@@ -110,15 +105,8 @@ def compile_config(paths: Sequence[str]) -> Compiled:
     """Load, validate and compile ``paths`` to IR JSON; runs in the compile process."""
     analysis = analyze(paths)
     if not analysis.ok or analysis.ir is None:
-        return Compiled(None, analysis.diagnostics, [], [])
-    kept = [
-        dataclasses.replace(r, positions={}, document={})
-        for r in analysis.resources
-        if r.kind in _SERVE_KINDS
-    ]
-    return Compiled(
-        json.dumps(analysis.ir), analysis.diagnostics, kept, mirror_limit_warnings(analysis.resources)
-    )
+        return Compiled(None, analysis.diagnostics, [])
+    return Compiled(json.dumps(analysis.ir), analysis.diagnostics, mirror_limit_warnings(analysis.resources))
 
 
 def routing_from(compiled: Compiled, seed: int | None = None) -> Routing:
@@ -128,7 +116,7 @@ def routing_from(compiled: Compiled, seed: int | None = None) -> Routing:
     table = table_from_ir_json(compiled.ir_json, compiled.diagnostics)
     for message in compiled.warnings:
         log.warning("%s", message)
-    analysis = Analysis(resources=list(compiled.resources), diagnostics=list(compiled.diagnostics))
+    analysis = Analysis(resources=[], diagnostics=list(compiled.diagnostics))
     return Routing(Mesh(table, analysis), seed=seed)
 
 

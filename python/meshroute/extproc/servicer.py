@@ -1,6 +1,7 @@
-"""The ext_proc stream loop: raw bytes in, cached answer bytes out (grpc.aio generic handler).
+"""The ext_proc stream loop: raw bytes in, answer bytes out (grpc.aio generic handler).
 
-One stream per HTTP request. ``request_headers`` is routed and answered; when the decision has no
+One stream per HTTP request. ``request_headers`` goes to the core as raw header pairs and comes
+back as the serialized answers (:meth:`Routing.respond`); when the decision has no
 response header operations the handler returns at once, which ends the stream with OK (Envoy
 treats a server close as "processing complete"), saving the wait for Envoy's half-close. With
 response ops the answer carries ``mode_override`` and the stream stays open for
@@ -23,9 +24,8 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from google.protobuf.message import DecodeError
 
-from meshroute.extproc.answer import empty_answer
-from meshroute.extproc.context import ContextError, Listener, Routing, listener_from_metadata
-from meshroute.extproc.request import request_fields
+from meshroute._core import ListenerContext
+from meshroute.extproc.context import ContextError, Routing, listener_from_metadata
 from meshroute.metrics import Metrics
 from meshroute.metrics import current as current_metrics
 
@@ -33,6 +33,33 @@ SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 METHOD = "Process"
 
 log = logging.getLogger("meshroute.serve")
+
+
+def header_pairs(http_headers: pb.HttpHeaders) -> list[tuple[str, bytes]]:
+    """Every header of an ``HttpHeaders`` message, pseudo-headers included, in arrival order, as
+    the core takes them. Envoy sends values in ``raw_value``; ``value`` is read only when
+    ``raw_value`` is empty.
+
+    >>> msg = pb.HttpHeaders()
+    >>> _ = msg.headers.headers.add(key=":authority", raw_value=b"reviews:9080")
+    >>> _ = msg.headers.headers.add(key="x-old", value="v")
+    >>> header_pairs(msg)
+    [(':authority', b'reviews:9080'), ('x-old', b'v')]
+    """
+    return [(h.key, h.raw_value or h.value.encode()) for h in http_headers.headers.headers]
+
+
+def empty_answer(kind: str) -> bytes:
+    """An answer that changes nothing, for a request message of ``kind`` (its oneof name).
+
+    >>> pb.ProcessingResponse.FromString(empty_answer("request_body")).WhichOneof("response")
+    'request_body'
+    """
+    msg = pb.ProcessingResponse()
+    getattr(msg, kind).SetInParent()
+    data: bytes = msg.SerializeToString()
+    return data
+
 
 _EMPTY = {
     kind: empty_answer(kind)
@@ -48,7 +75,7 @@ class Servicer:
         self._current = current
         self._metrics = metrics if metrics is not None else current_metrics()
         self._failures = 0  # for the log's rate limit
-        self._listeners: dict[tuple[tuple[str, Any], ...], Listener] = {}
+        self._listeners: dict[tuple[tuple[str, Any], ...], ListenerContext] = {}
 
     def handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
         """Method handlers for ``add_registered_method_handlers`` (no (de)serializers: raw bytes)."""
@@ -91,20 +118,20 @@ class Servicer:
             req = pb.ProcessingRequest.FromString(raw)
             kind = req.WhichOneof("request")
             if kind == "request_headers":
-                fields = request_fields(req.request_headers)
-                answer, data = routing.respond(fields, listener)
+                headers = header_pairs(req.request_headers)
+                outcome, data, response, delay, abort = routing.respond(headers, listener)
                 m = self._metrics
-                m.decisions[answer.outcome].inc()
-                if answer.delay:
+                m.decisions[outcome].inc()
+                if delay:
                     m.fault_delay.inc()
-                if answer.abort:
+                if abort:
                     m.fault_abort.inc()
                 # Observed before the write: Envoy may cancel the stream as soon as it has the answer.
                 m.stream_seconds.observe(time.perf_counter() - start)
                 await context.write(data)
-                if answer.response is None:
+                if response is None:
                     return None
-                pending = answer.response
+                pending = response
             elif kind == "response_headers":
                 self._metrics.response_headers.inc()
                 await context.write(pending if pending is not None else _EMPTY[kind])
@@ -115,7 +142,7 @@ class Servicer:
             else:
                 return grpc.StatusCode.INVALID_ARGUMENT
 
-    def _listener(self, context: grpc.aio.ServicerContext[bytes, bytes]) -> Listener:
+    def _listener(self, context: grpc.aio.ServicerContext[bytes, bytes]) -> ListenerContext:
         metadata = tuple(context.invocation_metadata() or ())
         listener = self._listeners.get(metadata)
         if listener is None:

@@ -68,6 +68,11 @@ pub(crate) struct DestRef {
     pub(crate) choice: Option<u32>,
 }
 
+/// Istio's cluster for an unknown host under `ALLOW_ANY` (an ORIGINAL_DST cluster).
+pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
+/// Istio's cluster for an unknown host under `REGISTRY_ONLY` (no endpoints).
+pub const BLACKHOLE_CLUSTER: &str = "BlackHoleCluster";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClusterRef {
     None,
@@ -189,8 +194,8 @@ impl Decision {
     pub fn cluster(&self) -> Option<String> {
         match self.cluster {
             ClusterRef::None => None,
-            ClusterRef::Passthrough => Some("PassthroughCluster".into()),
-            ClusterRef::BlackHole => Some("BlackHoleCluster".into()),
+            ClusterRef::Passthrough => Some(PASSTHROUGH_CLUSTER.into()),
+            ClusterRef::BlackHole => Some(BLACKHOLE_CLUSTER.into()),
             ClusterRef::Target => {
                 let t = self.target()?;
                 let port = self.dest?.port;

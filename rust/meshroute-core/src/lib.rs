@@ -50,11 +50,11 @@ mod view;
 #[cfg(test)]
 mod tests;
 
-pub use crate::decision::{Decision, Outcome};
+pub use crate::decision::{Decision, Outcome, BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER};
 pub use crate::error::{CompileError, ErrorKind};
 pub use crate::exchange::{
     Exchange, Forward, Header, ListenerContext, LocalReply, ResponseOps, CLUSTER_HEADER,
-    CONTROL_HEADERS, MAX_MIRRORS,
+    CONTROL_HEADERS, HASH_HEADER, MAX_MIRRORS, MIRROR_HEADERS, ORIGINAL_DST_HEADER,
 };
 pub use crate::explain::EXPLAIN_SEED;
 pub use crate::matcher_set::StringMatchSet;

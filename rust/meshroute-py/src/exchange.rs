@@ -1,5 +1,7 @@
-//! `RouteTable.exchange` for serve: request headers in (bytes or str), the core's answer out as
-//! plain tuples. Only conversion lives here; the answer is `meshroute_core::RouteTable::exchange`.
+//! `RouteTable.exchange` / `RouteTable.extproc_answer` for serve: request headers in (bytes or
+//! str), the core's answer out as plain tuples, or as the ext_proc bytes serve writes
+//! (`meshroute_extproc`). Only conversion lives here; the answer is
+//! `meshroute_core::RouteTable::exchange`.
 
 use meshroute_core as core;
 use pyo3::exceptions::PyTypeError;
@@ -11,7 +13,8 @@ use crate::args::Pairs;
 
 /// The listener a request arrived on (docs/envoy.md, ext_proc initial metadata); build one per
 /// listener and reuse it. ``gateway_port`` set: a gateway listener; else the mesh listener.
-#[pyclass(frozen, module = "meshroute._core", name = "ListenerContext")]
+#[pyclass(frozen, eq, module = "meshroute._core", name = "ListenerContext")]
+#[derive(PartialEq)]
 pub(crate) struct ListenerContext {
     pub(crate) inner: core::ListenerContext,
 }
@@ -173,6 +176,28 @@ pub(crate) fn to_tuple(py: Python<'_>, answer: core::Exchange) -> PyResult<Bound
             )
         }
     }
+}
+
+/// ``(outcome, request_answer, response_answer | None, fault_delay, fault_abort)``.
+pub(crate) fn to_answer<'py>(
+    py: Python<'py>,
+    answer: &meshroute_extproc::Answer,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let response = match &answer.response {
+        Some(bytes) => PyBytes::new(py, bytes).into_any(),
+        None => py.None().into_bound(py),
+    };
+    PyTuple::new(
+        py,
+        [
+            // Interned: serve looks the outcome up in a dict per request.
+            PyString::intern(py, answer.outcome).into_any(),
+            PyBytes::new(py, &answer.request).into_any(),
+            response,
+            answer.fault_delay.into_pyobject(py)?.to_owned().into_any(),
+            answer.fault_abort.into_pyobject(py)?.to_owned().into_any(),
+        ],
+    )
 }
 
 /// ``[(name, value bytes), ...]``.

@@ -9,7 +9,9 @@ mod exchange;
 mod matcher;
 mod table;
 
+use meshroute_core as core;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 pyo3::create_exception!(
     _core,
@@ -27,5 +29,20 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<matcher::StringMatchSet>()?;
     m.add_class::<exchange::ListenerContext>()?;
     m.add_function(wrap_pyfunction!(matcher::check_regex, m)?)?;
+    // The names both engines and envoy-config share (docs/envoy.md), defined once, in the core.
+    m.add("CLUSTER_HEADER", core::CLUSTER_HEADER)?;
+    m.add("HASH_HEADER", core::HASH_HEADER)?;
+    m.add("ORIGINAL_DST_HEADER", core::ORIGINAL_DST_HEADER)?;
+    m.add("MAX_MIRRORS", core::MAX_MIRRORS)?;
+    m.add(
+        "MIRROR_HEADERS",
+        PyTuple::new(m.py(), core::MIRROR_HEADERS)?,
+    )?;
+    m.add(
+        "CONTROL_HEADERS",
+        PyTuple::new(m.py(), core::CONTROL_HEADERS)?,
+    )?;
+    m.add("PASSTHROUGH_CLUSTER", core::PASSTHROUGH_CLUSTER)?;
+    m.add("BLACKHOLE_CLUSTER", core::BLACKHOLE_CLUSTER)?;
     Ok(())
 }

@@ -130,18 +130,24 @@ impl RouteTable {
         headers: &Bound<'py, PyAny>,
         seed: Option<u64>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let held = crate::exchange::Headers::extract(headers)?;
-        let views = held.views()?;
-        let answer = match seed {
-            Some(seed) => {
-                self.inner
-                    .exchange(&listener.inner, &views, &mut core::SplitMix64::new(seed))
-            }
-            None => {
-                THREAD_RNG.with_borrow_mut(|rng| self.inner.exchange(&listener.inner, &views, rng))
-            }
-        };
+        let answer = self.run_exchange(listener, headers, seed)?;
         crate::exchange::to_tuple(py, answer)
+    }
+
+    /// ``exchange`` as serve writes it (``meshroute_extproc``): ``(outcome, request_answer,
+    /// response_answer, fault_delay, fault_abort)``, the answers serialized
+    /// ``envoy.service.ext_proc.v3.ProcessingResponse`` messages (``response_answer`` None: the
+    /// stream ends after the request answer).
+    #[pyo3(signature = (listener, headers, seed=None))]
+    fn extproc_answer<'py>(
+        &self,
+        py: Python<'py>,
+        listener: &crate::exchange::ListenerContext,
+        headers: &Bound<'py, PyAny>,
+        seed: Option<u64>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let answer = self.run_exchange(listener, headers, seed)?;
+        crate::exchange::to_answer(py, &meshroute_extproc::answer(&answer))
     }
 
     /// Why a request gets its decision: every route block tried, in order, with its result (JSON).
@@ -163,6 +169,28 @@ impl RouteTable {
         let ctx = Context::new(scheme, port, gateway, source_labels, source_namespace)?;
         let headers = Pairs::extract(headers, "headers")?;
         ctx.with_request(host, path, method, &headers, |req| self.inner.explain(req))
+    }
+}
+
+impl RouteTable {
+    /// `RouteTable::exchange` on Python headers, from `seed`'s stream or the thread's.
+    fn run_exchange(
+        &self,
+        listener: &crate::exchange::ListenerContext,
+        headers: &Bound<'_, PyAny>,
+        seed: Option<u64>,
+    ) -> PyResult<core::Exchange> {
+        let held = crate::exchange::Headers::extract(headers)?;
+        let views = held.views()?;
+        Ok(match seed {
+            Some(seed) => {
+                self.inner
+                    .exchange(&listener.inner, &views, &mut core::SplitMix64::new(seed))
+            }
+            None => {
+                THREAD_RNG.with_borrow_mut(|rng| self.inner.exchange(&listener.inner, &views, rng))
+            }
+        })
     }
 }
 

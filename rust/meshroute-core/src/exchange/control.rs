@@ -4,13 +4,28 @@
 
 use serde_json::Value;
 
+use super::mirrors::MAX_MIRRORS;
 use super::value::{get, get_truthy, py_int_str, py_str};
+
+/// The header the catch-all route reads the cluster from (`cluster_header`).
+pub const CLUSTER_HEADER: &str = "x-meshroute-cluster";
+/// The consistent-hash key the route's first hash policy reads.
+pub const HASH_HEADER: &str = "x-meshroute-hash";
+/// Where Envoy's ORIGINAL_DST clusters (`PassthroughCluster`) take the destination address from.
+pub const ORIGINAL_DST_HEADER: &str = "x-envoy-original-dst-host";
+/// Mirror policy `i` of the catch-all route reads its cluster from `MIRROR_HEADERS[i]`.
+pub const MIRROR_HEADERS: [&str; MAX_MIRRORS] = [
+    "x-meshroute-mirror-0",
+    "x-meshroute-mirror-1",
+    "x-meshroute-mirror-2",
+    "x-meshroute-mirror-3",
+];
 
 /// Every header Envoy acts on that a client could forge, in the order answers list them
 /// (docs/envoy.md "Control headers").
-pub const CONTROL_HEADERS: [&str; 22] = [
-    "x-meshroute-cluster",
-    "x-meshroute-hash",
+pub const CONTROL_HEADERS: [&str; 18 + MAX_MIRRORS] = [
+    CLUSTER_HEADER,
+    HASH_HEADER,
     "x-envoy-upstream-rq-timeout-ms",
     "x-envoy-upstream-rq-per-try-timeout-ms",
     "x-envoy-max-retries",
@@ -26,11 +41,11 @@ pub const CONTROL_HEADERS: [&str; 22] = [
     "x-envoy-fault-delay-request-percentage",
     "x-envoy-fault-abort-request-percentage",
     "x-envoy-fault-throughput-response",
-    "x-envoy-original-dst-host",
-    "x-meshroute-mirror-0",
-    "x-meshroute-mirror-1",
-    "x-meshroute-mirror-2",
-    "x-meshroute-mirror-3",
+    ORIGINAL_DST_HEADER,
+    MIRROR_HEADERS[0],
+    MIRROR_HEADERS[1],
+    MIRROR_HEADERS[2],
+    MIRROR_HEADERS[3],
 ];
 
 /// Positions in [`CONTROL_HEADERS`] of the headers with a value of their own.
@@ -247,6 +262,9 @@ mod tests {
         assert!(is_control("X-Envoy-Max-Retries"));
         assert!(!is_control("x-envoy-max-retries-not"));
         assert_eq!(CONTROL_HEADERS[at::MIRROR + 3], "x-meshroute-mirror-3");
+        assert_eq!(CONTROL_HEADERS[at::MIRROR..], MIRROR_HEADERS);
+        assert_eq!(CONTROL_HEADERS[at::CLUSTER], CLUSTER_HEADER);
+        assert_eq!(CONTROL_HEADERS[at::HASH], HASH_HEADER);
         assert_eq!(
             CONTROL_HEADERS[at::ORIGINAL_DST],
             "x-envoy-original-dst-host"

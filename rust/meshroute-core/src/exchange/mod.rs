@@ -39,7 +39,9 @@ mod value;
 
 use std::sync::Arc;
 
-pub use self::control::CONTROL_HEADERS;
+pub use self::control::{
+    CLUSTER_HEADER, CONTROL_HEADERS, HASH_HEADER, MIRROR_HEADERS, ORIGINAL_DST_HEADER,
+};
 pub use self::mirrors::MAX_MIRRORS;
 pub(crate) use self::plan::Plan;
 
@@ -116,7 +118,7 @@ pub struct ResponseOps {
     pub remove: Vec<String>,
 }
 
-/// A local reply (redirect, direct response, 404 / 503, CORS preflight).
+/// A local reply (redirect, direct response, 404 / 502 / 503, CORS preflight).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalReply {
     /// The decision's outcome label (`redirect`, `direct_response`, `no_route`, `no_cluster`,
@@ -134,18 +136,16 @@ pub struct LocalReply {
     pub details: &'static str,
 }
 
-/// The headers the router reads the cluster from (docs/envoy.md "Control headers").
-pub const CLUSTER_HEADER: &str = "x-meshroute-cluster";
-
 impl RouteTable {
     /// Decides one request for an Envoy filter. Never panics on any input: undecodable header
     /// bytes are read as Latin-1, an authority whose port is not a u16 (`echo.test:99999`)
     /// matches no domain.
     ///
     /// A gateway listener routes through the first Gateway (config order) with a server on the
-    /// listener port whose hosts match the request host; none → 404. The request is routed with
-    /// its host lower-cased and without its port (the port is passed on its own), as serve
-    /// always did.
+    /// listener port whose hosts match the request host (lower-case, port stripped); none → 404.
+    /// The request is routed with its full authority, host lower-cased and port kept as sent
+    /// (docs/ir.md): `authority` match blocks see the port as Istio's Envoy does, and a redirect
+    /// without a new authority keeps the request's port.
     pub fn exchange<R: Rng + ?Sized>(
         self: &Arc<Self>,
         ctx: &ListenerContext,
@@ -155,6 +155,7 @@ impl RouteTable {
         let input = Input::parse(headers);
         let (authority_host, authority_port) = split_authority(&input.authority);
         let host = input::lower(authority_host);
+        let authority = input::lower(&input.authority);
         let labels: Vec<(&str, &str)>;
         let (gateway, port, source_labels, source_namespace) = match ctx.gateway_port {
             Some(listener) => match self.exchange_plan.gateways.select(listener, &host) {
@@ -177,7 +178,7 @@ impl RouteTable {
         };
         let views = input.views();
         let req = Request {
-            authority: &host,
+            authority: &authority,
             path: &input.path,
             method: &input.method,
             scheme: &input.scheme,
@@ -244,8 +245,13 @@ impl Answer<'_, '_> {
                 out.body = body.unwrap_or_default().as_bytes().to_vec();
                 Exchange::Reply(out)
             }
-            // serve answers 503 for every missing cluster (REGISTRY_ONLY's decision says 502).
-            Outcome::NoCluster => Exchange::Reply(reply("no_cluster", 503, "cluster_not_found")),
+            // The decision's status: 503 for a cluster the client cannot see, 502 for an unknown
+            // host under REGISTRY_ONLY (BlackHoleCluster).
+            Outcome::NoCluster => Exchange::Reply(reply(
+                "no_cluster",
+                d.status.filter(|&s| s != 0).unwrap_or(503),
+                "cluster_not_found",
+            )),
             Outcome::NoRoute => Exchange::Reply(reply(
                 "no_route",
                 d.status.filter(|&s| s != 0).unwrap_or(404),

@@ -63,10 +63,15 @@ fn table() -> Arc<RouteTable> {
                 {"vs": 0, "index": 7, "matches": [gw(json!({"uri": {"prefix": "/split"}}))],
                  "action": {"route": {"destinations": [{"target": 0, "weight": 1}, {"target": 1, "weight": 1}]}},
                  "extra": {"mirrors": [{"cluster": V2, "destination": {"host": "echo.test"}, "percent": 50}]}},
+                {"vs": 0, "index": 8, "matches": [gw(json!({"uri": {"prefix": "/authority"},
+                                                            "authority": {"exact": "echo.test:8080"}}))],
+                 "action": dest(1)},
+                {"vs": 0, "index": 9, "matches": [gw(json!({"uri": {"prefix": "/keepport"}}))],
+                 "action": {"redirect": {"uri": "/moved", "code": 301}}},
             ],
             "views": [
                 {"gateway": 0, "namespace": "default", "scope": 0, "unknown_host": "passthrough",
-                 "vhosts": [{"domains": ["echo.test"], "routes": [0, 1, 2, 3, 4, 5, 6, 7], "default_target": 2,
+                 "vhosts": [{"domains": ["echo.test"], "routes": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "default_target": 2,
                              "default_port": 80},
                             {"domains": ["plain.test"], "routes": [], "default_target": 2, "default_port": 80}]},
                 {"gateway": 1, "namespace": "default", "scope": 0, "ports": [8081],
@@ -233,6 +238,50 @@ fn local_replies() {
     assert_eq!(
         (r.outcome, r.status, r.details),
         ("no_cluster", 503, "cluster_not_found")
+    );
+}
+
+#[test]
+fn routed_with_the_full_authority() {
+    // An `authority` match sees the port as sent (the host lower-cased).
+    let f = forward(get("Echo.Test:8080", "/authority", &[]));
+    assert_eq!(set(&f, "x-meshroute-cluster"), Some(V2));
+    for other in ["echo.test", "echo.test:80", "echo.test:8081"] {
+        let r = local(get(other, "/authority", &[]));
+        assert_eq!((r.outcome, r.status), ("no_route", 404), "{other}");
+    }
+    // A redirect without a new authority keeps the request's port.
+    let r = local(get("Echo.Test:8080", "/keepport", &[]));
+    assert_eq!((r.outcome, r.status), ("redirect", 301));
+    assert_eq!(
+        r.headers[0],
+        (
+            "location".to_owned(),
+            "http://echo.test:8080/moved".to_owned()
+        )
+    );
+    let r = local(get("echo.test", "/keepport", &[]));
+    assert_eq!(
+        r.headers[0],
+        ("location".to_owned(), "http://echo.test/moved".to_owned())
+    );
+}
+
+#[test]
+fn registry_only_blackhole_answers_the_cores_502() {
+    let ir = serde_json::json!({
+        "version": 1, "gateways": ["mesh"], "targets": [], "policies": ["{}"],
+        "scopes": [{"clusters": []}], "routes": [],
+        "views": [{"gateway": 0, "namespace": "default", "scope": 0, "unknown_host": "blackhole",
+                   "vhosts": []}],
+        "mesh": {"namespaces": {}, "other_view": 0},
+    });
+    let t = Arc::new(RouteTable::from_json(&ir.to_string()).unwrap());
+    let raw: [(&[u8], &[u8]); 1] = [(b":authority", b"unknown.example")];
+    let r = local(t.exchange(&MESH, &raw, &mut SplitMix64::new(1)));
+    assert_eq!(
+        (r.outcome, r.status, r.details),
+        ("no_cluster", 502, "cluster_not_found")
     );
 }
 

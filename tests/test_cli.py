@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import meshroute
 from meshroute.cli import main
 
@@ -107,9 +109,12 @@ def test_console_script_and_samples(samples: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_demo_runs(capsys: object) -> None:
-    # The README's first command: real Envoy, serve and Bookinfo apps, every Istio task step.
-    code, out, _ = run(capsys, "demo")
+@pytest.mark.parametrize("flags", [[], ["--engine", "extproc"]], ids=["embedded", "extproc"])
+def test_demo_runs(capsys: object, flags: list[str]) -> None:
+    # The README's first command (the default engine, embedded; then serve's): real Envoy and
+    # Bookinfo apps, every Istio task step.
+    code, out, _ = run(capsys, "demo", *flags)
     assert code == 0, out
+    assert f"{flags[-1] if flags else 'embedded'} generation 1" in out
     assert "every observation matches istio.io" in out
     assert "✗" not in out

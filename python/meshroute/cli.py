@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from meshroute.config import analyze
+from meshroute.envoy.options import DEFAULT_ENGINE, ENGINES
 from meshroute.errors import ConfigError
 from meshroute.render import render_decision, render_diagnostics
 
@@ -112,7 +113,15 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "demo",
-        help="start Envoy, meshroute serve and a small Bookinfo on 127.0.0.1; replay Istio's traffic tasks",
+        help="start Envoy (with the embedded module or meshroute serve) and a small Bookinfo on "
+        "127.0.0.1; replay Istio's traffic tasks",
+    )
+    d.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=DEFAULT_ENGINE,
+        help="who decides each request: the dynamic module inside Envoy (embedded, default) or "
+        "meshroute serve over ext_proc",
     )
     d.set_defaults(func=_demo)
     add_bench(sub)
@@ -161,7 +170,7 @@ def _route(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from meshroute.demo import run
 
-    return run()
+    return run(args.engine)
 
 
 def _split(text: str, sep: str, flag: str) -> tuple[str, str]:

@@ -1,11 +1,11 @@
 """`meshroute demo`: Istio's Bookinfo traffic tasks replayed through a real Envoy.
 
-It starts a :class:`~meshroute.stack.Stack` (the Bookinfo apps, ``meshroute serve`` and Envoy on
-127.0.0.1), then for each step applies the task's YAML on top of the Bookinfo base (later files
-replace earlier resources of the same kind/namespace/name, as ``kubectl apply`` does), sends the
-requests the Istio task sends to the ingress, and compares what came back with the outcome
-istio.io documents (``docs/tasks.md`` §1-§5). The exit code is 1 if any
-observation contradicts it.
+It starts a :class:`~meshroute.stack.Stack` (the Bookinfo apps and Envoy on 127.0.0.1, deciding
+with the embedded module or with ``meshroute serve``: ``--engine``), then for each step applies the
+task's YAML on top of the Bookinfo base (later files replace earlier resources of the same
+kind/namespace/name, as ``kubectl apply`` does), sends the requests the Istio task sends to the
+ingress, and compares what came back with the outcome istio.io documents (``docs/tasks.md``
+§1-§5). The exit code is 1 if any observation contradicts it.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from dataclasses import dataclass
 
 from meshroute.bookinfo.productpage import REVIEWS_ERROR, reviews_version, served_by, star_colors
 from meshroute.bookinfo.services import RATINGS_UNAVAILABLE
+from meshroute.envoy.options import DEFAULT_ENGINE, EMBEDDED
 from meshroute.procs import ProcessError
 from meshroute.stack import Response, Stack
 
 TASKS = os.path.join(os.path.dirname(__file__), "data", "tasks")
-# Weighted picks happen in serve and cannot be seeded through HTTP, so shares are checked against a
-# tolerance: with 1000 requests a 50 % share has a standard deviation of 1.6 pp, and +/-7 pp is
-# 4.4 sigma: a correct split fails the check with probability ~1e-5 (20 %: 5.5 sigma). The exact
-# binomial tails are checked by tests/e2e/test_bookinfo_tasks.py::test_shift_tolerance_is_safe.
+# Weighted picks happen in serve or the module and cannot be seeded through HTTP, so shares are
+# checked against a tolerance: with 1000 requests a 50 % share has a standard deviation of
+# 1.6 pp, and +/-7 pp is 4.4 sigma: a correct split fails the check with probability ~1e-5
+# (20 %: 5.5 sigma). The exact binomial tails are checked by
+# tests/e2e/test_bookinfo_tasks.py::test_shift_tolerance_is_safe.
 SHIFT_REQUESTS = 1000
 SHIFT_TOLERANCE_PP = 7.0
 
@@ -181,13 +183,14 @@ STEPS = (
 )
 
 
-def run() -> int:
+def run(engine: str = DEFAULT_ENGINE) -> int:
     """Start the stack, replay every step, print what was observed. Returns an exit code."""
     started = time.monotonic()
     report = Report()
-    print("meshroute demo: starting Bookinfo, meshroute serve and Envoy on 127.0.0.1 ...")
+    decider = "the meshroute module inside Envoy" if engine == EMBEDDED else "meshroute serve (ext_proc)"
+    print(f"meshroute demo: starting Bookinfo and Envoy on 127.0.0.1, deciding with {decider} ...")
     try:
-        with Stack() as stack:
+        with Stack(engine=engine) as stack:
             print(f"    ingress {stack.ingress_url} (Gateway port 8080), mesh listener :{stack.mesh_port}")
             print(f"    apps {', '.join(f'{k}:{v}' for k, v in stack.plan.items())}")
             print(f"    ready in {time.monotonic() - started:.1f}s; work directory {stack.work}")
@@ -195,7 +198,7 @@ def run() -> int:
                 print(f"\n[{number}] {step.title}")
                 status = stack.apply(os.path.join(TASKS, f) for f in step.files)
                 applied = ", ".join(step.files) or "nothing on top of the Bookinfo base"
-                print(f"    applied {applied} (serve generation {status.get('generation')})")
+                print(f"    applied {applied} ({engine} generation {status.get('generation')})")
                 step.observe(stack, report)
     except ProcessError as exc:
         print(f"\nmeshroute demo: could not run the stack: {exc}")

@@ -1,12 +1,15 @@
-"""Bookinfo behind a real Envoy with ``meshroute serve`` as its ext_proc: what ``meshroute demo`` and
-the end-to-end tests drive.
+"""Bookinfo behind a real Envoy deciding with either engine: what ``meshroute demo`` and the
+end-to-end tests drive.
 
-``Stack(...).start()`` lays out a config directory (a copy of the Bookinfo config, WorkloadEntries
-for the apps' ports, and one file of applied task YAML), then starts, in one
-:class:`~meshroute.procs.ProcessGroup`: the Bookinfo apps (``python -m meshroute.bookinfo``),
-``meshroute serve`` on a unix socket, and Envoy with the config ``meshroute envoy-config`` writes
-(mesh listener on a free port, Bookinfo's Gateway port 8080 bound on another). ``apply`` replaces the
-task YAML and waits until serve has reloaded it; ``close`` stops everything.
+``Stack(engine=...).start()`` lays out a config directory (a copy of the Bookinfo config,
+WorkloadEntries for the apps' ports, and one file of applied task YAML), then starts, in one
+:class:`~meshroute.procs.ProcessGroup`: the Bookinfo apps (``python -m meshroute.bookinfo``) and
+Envoy with the config ``meshroute envoy-config`` writes (mesh listener on a free port, Bookinfo's
+Gateway port 8080 bound on another); with the ``extproc`` engine also ``meshroute serve`` on a unix
+socket, while the ``embedded`` engine decides inside Envoy from live files
+(``envoy-config --engine embedded --live-dir``). ``apply`` replaces the task YAML and waits until
+serve has reloaded it, or, embedded, rewrites the live files as ``meshroute run`` does and waits
+until Envoy took them (:class:`LiveUpdates`); ``close`` stops everything.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
 from meshroute.bookinfo import read_plan, workload_entries
-from meshroute.envoy.process import start_envoy, write_bootstrap
+from meshroute.envoy.options import DEFAULT_ENGINE, EMBEDDED, ENGINES
+from meshroute.envoy.process import envoy_config_args, start_envoy, write_bootstrap
 from meshroute.extproc import status_paths
 from meshroute.mesh import bookinfo_path
 from meshroute.procs import LOOPBACK, Proc, ProcessError, ProcessGroup, free_port
@@ -73,6 +77,52 @@ def start_serve(
     return proc
 
 
+class LiveUpdates:
+    """The embedded engine's config changes, made as ``meshroute run`` makes them: the files
+    ``meshroute envoy-config ARGV --live-dir DIR`` wrote are read back
+    (:class:`~meshroute.envoy.live.LiveFiles`), and each :meth:`update` compiles the CONFIG
+    ``paths`` again (:func:`~meshroute.envoy.live.generate`) and rewrites what changed in
+    make-before-break order, waiting at each step until Envoy's admin stats say it took the file
+    (:class:`~meshroute.runner.EnvoyAcks`: CDS, LDS, each ECDS resource). Returns a status like
+    serve's: ``ok``, ``errors``, ``generation``."""
+
+    def __init__(
+        self,
+        paths: Iterable[str | Path],
+        argv: list[str],
+        admin_port: int,
+        log_tail: Callable[[], str] | None = None,
+    ) -> None:
+        from meshroute.envoy.cli import options_for
+        from meshroute.envoy.live import LiveFiles
+        from meshroute.envoy.module import module_path
+        from meshroute.runner import EnvoyAcks
+
+        self.paths = [str(p) for p in paths]
+        self.options = options_for(argv)
+        self.files = LiveFiles(
+            self.options.files_dir, engine=self.options.engine, dynamic=True, module_file=module_path()
+        )
+        self.acks = EnvoyAcks(admin_port, log_tail=log_tail)
+
+    def update(self, ir_json: str | None = None) -> dict[str, Any]:
+        """Compile the config and apply it. ``ir_json`` (tests): write this route table instead of
+        the compiled one, as if the compiler had produced it, to see Envoy refuse a table."""
+        from dataclasses import replace
+
+        from meshroute.envoy.live import LiveError, generate
+
+        compiled = generate(self.paths, self.options)
+        if compiled.config is None:
+            return {"ok": False, "errors": [compiled.report], "generation": self.files.generation}
+        config = compiled.config if ir_json is None else replace(compiled.config, ir_json=ir_json)
+        try:
+            applied = self.files.apply(config, self.acks)
+        except LiveError as exc:
+            return {"ok": False, "errors": [str(exc)], "generation": self.files.generation}
+        return {"ok": True, "errors": [], "generation": applied.generation}
+
+
 class Response(NamedTuple):
     status: int
     headers: dict[str, str]  # lower-case names
@@ -81,13 +131,19 @@ class Response(NamedTuple):
 
 
 class Stack:
-    """Bookinfo + serve + Envoy on 127.0.0.1; a context manager (``with Stack() as s: ...``).
+    """Bookinfo + Envoy (+ serve) on 127.0.0.1; a context manager (``with Stack() as s: ...``).
 
-    ``base`` is the Bookinfo config to copy (default: the one shipped in the package); ``work`` a
-    directory for config, sockets and logs (default: a temporary directory, removed on close).
+    ``engine``: ``embedded`` (the module inside Envoy) or ``extproc`` (serve); ``base`` is the
+    Bookinfo config to copy (default: the one shipped in the package); ``work`` a directory for
+    config, sockets and logs (default: a temporary directory, removed on close).
     """
 
-    def __init__(self, base: str | Path | None = None, work: str | Path | None = None) -> None:
+    def __init__(
+        self, base: str | Path | None = None, work: str | Path | None = None, *, engine: str = DEFAULT_ENGINE
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        self.engine = engine
         self.base = Path(base or bookinfo_path())
         self._own_work = work is None
         self.work = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix="meshroute-stack-"))
@@ -101,6 +157,7 @@ class Stack:
         self.plan: dict[str, int] = {}
         self._applies = 0
         self._started = False
+        self.updates: LiveUpdates | None = None  # embedded engine
 
     @property
     def ingress_url(self) -> str:
@@ -145,12 +202,19 @@ class Stack:
         )
         (self.config_dir / TASKS_FILE).parent.mkdir()
         self._write_tasks(())
-        start_serve(self.group, [self.config_dir], self.extproc, self.status_file)
-        envoy_yaml = write_bootstrap(
-            [self.config_dir], self.work / "envoy.yaml", extproc=self.extproc, mesh_port=self.mesh_port,
-            admin_port=self.admin_port, bind_ports={GATEWAY_PORT: self.gateway_port},
-        )  # fmt: skip
+        settings: dict[str, Any] = {
+            "extproc": self.extproc, "mesh_port": self.mesh_port, "admin_port": self.admin_port,
+            "bind_ports": {GATEWAY_PORT: self.gateway_port}, "engine": self.engine,
+        }  # fmt: skip
+        if self.engine == EMBEDDED:
+            settings["live_dir"] = self.work / "live"
+        else:
+            start_serve(self.group, [self.config_dir], self.extproc, self.status_file)
+        envoy_yaml = write_bootstrap([self.config_dir], self.work / "envoy.yaml", **settings)
         envoy = start_envoy(self.group, envoy_yaml, self.admin_port)
+        if self.engine == EMBEDDED:
+            argv = envoy_config_args([self.config_dir], **settings)
+            self.updates = LiveUpdates([self.config_dir], argv, self.admin_port, lambda: envoy.log_tail(50))
         envoy.wait_until(self._serves_productpage, START_TIMEOUT, "routing /productpage")
 
     def _serves_productpage(self) -> bool:
@@ -175,9 +239,16 @@ class Stack:
 
     def apply(self, files: Iterable[str | Path]) -> dict[str, Any]:
         """Make ``files`` (task YAML) the applied config on top of Bookinfo, replacing what an earlier
-        ``apply`` set, and wait until serve has loaded it. Returns serve's status; a config serve
-        rejects raises ``RuntimeError`` with its errors."""
+        ``apply`` set, and wait until serve (or, embedded, Envoy) has loaded it. Returns serve's
+        status (embedded: :meth:`LiveUpdates.update`'s); a rejected config raises ``RuntimeError``
+        with its errors."""
         paths = tuple(Path(f) for f in files)
+        if self.updates is not None:
+            self._write_tasks(paths)
+            status = self.updates.update()
+            if status["ok"] is not True:
+                raise RuntimeError(f"rejected {[p.name for p in paths]}: {status['errors']}")
+            return status
         before = self._status()
         self._write_tasks(paths)
         deadline = time.monotonic() + RELOAD_TIMEOUT

@@ -1,4 +1,9 @@
-"""Envoy + `meshroute serve` + two echo upstreams, for tests/e2e/test_envoy_features.py."""
+"""Envoy deciding with either engine + two echo upstreams, for tests/e2e/test_envoy_features.py.
+
+``extproc``: ``meshroute serve`` on a unix socket and the static bootstrap ``envoy-config`` writes;
+``embedded``: no serve, the bootstrap and live files of ``envoy-config --engine embedded
+--live-dir``, rewritten by ``apply`` as ``meshroute run`` does (``meshroute.stack.LiveUpdates``).
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshroute.envoy.process import start_envoy, write_bootstrap
+from meshroute.envoy.options import EMBEDDED, ENGINES, EXTPROC
+from meshroute.envoy.process import envoy_config_args, start_envoy, write_bootstrap
 from meshroute.extproc import status_paths
 from meshroute.procs import LOOPBACK, Proc, ProcessGroup, free_port, wait_until
-from meshroute.stack import read_status, start_serve
+from meshroute.stack import LiveUpdates, read_status, start_serve
 from tests.e2e.echo import Echo
 from tests.envoy.tls_helpers import self_signed
 
@@ -79,6 +85,43 @@ class _SniConnection(http.client.HTTPSConnection):
         self.sock = self._ssl_context.wrap_socket(sock, server_hostname=self._sni)
 
 
+CORS_ORIGIN = "https://app.example"
+PREFLIGHT = {"origin": CORS_ORIGIN, "access-control-request-method": "POST"}
+# One request mix per decision outcome of features.yaml: outcome -> (request, expected status, how many)
+OUTCOME_REQUESTS: dict[str, tuple[Callable[[FeatureStack], Response], int, int]] = {
+    "route": (lambda s: s.mesh("echo.test", "/v1"), 200, 5),
+    "no_route": (lambda s: s.mesh("echo.test", "/not-routed"), 404, 4),
+    "redirect": (lambda s: s.mesh("echo.test", "/redirect"), 302, 3),
+    "direct_response": (lambda s: s.mesh("echo.test", "/direct"), 418, 2),
+    "no_cluster": (lambda s: s.mesh("echo.test", "/nosubset"), 503, 2),
+    "cors_preflight": (lambda s: s.mesh("echo.test", "/cors/api", PREFLIGHT, method="OPTIONS"), 200, 1),
+}
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+# The module's counters on Envoy's Prometheus page (namespace dynamicmodulescustom), as
+# prometheus_client's parser names their samples (it appends _total to a counter's name).
+MODULE_DECISIONS = "envoy_dynamicmodulescustom_meshroute_decisions_total"
+MODULE_PANICS = "envoy_dynamicmodulescustom_meshroute_panics_total"
+
+
+def scrape(port: int, path: str) -> Samples:
+    """A Prometheus text page on 127.0.0.1: (sample name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.status
+        text = resp.read().decode()
+    finally:
+        conn.close()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
 @dataclass
 class Traffic:
     """Requests sent in the background while something else happens (bounded in count and time)."""
@@ -88,12 +131,20 @@ class Traffic:
 
 
 class FeatureStack:
-    def __init__(self, work: Path, group: ProcessGroup, workers: int = 1, metrics: bool = False) -> None:
+    """``engine`` ``extproc`` (``workers`` serve processes, ``metrics``: serve's /metrics) or
+    ``embedded`` (the module; its metrics are Envoy's)."""
+
+    def __init__(
+        self, work: Path, group: ProcessGroup, workers: int = 1, metrics: bool = False, engine: str = EXTPROC
+    ) -> None:
+        assert engine in ENGINES, engine
+        assert engine == EXTPROC or workers == 1, "serve workers: extproc only"
+        self.engine = engine
         self.work = work
         self.group = group
         self.workers = workers
         # serve --metrics 127.0.0.1:<port> (``metrics()`` scrapes it)
-        self.metrics_port: int | None = free_port() if metrics else None
+        self.metrics_port: int | None = free_port() if metrics and engine == EXTPROC else None
         self.echo_v1 = Echo("v1")
         self.echo_v2 = Echo("v2")
         self.config_dir = work / "config"
@@ -110,15 +161,24 @@ class FeatureStack:
         self.socket = f"unix:{work}/extproc.sock"
         self.status_file = work / "status.json"
         self.serve: Proc | None = None
-        self.start_serve()
+        self.updates: LiveUpdates | None = None
+        if engine == EXTPROC:
+            self.start_serve()
         self.mesh_port, self.gateway_port, self.admin_port = free_port(), free_port(), free_port()
         self.https_port = free_port()
-        envoy_yaml = write_bootstrap(
-            [self.config_dir], work / "envoy.yaml", extproc=self.socket, workers=workers,
-            mesh_port=self.mesh_port, admin_port=self.admin_port,
-            bind_ports={GATEWAY_PORT: self.gateway_port, HTTPS_PORT: self.https_port},
-        )  # fmt: skip
+        settings: dict[str, Any] = {
+            "extproc": self.socket, "workers": workers, "mesh_port": self.mesh_port,
+            "admin_port": self.admin_port, "engine": engine,
+            "bind_ports": {GATEWAY_PORT: self.gateway_port, HTTPS_PORT: self.https_port},
+        }  # fmt: skip
+        if engine == EMBEDDED:
+            settings["live_dir"] = work / "live"
+        envoy_yaml = write_bootstrap([self.config_dir], work / "envoy.yaml", **settings)
         self.envoy = start_envoy(group, envoy_yaml, self.admin_port)
+        if engine == EMBEDDED:
+            argv = envoy_config_args([self.config_dir], **settings)
+            log_tail = lambda: self.envoy.log_tail(50)  # noqa: E731 - Envoy's reason for a rejection
+            self.updates = LiveUpdates([self.config_dir], argv, self.admin_port, log_tail)
 
     def statuses(self) -> list[dict[str, Any]]:
         """Each serve worker's status file (``{}`` while one is not written yet)."""
@@ -141,14 +201,23 @@ class FeatureStack:
         self.serve.stop()
         self.serve = None
 
-    def apply(self, text: str, ok: bool = True) -> dict[str, Any]:
-        """Replace the config file and wait until serve has tried to load it."""
-        assert self.serve is not None
-        before = self.status("attempts")
+    def write_config(self, text: str) -> None:
         path = self.config_dir / "config.yaml"
         tmp = self.work / "config.yaml.tmp"  # outside the watched directory: one change per apply
         tmp.write_text(text)
         tmp.replace(path)
+
+    def apply(self, text: str, ok: bool = True) -> dict[str, Any]:
+        """Replace the config file and wait until serve has tried to load it (embedded: until the
+        live files are rewritten and Envoy took them). Returns (the first worker's) status."""
+        if self.updates is not None:
+            self.write_config(text)
+            status = self.updates.update()
+            assert status["ok"] is ok, status
+            return status
+        assert self.serve is not None
+        before = self.status("attempts")
+        self.write_config(text)
         self.serve.wait_until(lambda: self.status("attempts") > before, 20, "reloaded")
         statuses = self.statuses()
         assert all(bool(s["ok"]) is ok for s in statuses), statuses
@@ -203,7 +272,8 @@ class FeatureStack:
             data = json.loads(conn.getresponse().read())
         finally:
             conn.close()
-        return {s["name"]: int(s["value"]) for s in data["stats"] if "value" in s}
+        # numbers only: live files add text stats (each subscription's version_text)
+        return {s["name"]: int(s["value"]) for s in data["stats"] if isinstance(s.get("value"), int)}
 
     def upstream_idle(self, cluster: str) -> bool:
         """Envoy has no request to ``cluster`` pending or in flight (admin /stats gauges). A mirror
@@ -215,24 +285,23 @@ class FeatureStack:
             for g in ("upstream_rq_active", "upstream_rq_pending_active")
         )
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def metrics(self) -> Samples:
         """serve's /metrics: (sample name, sorted labels) -> value."""
         assert self.metrics_port is not None, "FeatureStack(..., metrics=True)"
-        from prometheus_client.parser import text_string_to_metric_families
+        return scrape(self.metrics_port, "/metrics")
 
-        conn = http.client.HTTPConnection(LOOPBACK, self.metrics_port, timeout=5)
-        try:
-            conn.request("GET", "/metrics")
-            resp = conn.getresponse()
-            assert resp.status == 200, resp.status
-            text = resp.read().decode()
-        finally:
-            conn.close()
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+    def prometheus(self) -> Samples:
+        """Envoy's admin /stats/prometheus, where the module's stats are (docs/envoy.md)."""
+        return scrape(self.admin_port, "/stats/prometheus")
+
+    def decisions(self) -> dict[str, float]:
+        """Requests decided so far, by outcome: serve's ``meshroute_decisions_total`` (extproc,
+        ``metrics=True``) or the module's ``meshroute_decisions`` counter on Envoy's page."""
+        if self.engine == EMBEDDED:
+            samples, name = self.prometheus(), MODULE_DECISIONS
+        else:
+            samples, name = self.metrics(), "meshroute_decisions_total"
+        return {dict(labels)["outcome"]: v for (n, labels), v in samples.items() if n == name}
 
     def extproc_health(self) -> list[str]:
         """Envoy's health flags of each ext_proc endpoint (admin /clusters), in endpoint order."""

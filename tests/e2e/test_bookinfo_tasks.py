@@ -1,4 +1,5 @@
-"""Istio's Bookinfo traffic tasks through a real Envoy with ``meshroute serve`` as its ext_proc.
+"""Istio's Bookinfo traffic tasks through a real Envoy, with each engine (the embedded module, and
+``meshroute serve`` as its ext_proc; the ``bookinfo`` stack starts once per engine).
 
 Every outcome of ``docs/tasks.md`` §1-§5 (request routing, fault injection,
 traffic shifting, request timeouts), observed the way istio.io's tests observe it: ``/productpage``
@@ -21,9 +22,9 @@ from meshroute.demo import SHIFT_REQUESTS, SHIFT_TOLERANCE_PP, TASKS
 from meshroute.stack import Response, Stack
 
 TEST_V2 = "virtual-service-reviews-test-v2.yaml"
-# Weighted routes: the pick happens in serve and cannot be seeded through HTTP, so shares are checked
-# against the demo's tolerance (1000 requests, +/-7 percentage points); a correct implementation
-# fails with probability < 1e-4 (computed exactly in test_shift_tolerance_is_safe).
+# Weighted routes: the pick happens in the module or serve and cannot be seeded through HTTP, so
+# shares are checked against the demo's tolerance (1000 requests, +/-7 percentage points); a correct
+# implementation fails with probability < 1e-4 (computed exactly in test_shift_tolerance_is_safe).
 SHIFT_TOLERANCE = SHIFT_TOLERANCE_PP / 100
 
 

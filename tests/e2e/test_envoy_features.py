@@ -1,5 +1,7 @@
-"""Through a real Envoy with `meshroute serve` as its ext_proc: every decision kind, the control
-headers a client must not be able to forge, retries, timeouts, and failure of the ext_proc itself.
+"""Through a real Envoy, with each engine (the embedded module, and `meshroute serve` as its
+ext_proc): every decision kind, the control headers a client must not be able to forge, retries,
+timeouts, hot reload, the decisions counted per outcome; and what only one engine has: serve down
+fails closed (extproc), a route table the module cannot load keeps the old one serving (embedded).
 
 Upstreams are two echo servers (tests/e2e/echo.py); the config is tests/e2e/features.yaml.
 """
@@ -12,15 +14,17 @@ from collections.abc import Iterator
 
 import pytest
 
+from meshroute.envoy.options import EMBEDDED, EXTPROC
 from meshroute.procs import ProcessGroup, wait_until
-from tests.e2e.feature_stack import FeatureStack, Response
+from tests.e2e.engines import only_engine
+from tests.e2e.feature_stack import MODULE_PANICS, OUTCOME_REQUESTS, FeatureStack, Response
 
 
 @pytest.fixture(scope="module")
-def features(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStack]:
-    work = tmp_path_factory.mktemp("features")
+def features(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStack]:
+    work = tmp_path_factory.mktemp(f"features-{engine}")
     with ProcessGroup(work / "logs") as group:
-        stack = FeatureStack(work, group)
+        stack = FeatureStack(work, group, engine=engine, metrics=True)
         try:
             yield stack
         finally:
@@ -275,6 +279,7 @@ def test_hot_reload_applies_good_config_and_keeps_last_good_on_bad(features: Fea
         features.apply(features.config_text)
 
 
+@only_engine(EXTPROC)
 def test_extproc_down_fails_closed(features: FeatureStack) -> None:
     features.stop_serve()
     before = features.echo_v2.count("/v1")
@@ -287,6 +292,7 @@ def test_extproc_down_fails_closed(features: FeatureStack) -> None:
     assert features.mesh("echo.test", "/v1").status == 200
 
 
+@only_engine(EXTPROC)
 def test_envoy_stats_show_one_stream_per_request(features: FeatureStack) -> None:
     stats = features.envoy_stats()
     started = sum(v for k, v in stats.items() if k.endswith("streams_started"))
@@ -334,3 +340,45 @@ def test_consistent_hash_on_source_ip(features: FeatureStack) -> None:
     # Every test client is 127.0.0.1: one endpoint for all (by chance: 2^-19 for 20 requests).
     servers = {features.mesh("sticky.test", "/x").header("x-echo-server") for _ in range(20)}
     assert len(servers) == 1 and servers <= {"v1", "v2"}, servers
+
+
+def test_decisions_are_counted_per_outcome(features: FeatureStack) -> None:
+    """serve's ``meshroute_decisions_total`` (extproc) or the module's ``meshroute_decisions`` on
+    Envoy's /stats/prometheus (embedded): one count per request, under its outcome."""
+    before = features.decisions()
+    for outcome, (send, status, count) in OUTCOME_REQUESTS.items():
+        for _ in range(count):
+            assert send(features).status == status, outcome
+    # Counted before the answer is applied: what Envoy answered is already on the page.
+    after = features.decisions()
+    sent = {outcome: count for outcome, (_, _, count) in OUTCOME_REQUESTS.items()}
+    assert {o: after.get(o, 0) - before.get(o, 0) for o in sent} == sent
+    if features.engine == EMBEDDED:
+        assert features.prometheus()[(MODULE_PANICS, ())] == 0
+    else:
+        assert features.metrics()[("meshroute_stream_failures_total", ())] == 0
+
+
+@only_engine(EMBEDDED)
+def test_table_the_module_cannot_load_keeps_the_old_table_serving(features: FeatureStack) -> None:
+    """The embedded counterpart of a config serve rejects: a route table the module refuses (an
+    invalid IR written to the live files, as if the compiler had produced it) is rejected by Envoy
+    for every listener's filter config, and the table before it keeps deciding."""
+    assert features.updates is not None
+    with features.traffic("echo.test", "/v1") as load:
+        bad = features.updates.update(ir_json='{"routes": 3}')
+        assert bad["ok"] is False, bad
+        assert "Envoy rejected ecds-meshroute-mesh.yaml" in bad["errors"][0], bad
+        assert features.mesh("echo.test", "/v1").header("x-echo-server") == "v1"
+        assert features.gateway("app.gw.test", "/app/x").header("x-echo-server") == "v2"
+    assert load.sent >= 20
+    assert load.failed == [], load.failed
+    stats = features.envoy_stats()
+    assert stats["extension_config_discovery.http_filter.meshroute-mesh.config_fail"] >= 1
+    assert features.envoy.alive()
+    # the module's reason, on Envoy's log
+    assert 'meshroute: filter "meshroute": config rejected: table' in features.envoy.log.read_text()
+    assert "invalid IR" in features.envoy.log.read_text()
+    good = features.apply(features.config_text)  # the compiled table again: accepted
+    assert good["ok"] is True and good["generation"] > bad["generation"]
+    assert features.mesh("echo.test", "/redirect").status == 302

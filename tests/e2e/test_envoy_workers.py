@@ -1,5 +1,8 @@
 """`serve --workers 2` behind the Envoy `envoy-config --workers 2` writes: Envoy spreads the ext_proc
-streams over both worker sockets, and a reload reaches every worker."""
+streams over both worker sockets, and a reload reaches every worker.
+
+Extproc only, by nature: the embedded engine has no serve workers (it decides on Envoy's own
+worker threads)."""
 
 from __future__ import annotations
 
@@ -7,15 +10,19 @@ from collections.abc import Iterator
 
 import pytest
 
+from meshroute.envoy.options import EXTPROC
 from meshroute.procs import ProcessGroup
+from tests.e2e.engines import only_engine
 from tests.e2e.feature_stack import FeatureStack
+
+pytestmark = only_engine(EXTPROC)
 
 
 @pytest.fixture(scope="module")
-def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStack]:
+def two_workers(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStack]:
     work = tmp_path_factory.mktemp("workers")
     with ProcessGroup(work / "logs") as group:
-        stack = FeatureStack(work, group, workers=2)
+        stack = FeatureStack(work, group, workers=2, engine=engine)
         try:
             yield stack
         finally:

@@ -24,9 +24,7 @@ import pytest
 from meshroute.procs import LOOPBACK, Proc, ProcessGroup, free_port
 from tests.e2e.echo import Echo
 from tests.e2e.feature_stack import Response, request
-from tests.envoy.helpers import embedded_module
 
-ENGINES = ["extproc", "embedded"]
 # Gateway server ports added live, each bound on a free port (--bind-port): HTTP, TCP, HTTPS.
 NEW_GATEWAY_PORT, TCP_PORT, TLS_PORT = 8090, 8091, 8092
 START_TIMEOUT = 60.0
@@ -136,11 +134,6 @@ spec:
 """
 
 
-def _module_available(engine: str) -> None:
-    if engine == "embedded":
-        embedded_module()
-
-
 @dataclass
 class Traffic:
     """Requests sent in a background thread; every answer's (status, server)."""
@@ -240,10 +233,8 @@ class Run:
         self.v2.close()
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    engine = request.param
-    _module_available(engine)
+@pytest.fixture(scope="module")
+def running(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     work = tmp_path_factory.mktemp(f"run-{engine}")
     with ProcessGroup(work / "logs") as group:
         run = Run(engine, work, group)
@@ -362,9 +353,7 @@ def test_invalid_config_keeps_the_last_good_one(running: Run) -> None:
     running.wait_for(lambda: running.served_by("echo.test") == "v1", "routing to v1 again")
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 def test_two_workers_then_sigterm_stops_everything(engine: str, tmp_path: Path) -> None:
-    _module_available(engine)
     group = ProcessGroup(tmp_path / "logs")
     run = Run(engine, tmp_path, group, workers=2)
     try:

@@ -1,32 +1,28 @@
 """Operating `serve --workers 2` behind a real Envoy: one /metrics endpoint counting every
 decision of both workers, one compile per config change for both workers, and Envoy's gRPC health
-checks draining a worker on SIGTERM without failing a request."""
+checks draining a worker on SIGTERM without failing a request.
+
+Extproc only, by nature: serve's workers, /metrics and health checks do not exist with the
+embedded engine (its counterparts, the module's stats on Envoy's /stats/prometheus and a table
+Envoy refuses, are in test_envoy_features.py and test_adversarial.py)."""
 
 from __future__ import annotations
 
 import os
 import signal
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from meshroute.envoy.options import EXTPROC
 from meshroute.procs import ProcessGroup, wait_until
-from tests.e2e.feature_stack import FeatureStack, Response
+from tests.e2e.engines import only_engine
+from tests.e2e.feature_stack import OUTCOME_REQUESTS, FeatureStack, Samples
 
-CORS_ORIGIN = "https://app.example"
-PREFLIGHT = {"origin": CORS_ORIGIN, "access-control-request-method": "POST"}
-# outcome -> (request, expected status, how many)
-SENT: dict[str, tuple[Callable[[FeatureStack], Response], int, int]] = {
-    "route": (lambda s: s.mesh("echo.test", "/v1"), 200, 5),
-    "no_route": (lambda s: s.mesh("echo.test", "/not-routed"), 404, 4),
-    "redirect": (lambda s: s.mesh("echo.test", "/redirect"), 302, 3),
-    "direct_response": (lambda s: s.mesh("echo.test", "/direct"), 418, 2),
-    "no_cluster": (lambda s: s.mesh("echo.test", "/nosubset"), 503, 2),
-    "cors_preflight": (lambda s: s.mesh("echo.test", "/cors/api", PREFLIGHT, method="OPTIONS"), 200, 1),
-}
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+pytestmark = only_engine(EXTPROC)
+SENT = OUTCOME_REQUESTS
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -39,10 +35,10 @@ def compile_lines(stack: FeatureStack) -> int:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStack]:
+def stack(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeatureStack]:
     work = tmp_path_factory.mktemp("operations")
     with ProcessGroup(work / "logs") as group:
-        stack = FeatureStack(work, group, workers=2, metrics=True)
+        stack = FeatureStack(work, group, workers=2, metrics=True, engine=engine)
         try:
             yield stack
         finally:
@@ -112,9 +108,9 @@ def test_a_change_is_compiled_once_for_both_workers(stack: FeatureStack) -> None
 
 
 @pytest.fixture
-def drained(tmp_path: Path) -> Iterator[FeatureStack]:
+def drained(engine: str, tmp_path: Path) -> Iterator[FeatureStack]:
     with ProcessGroup(tmp_path / "logs") as group:
-        stack = FeatureStack(tmp_path, group, workers=2)
+        stack = FeatureStack(tmp_path, group, workers=2, engine=engine)
         try:
             yield stack
         finally:

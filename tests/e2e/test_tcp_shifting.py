@@ -3,8 +3,10 @@
 Two TCP echo servers stand in for tcp-echo v1 and v2 (each answers a line with ``one `` / ``two ``
 in front, as Istio's tcp-echo-server), reached through WorkloadEntries that the tcp-echo Service's
 selector picks up. No serve: TCP is routed by Envoy alone (the ext_proc cluster points at a
-socket nobody listens on). Each step regenerates the bootstrap and restarts Envoy, because a TCP
-route is fixed when the bootstrap is written.
+socket nobody listens on; with the embedded engine, the HTTP listeners' module is loaded but
+never called). Each step regenerates the bootstrap and restarts Envoy, because a TCP route is fixed
+when the bootstrap is written. Both engines: their bootstraps differ in every HTTP listener and in
+the clusters, and the TCP listener must not care.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import pytest
 import yaml
 
 from meshroute.config import analyze
-from meshroute.envoy import Options, build
+from meshroute.envoy import Options
 from meshroute.envoy.process import start_envoy
 from meshroute.procs import LOOPBACK, Proc, ProcessGroup, free_port
 from tests.conftest import SAMPLES
+from tests.e2e.engines import bootstrap
 
 TCP_ECHO = SAMPLES / "tcp-echo"
 GATEWAY_PORT = 31400
@@ -100,8 +103,8 @@ def workload_entries(ports: dict[str, int]) -> str:
 class TcpStack:
     """The echo servers plus one Envoy at a time, started from a sample's config."""
 
-    def __init__(self, work: Path, group: ProcessGroup) -> None:
-        self.work, self.group = work, group
+    def __init__(self, work: Path, group: ProcessGroup, engine: str) -> None:
+        self.work, self.group, self.engine = work, group, engine
         self.echoes = {"v1": TcpEcho("one"), "v2": TcpEcho("two")}
         self.entries = work / "workload-entries.yaml"
         self.entries.write_text(workload_entries({v: e.port for v, e in self.echoes.items()}))
@@ -125,14 +128,10 @@ class TcpStack:
             bind_ports={GATEWAY_PORT: self.port},
             access_log=str(self.work / "access.log"),
         )
-        generated = build(analysis, options)
-        assert [w.code for w in generated.warnings] == list(warnings), [
-            w.render() for w in generated.warnings
-        ]
         self.step += 1
         step = self.step
-        path = self.work / f"envoy-{step}.yaml"
-        path.write_text(yaml.safe_dump(generated.config))
+        path, codes = bootstrap(paths, self.work / f"envoy-{step}.yaml", options, self.engine)
+        assert codes == [d.code for d in analysis.diagnostics] + list(warnings)  # validation's, then ours
         self.envoy = start_envoy(self.group, path, admin, name=f"envoy-{step}")
 
     def reply(self) -> str:
@@ -157,10 +156,10 @@ class TcpStack:
 
 
 @pytest.fixture(scope="module")
-def tcp_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TcpStack]:
-    work = tmp_path_factory.mktemp("tcp-shifting")
+def tcp_stack(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TcpStack]:
+    work = tmp_path_factory.mktemp(f"tcp-shifting-{engine}")
     with ProcessGroup(work / "logs") as group:  # stops every Envoy whatever happens
-        stack = TcpStack(work, group)
+        stack = TcpStack(work, group, engine)
         try:
             yield stack
         finally:

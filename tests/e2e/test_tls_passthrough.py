@@ -5,7 +5,8 @@ Two TLS servers on 127.0.0.1 stand in for the backends, each with its own self-s
 point at them and a VirtualService routes each SNI to one. Envoy holds no certificate: a client
 that trusts only a backend's own certificate completing the handshake proves the TLS went through
 untouched. No serve: the connections never reach HTTP (the ext_proc cluster points at a socket
-nobody listens on).
+nobody listens on; with the embedded engine, the mesh listener's module is loaded but never
+called). Both engines: the TLS listener must not care which one decides HTTP.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import pytest
 import yaml
 
 from meshroute.config import analyze
-from meshroute.envoy import Options, build
+from meshroute.envoy import Options
 from meshroute.envoy.process import start_envoy
 from meshroute.procs import LOOPBACK, ProcessGroup, free_port
+from tests.e2e.engines import bootstrap
 from tests.envoy.tls_helpers import self_signed
 
 GATEWAY_PORT = 443
@@ -144,7 +146,7 @@ def config(ports: dict[str, int]) -> str:
 class SniStack:
     """The two backends and one Envoy."""
 
-    def __init__(self, work: Path, group: ProcessGroup) -> None:
+    def __init__(self, work: Path, group: ProcessGroup, engine: str) -> None:
         self.backends: dict[str, TlsBackend] = {}
         for host in HOSTS:
             self.backends[host] = TlsBackend(host.split(".")[0], *self_signed(work, host))
@@ -160,10 +162,8 @@ class SniStack:
             bind_ports={GATEWAY_PORT: self.port},
             access_log=str(work / "access.log"),
         )
-        generated = build(analysis, options)
-        assert generated.warnings == [], [w.render() for w in generated.warnings]
-        envoy_yaml = work / "envoy.yaml"
-        envoy_yaml.write_text(yaml.safe_dump(generated.config))
+        envoy_yaml, warnings = bootstrap([path], work / "envoy.yaml", options, engine)
+        assert warnings == [d.code for d in analysis.diagnostics] == []
         start_envoy(group, envoy_yaml, admin)
 
     def exchange(self, sni: str | None, context: ssl.SSLContext) -> tuple[bytes, str]:
@@ -203,12 +203,12 @@ def trusting_anything() -> ssl.SSLContext:
 
 
 @pytest.fixture(scope="module")
-def sni_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SniStack]:
-    work = tmp_path_factory.mktemp("tls-passthrough")
+def sni_stack(engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SniStack]:
+    work = tmp_path_factory.mktemp(f"tls-passthrough-{engine}")
     with ProcessGroup(work / "logs") as group:  # stops Envoy whatever happens
         stack: SniStack | None = None
         try:
-            stack = SniStack(work, group)
+            stack = SniStack(work, group, engine)
             yield stack
         finally:
             if stack is not None:

@@ -13,8 +13,6 @@ from meshroute.envoy import Generated, Options, build
 from meshroute.envoy.module import module_path
 from meshroute.envoy.process import validate_config
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def generate(tmp_path: Path, text: str, options: Options | None = None) -> Generated:
     path = tmp_path / "config.yaml"
@@ -61,10 +59,6 @@ def assert_valid(tmp_path: Path, config: dict[str, Any], name: str = "envoy.yaml
 
 
 def embedded_module() -> Path:
-    """The packaged dynamic module for ``--engine embedded`` tests: skipped while the crate is not
-    in the checkout; once it is, a missing module fails with how to build it."""
-    import pytest
-
-    if not (REPO / "rust" / "meshroute-envoy" / "src" / "lib.rs").is_file():
-        pytest.skip("rust/meshroute-envoy is not in this checkout")
+    """The packaged dynamic module for ``--engine embedded`` tests; a missing one fails with how to
+    build it (a broken install, never a skip)."""
     return module_path()

@@ -15,7 +15,15 @@ from tests.envoy.helpers import clusters, ext_proc_metadata, listeners
 
 def test_writes_yaml_with_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "envoy.yaml"
-    args = ["envoy-config", meshroute.bookinfo_path(), "--extproc", "unix:/tmp/mr.sock", "--workers", "2"]
+    args = [
+        "envoy-config",
+        meshroute.bookinfo_path(),
+        "--engine",
+        "extproc",
+        "--extproc",
+        "unix:/tmp/mr.sock",
+    ]
+    args += ["--workers", "2"]
     args += ["--mesh-port", "25001", "--admin-port", "25000", "--bind-port", "8080=28080"]
     args += ["--source-namespace", "prod", "--source-label", "app=web", "--access-log", "/dev/null"]
     code = main([*args, "-o", str(out)])
@@ -34,7 +42,7 @@ def test_writes_yaml_with_flags(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_stdout_and_warnings_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     sample = SAMPLES / "tcp-echo/tcp-echo-all-v1.yaml"
-    assert main(["envoy-config", str(sample)]) == 0
+    assert main(["envoy-config", str(sample), "--engine", "extproc"]) == 0
     captured = capsys.readouterr()
     assert yaml.safe_load(captured.out)["static_resources"]["listeners"][0]["name"] == "mesh_outbound"
     # The sample names tcp-echo without its Service: the TCP route's cluster does not exist.
@@ -43,7 +51,7 @@ def test_stdout_and_warnings_on_stderr(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_config_errors_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     sample = SAMPLES / "validation-testdata/serviceentry-invalid.yaml"
-    assert main(["envoy-config", str(sample)]) == 1
+    assert main(["envoy-config", str(sample), "--engine", "extproc"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "error[" in captured.err

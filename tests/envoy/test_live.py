@@ -355,6 +355,13 @@ def test_envoy_config_embedded_writes_files_next_to_the_bootstrap(tmp_path: Path
     assert table_of(files / "ecds-meshroute-mesh.yaml") == str(files / "ir-1.json")
 
 
+def test_envoy_config_default_engine_is_embedded(tmp_path: Path, fake_module: Path) -> None:
+    out = tmp_path / "envoy.yaml"
+    assert main(["envoy-config", meshroute.bookinfo_path(), "-o", str(out)]) == 0
+    assert EXTPROC_CLUSTER not in clusters(yaml.safe_load(out.read_text()))
+    assert (tmp_path / "envoy.yaml.d" / "ecds-meshroute-mesh.yaml").is_file()
+
+
 def test_envoy_config_embedded_to_stdout_needs_a_directory(
     fake_module: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -373,10 +380,9 @@ def test_envoy_config_embedded_without_module(
 
 def test_envoy_config_live_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     live = tmp_path / "live"
-    assert (
-        main(["envoy-config", meshroute.bookinfo_path(), "--live-dir", str(live), "--admin-port", "25000"])
-        == 0
-    )
+    args = ["envoy-config", meshroute.bookinfo_path(), "--engine", "extproc", "--live-dir", str(live)]
+    args += ["--admin-port", "25000"]
+    assert main(args) == 0
     config = yaml.safe_load(capsys.readouterr().out)
     assert "static_resources" not in config
     assert config["node"] == {"id": "meshroute", "cluster": "meshroute"}
@@ -391,10 +397,7 @@ def test_envoy_config_live_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str
     cds = yaml.safe_load((live / "cds.yaml").read_text())
     assert EXTPROC_CLUSTER in [r["name"] for r in cds["resources"]]
     before = (live / "lds.yaml").stat().st_ino
-    assert (
-        main(["envoy-config", meshroute.bookinfo_path(), "--live-dir", str(live), "--admin-port", "25000"])
-        == 0
-    )
+    assert main(args) == 0
     assert (live / "lds.yaml").stat().st_ino == before  # unchanged content is not rewritten
 
 

@@ -12,13 +12,14 @@ import argparse
 import os
 import stat
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
 from meshroute.config import analyze
 from meshroute.envoy.bootstrap import build
-from meshroute.envoy.options import DEFAULT_EXTPROC, EMBEDDED, ENGINES, EXTPROC, Options
+from meshroute.envoy.options import DEFAULT_ENGINE, DEFAULT_EXTPROC, EMBEDDED, ENGINES, Options
 from meshroute.errors import ConfigError
 from meshroute.extproc import addresses
 from meshroute.render import render_diagnostics
@@ -60,9 +61,9 @@ def add_listener_arguments(p: argparse.ArgumentParser, access_log: str = "/dev/s
     p.add_argument(
         "--engine",
         choices=ENGINES,
-        default=EXTPROC,
-        help="who decides each request: meshroute serve over ext_proc (default), or the dynamic "
-        "module inside Envoy (embedded)",
+        default=DEFAULT_ENGINE,
+        help=f"who decides each request: the dynamic module inside Envoy (embedded), or meshroute "
+        f"serve over ext_proc (extproc); default {DEFAULT_ENGINE}",
     )
     p.add_argument("--mesh-port", type=int, default=15001, help="port of the mesh outbound listener")
     p.add_argument("--admin-port", type=int, default=15000)
@@ -157,10 +158,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_with_files(args: argparse.Namespace, options: Options) -> int:
     """The embedded engine and/or live mode: write the files, then the bootstrap naming them."""
-    from meshroute.envoy.live import LiveFiles, files_options, generate
+    from meshroute.envoy.live import files_options, generate, write_files
     from meshroute.envoy.module import ModuleNotBuiltError, module_path
 
-    directory = args.live_dir or args.files_dir or (f"{args.output}.d" if args.output else None)
+    directory = _files_dir(args)
     if directory is None:
         print(
             "meshroute envoy-config: the embedded engine writes the module's configs and the route "
@@ -184,17 +185,38 @@ def _run_with_files(args: argparse.Namespace, options: Options) -> int:
         return 1
     live = bool(args.live_dir)
     try:
-        files = LiveFiles(
-            directory, engine=options.engine, dynamic=live, module_file=module_file, seed=args.seed
+        bootstrap = write_files(
+            config, directory, engine=options.engine, live=live, module_file=module_file, seed=args.seed
         )
-        files.apply(config)
     except OSError as exc:
         print(f"meshroute envoy-config: cannot write {directory}: {exc}", file=sys.stderr)
         return 1
-    if live:
-        return _emit(args.output, files.bootstrap(config), False)
-    static = {**config.base, "static_resources": {"listeners": config.listeners, "clusters": config.clusters}}
-    return _emit(args.output, static, config.inline_keys)
+    # live: lds.yaml holds the listeners (and their keys); static: the bootstrap does
+    return _emit(args.output, bootstrap, config.inline_keys and not live)
+
+
+def _files_dir(args: argparse.Namespace) -> str | None:
+    """Where the files go: ``--live-dir``, else ``--files-dir``, else ``FILE.d`` next to ``-o``."""
+    directory: str | None = args.live_dir or args.files_dir or (f"{args.output}.d" if args.output else None)
+    return directory
+
+
+def options_for(argv: Sequence[str]) -> Options:
+    """The :class:`Options` ``meshroute envoy-config ARGV`` writes with (``files_dir`` included
+    when it writes files): what a program that ran it needs to rewrite its live files itself
+    (``meshroute.stack``, as ``meshroute run`` does). ValueError for bad flags."""
+    from meshroute.envoy.live import files_options
+
+    parser = argparse.ArgumentParser(prog="meshroute", exit_on_error=False)
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["envoy-config", *argv])
+    options = options_from_args(args)
+    directory = _files_dir(args)
+    if args.live_dir or options.engine == EMBEDDED:
+        if directory is None:
+            raise ValueError("the embedded engine needs -o FILE, --files-dir DIR or --live-dir DIR")
+        options = files_options(options, directory)
+    return options
 
 
 def _emit(output: str | None, config: dict[str, Any], private: bool) -> int:

@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 
 from meshroute.config import analyze
+from meshroute.config.diagnostics import Diagnostic
 from meshroute.envoy import module
 from meshroute.envoy.bootstrap import build
 from meshroute.envoy.common import Json, typed
@@ -93,6 +94,8 @@ class Compiled:
 
     config: LiveConfig | None
     report: str  # rendered diagnostics, errors and warnings; "" when there are none
+    # the warnings (validation's and the bootstrap's) of a config that compiled, for their codes
+    warnings: tuple[Diagnostic, ...] = ()
 
 
 def generate(paths: Sequence[str], options: Options, serve_copy: bool = False) -> Compiled:
@@ -129,7 +132,7 @@ def generate(paths: Sequence[str], options: Options, serve_copy: bool = False) -
         serve_yaml=serve_yaml,
         inline_keys=generated.inline_keys,
     )
-    return Compiled(config, report)
+    return Compiled(config, report, tuple(warnings))
 
 
 class Acks:
@@ -231,7 +234,13 @@ class LiveFiles:
         return sorted(found)
 
     def bootstrap(self, config: LiveConfig) -> Json:
-        """The bootstrap of live mode: node and admin, listeners and clusters from the files."""
+        """The bootstrap naming these files: in live mode (``dynamic``) node and admin, listeners
+        and clusters from the files; otherwise the listeners and clusters inline (static), their
+        module filters reading ``ecds-<name>.yaml`` here. A static bootstrap holds the private
+        keys of ``config.inline_keys``: write it 0600."""
+        if not self.dynamic:
+            static = {"listeners": config.listeners, "clusters": config.clusters}
+            return {**config.base, "static_resources": static}
         sources = {
             key: {"path_config_source": {"path": str(path)}, "resource_api_version": "V3"}
             for key, path in (("lds_config", self.lds), ("cds_config", self.cds))
@@ -356,6 +365,23 @@ def _discovery_text(resources: list[Json]) -> str:
     version = hashlib.sha256(body).hexdigest()[:16]
     text: str = yaml.dump({"version_info": version, "resources": resources}, Dumper=_Dumper, sort_keys=False)
     return text
+
+
+def write_files(
+    config: LiveConfig,
+    directory: str | os.PathLike[str],
+    *,
+    engine: str,
+    live: bool,
+    module_file: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+) -> Json:
+    """What ``envoy-config`` writes for ``config`` into ``directory``: the embedded engine's filter
+    configs and table and, ``live``, the listeners and clusters; returns the bootstrap naming them
+    (static unless ``live``: then it holds ``config``'s private keys, if any)."""
+    files = LiveFiles(directory, engine=engine, dynamic=live, module_file=module_file, seed=seed)
+    files.apply(config)
+    return files.bootstrap(config)
 
 
 def write_atomic(path: Path, text: str, *, private: bool = False) -> None:

@@ -13,6 +13,9 @@ DEFAULT_EXTPROC = "unix:/tmp/meshroute.sock"
 EXTPROC = "extproc"
 EMBEDDED = "embedded"
 ENGINES = (EXTPROC, EMBEDDED)
+# What ``envoy-config``, ``run`` and ``demo`` use without ``--engine``. (``Options.engine`` itself
+# defaults to extproc: the embedded engine also needs ``files_dir``, which only a caller knows.)
+DEFAULT_ENGINE = EMBEDDED
 # Debian/Ubuntu's CA bundle: Istio verifies SIMPLE upstream TLS against the system roots when a
 # DestinationRule names no caCertificates (VERIFY_CERTIFICATE_AT_CLIENT).
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"

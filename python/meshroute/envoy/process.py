@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from meshroute.envoy.options import EXTPROC
 from meshroute.procs import LOOPBACK, Proc, ProcessError, ProcessGroup, http_ok
 
 VALIDATE_TIMEOUT = 60.0
@@ -26,6 +27,32 @@ def _base_args(config_path: str | os.PathLike[str]) -> list[str]:
     return [envoy_binary(), "--disable-hot-restart", "-c", str(config_path)]
 
 
+def envoy_config_args(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    extproc: str,
+    mesh_port: int,
+    admin_port: int,
+    workers: int = 1,
+    bind_ports: Mapping[int, int] | None = None,
+    access_log: str | None = None,
+    engine: str = EXTPROC,
+    live_dir: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """The ``meshroute envoy-config`` arguments (after the command name) for these settings; the
+    engine is always named, so the command's default does not matter. With ``live_dir``, the
+    listeners, clusters (and the embedded engine's filter configs and table) are files there."""
+    args = [*map(str, paths), "--engine", engine, "--extproc", extproc, "--workers", str(workers),
+            "--mesh-port", str(mesh_port), "--admin-port", str(admin_port)]  # fmt: skip
+    for port, bind in (bind_ports or {}).items():
+        args += ["--bind-port", f"{port}={bind}"]
+    if access_log is not None:
+        args += ["--access-log", access_log]
+    if live_dir is not None:
+        args += ["--live-dir", str(live_dir)]
+    return args
+
+
 def write_bootstrap(
     paths: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -36,17 +63,18 @@ def write_bootstrap(
     workers: int = 1,
     bind_ports: Mapping[int, int] | None = None,
     access_log: str | None = None,
+    engine: str = EXTPROC,
+    live_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write the bootstrap for ``paths`` to ``out`` with ``meshroute envoy-config``, run as users
-    run it (a child process, warnings on its stderr); raises ProcessError with its output."""
-    args = [sys.executable, "-m", "meshroute", "envoy-config", *map(str, paths), "--extproc", extproc,
-            "--workers", str(workers), "--mesh-port", str(mesh_port), "--admin-port", str(admin_port),
-            "-o", str(out)]  # fmt: skip
-    for port, bind in (bind_ports or {}).items():
-        args += ["--bind-port", f"{port}={bind}"]
-    if access_log is not None:
-        args += ["--access-log", access_log]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=VALIDATE_TIMEOUT, check=False)
+    run it (a child process, warnings on its stderr); raises ProcessError with its output.
+    Arguments: :func:`envoy_config_args`."""
+    args = envoy_config_args(
+        paths, extproc=extproc, mesh_port=mesh_port, admin_port=admin_port, workers=workers,
+        bind_ports=bind_ports, access_log=access_log, engine=engine, live_dir=live_dir,
+    )  # fmt: skip
+    command = [sys.executable, "-m", "meshroute", "envoy-config", *args, "-o", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=VALIDATE_TIMEOUT, check=False)
     if done.returncode != 0 or not Path(out).is_file():
         raise ProcessError(f"meshroute envoy-config exited with {done.returncode}:\n{done.stderr[-2000:]}")
     return Path(out)

@@ -7,8 +7,10 @@ engine, ``meshroute serve`` starts on the validated copy of the config). Then th
 polled (every file's path, mtime and size, as serve's reloader does); a change is compiled in a
 separate "spawn" process and the live files are rewritten in make-before-break order, waiting at
 each step until Envoy (admin ``/stats``: ``update_success`` / ``update_rejected`` of CDS, LDS and
-each ECDS resource grew, no warming clusters or listeners) or serve (its status file) has taken it. Routes,
-clusters, endpoints and Gateway listeners (HTTP and TCP) all follow, without restarting Envoy. A
+each ECDS resource grew; then no warming clusters or listeners, and each ECDS resource's
+``config_reload`` grew: every worker has the new filter config) or serve (its status file) has
+taken it. Routes, clusters, endpoints and Gateway listeners (HTTP and TCP) all follow, without
+restarting Envoy. A
 config that fails validation is reported on stderr and the last good files keep serving.
 SIGTERM or Ctrl-C stops every process (exit 0).
 """
@@ -26,7 +28,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -123,6 +125,10 @@ class EnvoyAcks(Acks):
         rejected = [f for p, f in prefixes.items() if _count(now, p, _BAD) > _count(before, p, _BAD)]
         if rejected:
             raise LiveError(f"Envoy rejected {', '.join(rejected)}{self._why()}")
+        if kind == "ecds" and self._until(lambda s: _reloaded(s, before, prefixes)) is None:
+            raise LiveError(
+                f"Envoy's workers did not take {', '.join(prefixes.values())} within {self.timeout:.0f} s"
+            )
         if kind in _WARMING and self._until(lambda s: s.get(_WARMING[kind], 0) == 0) is None:
             raise LiveError(f"Envoy still warms {kind} resources after {self.timeout:.0f} s")
 
@@ -158,6 +164,13 @@ class EnvoyAcks(Acks):
         found = [line for line in lines if re.search(r"rejected|update failure", line)]
         # "[time][thread][warning][config] [source/...cc:81] Filesystem config update rejected: ..."
         return ": " + _LOG_PREFIX.sub("", found[-1]) if found else " (see Envoy's log)"
+
+
+def _reloaded(now: dict[str, int], before: dict[str, int], prefixes: Iterable[str]) -> bool:
+    """Every filter config's ``config_reload`` grew: Envoy counts it once each worker has the new
+    filter config (``update_success`` is counted when the main thread accepted it, before the
+    workers have it), so from then on every new stream decides with it."""
+    return all(now.get(p + "config_reload", 0) > before.get(p + "config_reload", 0) for p in prefixes)
 
 
 def _count(stats: dict[str, int], prefix: str, keys: Sequence[str]) -> int:

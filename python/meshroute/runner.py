@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from meshroute.envoy.cli import add_listener_arguments, options_from_args
+from meshroute.envoy.cli import add_listener_arguments, options_from_args, with_lb_module
 from meshroute.envoy.live import Acks, Compiled, LiveConfig, LiveError, LiveFiles, files_options, generate
 from meshroute.envoy.options import EMBEDDED, Options
 from meshroute.procs import LOOPBACK, ProcessError, ProcessGroup
@@ -277,6 +277,11 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             _say(str(exc), error=True)
             return 2
+        try:
+            options = with_lb_module(options)
+        except ModuleNotBuiltError as exc:
+            _say(str(exc), error=True)
+            return 1
         with ProcessGroup(work / "logs") as group:  # SIGTERM becomes KeyboardInterrupt from here
             return _run(args, options, work, group, module_file)
     except KeyboardInterrupt:

@@ -3,10 +3,12 @@
 Paths (anything else echoes with 200):
 - ``/status/<code>``: answers that status.
 - ``/sleep/<ms>``: waits, then echoes.
+- ``/sleep-on/<name>/<ms>``: waits on the echo server called ``name`` only (an uneven upstream).
 - ``/flaky/<key>``: 503 on the first request for ``key``, 200 after — a retry recovers it.
 - ``/fail-on/<name>``: 503 from the echo server called ``name``, 200 from the others.
 Every answer is JSON ``{"server", "method", "path", "headers"}`` with ``x-echo-server`` and
-``x-upstream-drop`` response headers (the latter for response-header removal tests).
+``x-upstream-drop`` response headers (the latter for response-header removal tests). Setting
+``Echo.status`` makes the server answer that status to every request (an endpoint going bad).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Echo:
     def __init__(self, name: str, port: int = 0) -> None:
         self.name = name
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.status: int | None = None  # set: every request gets this status
         self._flaky: set[str] = set()
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer((LOOPBACK, port), _handler(self))
@@ -88,8 +91,12 @@ def _handler(echo: Echo) -> type[BaseHTTPRequestHandler]:
                 status = int(parts[1])
             elif parts[0] == "sleep" and len(parts) > 1 and parts[1].isdigit():
                 time.sleep(min(int(parts[1]), 10_000) / 1000)
+            elif parts[0] == "sleep-on" and len(parts) > 2 and parts[1] == echo.name and parts[2].isdigit():
+                time.sleep(min(int(parts[2]), 10_000) / 1000)
             elif _fails(echo, parts):
                 status = 503
+            if echo.status is not None:
+                status = echo.status
             body: dict[str, Any] = {
                 "server": echo.name,
                 "method": self.command,

@@ -150,14 +150,17 @@ def module_filter(module: Path, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def bootstrap(admin_port: int, upstreams: Mapping[str, int], entry: dict[str, Any]) -> dict[str, Any]:
+def bootstrap(
+    admin_port: int, upstreams: Mapping[str, int], entry: dict[str, Any], lb: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One listener on 127.0.0.1 (port chosen by the kernel): ``entry`` (the module's
     ``http_filters`` entry), then the router, whose only route takes the cluster from
-    ``x-meshroute-cluster``; one static cluster per upstream."""
+    ``x-meshroute-cluster``; one static cluster per upstream, balanced by ``lb`` (a
+    ``load_balancing_policy``) when given."""
 
     def cluster(name: str, port: int) -> dict[str, Any]:
         address = {"socket_address": {"address": LOOPBACK, "port_value": port}}
-        return {
+        out = {
             "name": name,
             "type": "STATIC",
             "connect_timeout": "1s",
@@ -166,6 +169,9 @@ def bootstrap(admin_port: int, upstreams: Mapping[str, int], entry: dict[str, An
                 "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
             },
         }
+        if lb is not None:
+            out["load_balancing_policy"] = lb
+        return out
 
     hcm = {
         "@type": f"{TYPE}.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -220,12 +226,18 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) ->
 class Envoy:
     """Two echo upstreams (named after their clusters) and Envoy with the module."""
 
-    def __init__(self, group: ProcessGroup, work: Path, meshroute_filter: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        group: ProcessGroup,
+        work: Path,
+        meshroute_filter: dict[str, Any],
+        lb: dict[str, Any] | None = None,
+    ) -> None:
         self.echoes = {REVIEWS: Echo("reviews"), RATINGS: Echo("ratings")}
         self.admin_port = free_port()
         config = work / "envoy.json"
         upstreams = {name: echo.port for name, echo in self.echoes.items()}
-        config.write_text(json.dumps(bootstrap(self.admin_port, upstreams, meshroute_filter), indent=1))
+        config.write_text(json.dumps(bootstrap(self.admin_port, upstreams, meshroute_filter, lb), indent=1))
         try:
             self.proc: Proc = start_envoy(group, config, self.admin_port)
         except BaseException:
@@ -259,9 +271,11 @@ class Envoy:
 
 
 @contextlib.contextmanager
-def running(work: Path, meshroute_filter: dict[str, Any]) -> Iterator[Envoy]:
+def running(
+    work: Path, meshroute_filter: dict[str, Any], lb: dict[str, Any] | None = None
+) -> Iterator[Envoy]:
     with ProcessGroup(work / "logs") as group:
-        envoy = Envoy(group, work, meshroute_filter)
+        envoy = Envoy(group, work, meshroute_filter, lb)
         try:
             yield envoy
         finally:
@@ -374,6 +388,31 @@ def test_a_panic_is_a_500_and_envoy_keeps_serving(panic_module: Path, table: Pat
         assert prometheus_value(envoy.prometheus(), PANICS) == 1
         logged = "meshroute: panic in request_headers"
         wait_for(lambda: logged in envoy.proc.log.read_text(), "the panic log line")
+
+
+def test_a_balancer_panic_is_no_host_and_envoy_keeps_serving(
+    panic_module: Path, table: Path, work: Path
+) -> None:
+    """The module as both the HTTP filter and every cluster's load-balancing policy (``--lb rust``):
+    a panic inside ``choose_host`` is caught, the request gets no host (Envoy's 503), the panic is
+    counted and logged, and the next requests are balanced as before."""
+    from meshroute.envoy.module import lb_policy_config, load_balancing_policy
+
+    run = work / "lb-panic"
+    run.mkdir()
+    entry = {"name": "meshroute", "typed_config": module_filter(panic_module, filter_config(table))}
+    lb = load_balancing_policy(panic_module, lb_policy_config("any", {"simple": "ROUND_ROBIN"}))
+    with running(run, entry, lb) as envoy:
+        assert envoy.served_by("reviews:9080") == "reviews"
+        boom = envoy.get("reviews:9080", headers={"x-meshroute-test-panic": "lb"})
+        assert boom.status == 503, boom
+        assert len(envoy.echoes[REVIEWS].requests) == 1
+        assert envoy.served_by("reviews:9080") == "reviews"
+        assert envoy.served_by("ratings:9080", "/ratings/2") == "ratings"
+        assert envoy.stat("dynamicmodulescustom.meshroute_lb_panics") == 1
+        assert envoy.stat("dynamicmodulescustom.meshroute_lb_picks") == 3
+        logged = "meshroute: panic in lb_choose_host"
+        wait_for(lambda: logged in envoy.proc.log.read_text(), "the balancer's panic log line")
 
 
 def test_ecds_bad_table_keeps_the_last_good_config(module: Path, table: Path, work: Path) -> None:

@@ -65,3 +65,22 @@ BAD_FLAGS = [["--bind-port", "80"], ["--source-label", "novalue"], ["--extproc",
 def test_bad_flags_exit_2(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["envoy-config", meshroute.bookinfo_path(), *flag]) == 2
     assert "meshroute envoy-config:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["extproc", "embedded"])
+def test_lb_rust_balances_the_service_clusters_with_the_module(engine: str, tmp_path: Path) -> None:
+    from meshroute.envoy.module import module_path
+
+    out = tmp_path / "envoy.yaml"
+    args = ["envoy-config", meshroute.bookinfo_path(), "--engine", engine, "--lb", "rust", "--seed", "4"]
+    assert main([*args, "-o", str(out)]) == 0
+    by_name = clusters(yaml.safe_load(out.read_text()))
+    reviews = by_name["outbound|9080||reviews.default.svc.cluster.local"]
+    assert "lb_policy" not in reviews
+    typed = reviews["load_balancing_policy"]["policies"][0]["typed_extension_config"]["typed_config"]
+    assert typed["dynamic_module_config"]["module"]["local"]["filename"] == str(module_path())
+    assert '"seed": 4' in typed["lb_policy_config"]["value"]
+    # Without --lb rust the seed stays the HTTP filter's.
+    assert main(["envoy-config", meshroute.bookinfo_path(), "--engine", engine, "-o", str(out)]) == 0
+    reviews = clusters(yaml.safe_load(out.read_text()))["outbound|9080||reviews.default.svc.cluster.local"]
+    assert reviews["lb_policy"] == "LEAST_REQUEST" and "load_balancing_policy" not in reviews

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import meshroute
 from meshroute.envoy import Options, build_bootstrap
@@ -222,3 +224,77 @@ def test_extproc_cluster_health_checks_every_worker_over_grpc() -> None:
     assert check["interval"] == check["no_traffic_interval"] == duration(f"{HEALTH_INTERVAL_MS}ms")
     assert (check["unhealthy_threshold"], check["healthy_threshold"]) == (HEALTH_UNHEALTHY_THRESHOLD, 1)
     assert check["timeout"] == "1s"
+
+
+def lb_config(cluster: dict[str, Any]) -> dict[str, Any]:
+    """The module's ``lb_policy_config`` of a ``--lb rust`` cluster."""
+    (policy,) = cluster["load_balancing_policy"]["policies"]
+    extension = policy["typed_extension_config"]
+    assert extension["name"] == "envoy.load_balancing_policies.dynamic_modules"
+    typed = extension["typed_config"]
+    assert typed["@type"].endswith("DynamicModulesLoadBalancerConfig")
+    assert typed["dynamic_module_config"] == {"module": {"local": {"filename": "/abs/libmeshroute_envoy.so"}}}
+    assert typed["lb_policy_name"] == "meshroute"
+    assert typed["lb_policy_config"]["@type"] == "type.googleapis.com/google.protobuf.StringValue"
+    config: dict[str, Any] = json.loads(typed["lb_policy_config"]["value"])
+    return config
+
+
+def test_lb_rust_puts_the_effective_policy_in_the_module_config(tmp_path: Path) -> None:
+    options = Options(lb="rust", lb_module="/abs/libmeshroute_envoy.so", lb_seed=5)
+    generated = generate(tmp_path, SERVICE + POLICY_DR, options)
+    by_name = clusters(generated.config)
+    top = by_name[f"outbound|8000||{HOST}"]
+    assert "lb_policy" not in top
+    assert lb_config(top) == {"cluster": f"outbound|8000||{HOST}", "policy": "ROUND_ROBIN", "seed": 5}
+    # The rest of the policy is Envoy's as before; panic mode cannot be (the module answers
+    # healthy hosts only): no common_lb_config, and a warning for minHealthPercent 40.
+    assert top["outlier_detection"]["consecutive_gateway_failure"] == 3
+    assert top["circuit_breakers"]["thresholds"][0]["max_connections"] == 7
+    assert "common_lb_config" not in top
+    assert any("minHealthPercent" in d.message for d in generated.warnings), generated.warnings
+    assert lb_config(by_name[f"outbound|9000||{HOST}"]) == {
+        "cluster": f"outbound|9000||{HOST}", "policy": "RING_HASH", "minimum_ring_size": 2048,
+        "hash": {"header": "x-user"}, "hash_header": "x-meshroute-hash", "seed": 5,
+    }  # fmt: skip
+    assert lb_config(by_name[f"outbound|8000|v2|{HOST}"])["policy"] == "RANDOM"
+    maglev = lb_config(by_name[f"outbound|8000|maglev|{HOST}"])
+    assert (maglev["policy"], maglev["table_size"], maglev["hash"]) == ("MAGLEV", 1031, {"source_ip": True})
+    # Built-in clusters keep Envoy's own balancing.
+    assert by_name["PassthroughCluster"]["lb_policy"] == "CLUSTER_PROVIDED"
+    assert "load_balancing_policy" not in by_name["meshroute_extproc"]
+
+
+def test_lb_rust_defaults_to_least_request_and_leaves_passthrough_alone(tmp_path: Path) -> None:
+    text = (
+        SERVICE
+        + """
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: httpbin, namespace: default}
+spec:
+  host: httpbin
+  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST, warmupDurationSecs: 30s}}
+  subsets: [{name: raw, labels: {version: v1}, trafficPolicy: {loadBalancer: {simple: PASSTHROUGH}}}]
+"""
+    )
+    generated = generate(tmp_path, text, Options(lb="rust", lb_module="/abs/libmeshroute_envoy.so"))
+    by_name = clusters(generated.config)
+    assert lb_config(by_name[f"outbound|8000||{HOST}"]) == {
+        "cluster": f"outbound|8000||{HOST}",
+        "policy": "LEAST_REQUEST",
+    }
+    raw = by_name[f"outbound|8000|raw|{HOST}"]
+    assert raw["type"] == "ORIGINAL_DST" and raw["lb_policy"] == "CLUSTER_PROVIDED"
+    assert "load_balancing_policy" not in raw
+    assert any("warmup" in d.message for d in generated.warnings), generated.warnings
+
+
+def test_lb_rust_without_a_module_path_uses_the_packaged_module(tmp_path: Path) -> None:
+    from meshroute.envoy.module import module_path
+
+    generated = generate(tmp_path, SERVICE, Options(lb="rust"))
+    (policy,) = clusters(generated.config)[f"outbound|8000||{HOST}"]["load_balancing_policy"]["policies"]
+    module = policy["typed_extension_config"]["typed_config"]["dynamic_module_config"]["module"]
+    assert module == {"local": {"filename": str(module_path())}}

@@ -211,3 +211,53 @@ def test_service_entry_workload_selector(tmp_path: Path) -> None:
     assert lb_addresses(cluster) == [("127.0.0.3", 19080)]
     # A host name cannot be a STATIC endpoint: left out, with a warning.
     assert any("vm2.example.net" in w.message for w in generated.warnings)
+
+
+def test_endpoint_weights_from_workload_entries_and_service_entry_endpoints(tmp_path: Path) -> None:
+    """WorkloadEntry ``weight`` (standalone or inline) is the endpoint's load_balancing_weight, as
+    Istio sets it; Envoy balances by it (tests/e2e/test_lb_policy.py measures 1:3 shares)."""
+    text = """
+    apiVersion: networking.istio.io/v1
+    kind: ServiceEntry
+    metadata: {name: vm, namespace: vms}
+    spec:
+      hosts: [vm.internal]
+      ports: [{number: 9080, name: http, protocol: HTTP}]
+      resolution: STATIC
+      workloadSelector: {labels: {app: vm}}
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: WorkloadEntry
+    metadata: {name: vm-1, namespace: vms}
+    spec: {address: 127.0.0.3, ports: {http: 19080}, labels: {app: vm}, weight: 3}
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: WorkloadEntry
+    metadata: {name: vm-2, namespace: vms}
+    spec: {address: 127.0.0.3, ports: {http: 19081}, labels: {app: vm}}
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: ServiceEntry
+    metadata: {name: inline, namespace: vms}
+    spec:
+      hosts: [inline.internal]
+      ports: [{number: 80, name: http, protocol: HTTP}]
+      resolution: STATIC
+      endpoints:
+      - {address: 127.0.0.4, ports: {http: 8080}, weight: 1}
+      - {address: 127.0.0.4, ports: {http: 8081}, weight: 500}
+      - {address: 127.0.0.4, ports: {http: 8082}, weight: 0}
+    """
+    generated = generate(tmp_path, text)
+    by_name = clusters(generated.config)
+
+    def weights(name: str) -> list[int | None]:
+        return [
+            ep.get("load_balancing_weight")
+            for ep in by_name[name]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        ]
+
+    assert weights("outbound|9080||vm.internal") == [3, None]
+    # 0 means unset (Envoy's minimum is 1).
+    assert weights("outbound|80||inline.internal") == [1, 500, None]
+    assert_valid(tmp_path, generated.config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from meshroute.config import analyze
 from meshroute.envoy import Options, build
 from meshroute.envoy.process import envoy_binary, validate_config
 from tests.conftest import SAMPLES
-from tests.envoy.helpers import assert_valid, embedded_module, hcm
+from tests.envoy.helpers import assert_valid, embedded_module, generate, hcm
 from tests.envoy.tls_helpers import (
     CREDENTIAL_GATEWAY,
     TLS_GATEWAY,
@@ -173,3 +174,50 @@ def test_embedded_module_rejects_a_missing_table(tmp_path: Path) -> None:
     ok, output = validate_config(path)
     assert not ok
     assert "ir-1.json" in output
+
+
+LB_POLICIES = """
+apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: default}
+spec: {selector: {app: httpbin}, ports: [{name: http, port: 8000, targetPort: 80}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: httpbin, namespace: default}
+spec:
+  host: httpbin
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection: {consecutive5xxErrors: 2, minHealthPercent: 30}
+  subsets:
+  - {name: random, labels: {v: a}, trafficPolicy: {loadBalancer: {simple: RANDOM}}}
+  - {name: least, labels: {v: b}, trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}}
+  - name: ring
+    labels: {v: c}
+    trafficPolicy:
+      loadBalancer: {consistentHash: {httpCookie: {name: s, ttl: 0s}, ringHash: {minimumRingSize: 64}}}
+  - name: maglev
+    labels: {v: d}
+    trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 1031}}}}
+"""
+
+
+def test_lb_rust_clusters_validate_and_the_module_checks_their_config(tmp_path: Path) -> None:
+    """``--mode validate`` creates every cluster's load balancer config: Envoy loads the module,
+    which parses each ``lb_policy_config`` (and refuses one it cannot build)."""
+    module = embedded_module()
+    generated = generate(tmp_path, LB_POLICIES, Options(lb="rust", lb_module=str(module)))
+    assert_valid(tmp_path, generated.config)
+    config = generated.config
+    for cluster in config["static_resources"]["clusters"]:
+        if cluster["name"] == "outbound|8000|maglev|httpbin.default.svc.cluster.local":
+            typed = cluster["load_balancing_policy"]["policies"][0]["typed_extension_config"]["typed_config"]
+            typed["lb_policy_config"]["value"] = json.dumps({"policy": "MAGLEV", "table_size": 1032})
+    path = tmp_path / "bad-lb.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ok, output = validate_config(path)
+    assert not ok
+    assert "meshroute: load balancer config rejected: lb_policy_config: maglev tableSize 1032" in output, (
+        output
+    )

@@ -10,7 +10,7 @@ contract with serve.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from meshroute.config import Analysis
 from meshroute.config.diagnostics import Diagnostic, Severity
@@ -20,7 +20,7 @@ from meshroute.envoy import module
 from meshroute.envoy.clusters import builtin_clusters, extproc_cluster, service_clusters
 from meshroute.envoy.common import Json, socket_address
 from meshroute.envoy.listeners import MESH_LISTENER, gateway_listeners, mesh_listener
-from meshroute.envoy.options import EMBEDDED, ENGINES, Options
+from meshroute.envoy.options import EMBEDDED, ENGINES, LB_RUST, LBS, Options
 from meshroute.errors import ConfigError
 
 __all__ = ["Generated", "Options", "build", "build_bootstrap"]
@@ -47,6 +47,11 @@ def build(source: Analysis | Iterable[Resource], options: Options | None = None)
     options = options or Options()
     if options.engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {options.engine!r}")
+    if options.lb not in LBS:
+        raise ValueError(f"lb must be one of {', '.join(LBS)}, not {options.lb!r}")
+    if options.lb == LB_RUST and not options.lb_module:
+        # ModuleNotBuiltError (a FileNotFoundError) when the package has no module.
+        options = replace(options, lb_module=str(module.module_path()))
     if isinstance(source, Analysis):
         if not source.ok:
             raise ConfigError(source.diagnostics)

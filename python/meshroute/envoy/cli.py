@@ -1,7 +1,9 @@
 """``meshroute envoy-config CONFIG...``: write the Envoy bootstrap for serve (docs/envoy.md).
 
 ``--engine embedded`` puts the dynamic module where ext_proc is; its filter configs (ECDS) and the
-route table are files (``--files-dir``, default ``FILE.d`` next to ``-o FILE``). ``--live-dir DIR``
+route table are files (``--files-dir``, default ``FILE.d`` next to ``-o FILE``). ``--lb rust``
+makes the service clusters pick their endpoints with meshroute-lb inside Envoy (the same module,
+as a load-balancing policy), with either engine. ``--live-dir DIR``
 makes listeners and clusters files too (:mod:`meshroute.envoy.live`): run it again on a changed
 config and the running Envoy follows, without a restart.
 """
@@ -13,13 +15,23 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import yaml
 
 from meshroute.config import analyze
 from meshroute.envoy.bootstrap import build
-from meshroute.envoy.options import DEFAULT_ENGINE, DEFAULT_EXTPROC, EMBEDDED, ENGINES, Options
+from meshroute.envoy.options import (
+    DEFAULT_ENGINE,
+    DEFAULT_EXTPROC,
+    EMBEDDED,
+    ENGINES,
+    LB_ENVOY,
+    LB_RUST,
+    LBS,
+    Options,
+)
 from meshroute.errors import ConfigError
 from meshroute.extproc import addresses
 from meshroute.render import render_diagnostics
@@ -65,6 +77,13 @@ def add_listener_arguments(p: argparse.ArgumentParser, access_log: str = "/dev/s
         help=f"who decides each request: the dynamic module inside Envoy (embedded), or meshroute "
         f"serve over ext_proc (extproc); default {DEFAULT_ENGINE}",
     )
+    p.add_argument(
+        "--lb",
+        choices=LBS,
+        default=LB_ENVOY,
+        help="who picks the endpoint in a service cluster: Envoy's own load balancers (envoy), or "
+        "meshroute-lb inside Envoy, the module's load-balancing policy (rust); default envoy",
+    )
     p.add_argument("--mesh-port", type=int, default=15001, help="port of the mesh outbound listener")
     p.add_argument("--admin-port", type=int, default=15000)
     p.add_argument("--bind-address", default="127.0.0.1", help="address every listener and the admin bind")
@@ -89,7 +108,11 @@ def add_listener_arguments(p: argparse.ArgumentParser, access_log: str = "/dev/s
         metavar="PATH",
         help=f"Envoy's access log, '' for none (default {access_log or 'none'})",
     )
-    p.add_argument("--seed", type=int, help="embedded engine, tests only: seeds the module's random draws")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="tests only: seeds the module's random draws (embedded engine) and its balancers' (--lb rust)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -123,7 +146,19 @@ def options_from_args(args: argparse.Namespace) -> Options:
         source_labels=labels,
         access_log=args.access_log,
         engine=args.engine,
+        lb=args.lb,
+        lb_seed=args.seed if args.lb == LB_RUST else None,
     )
+
+
+def with_lb_module(options: Options) -> Options:
+    """``--lb rust``: the options naming the packaged module the clusters load
+    (:class:`~meshroute.envoy.module.ModuleNotBuiltError` when it is missing)."""
+    if options.lb != LB_RUST or options.lb_module:
+        return options
+    from meshroute.envoy.module import module_path
+
+    return replace(options, lb_module=str(module_path()))
 
 
 def _write(path: str, text: str, private: bool) -> None:
@@ -136,11 +171,18 @@ def _write(path: str, text: str, private: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from meshroute.envoy.module import ModuleNotBuiltError
+
     try:
         options = options_from_args(args)
     except ValueError as exc:
         print(f"meshroute envoy-config: {exc}", file=sys.stderr)
         return 2
+    try:
+        options = with_lb_module(options)
+    except ModuleNotBuiltError as exc:
+        print(f"meshroute envoy-config: {exc}", file=sys.stderr)
+        return 1
     if args.live_dir or options.engine == EMBEDDED:
         return _run_with_files(args, options)
     analysis = analyze(args.paths, domain=options.domain)

@@ -21,8 +21,9 @@ from meshroute.config.index import ConfigIndex
 from meshroute.config.policy import Policy, effective_policy
 from meshroute.config.registry import Service, ServicePort
 from meshroute.envoy.common import UNLIMITED, Json, duration, endpoint_address, pipe_path, typed
-from meshroute.envoy.endpoints import Discovery, discover
-from meshroute.envoy.options import Options
+from meshroute.envoy.endpoints import Discovery, Weights, discover
+from meshroute.envoy.module import lb_policy_config, load_balancing_policy
+from meshroute.envoy.options import LB_RUST, Options
 from meshroute.envoy.tls import client_tls
 from meshroute.extproc import (
     BLACKHOLE_CLUSTER,
@@ -63,6 +64,7 @@ def service_clusters(index: ConfigIndex, options: Options) -> Built:
     """Every (service, port) cluster and every DestinationRule subset cluster."""
     out = Built()
     seen: set[str] = set()
+    weights = Weights(index.resources)
     gateway_namespaces = sorted({gw.namespace for gw in index.gateways.values()})
     for svc in index.registry.services:
         # The first entry of a host wins: a ServiceEntry naming a Kubernetes service only
@@ -74,7 +76,7 @@ def service_clusters(index: ConfigIndex, options: Options) -> Built:
         clients = list(dict.fromkeys([primary, *gateway_namespaces, *index.namespaces]))
         for port in svc.ports:
             policy = index.rules.effective(svc.host, None, port.number, primary, svc.namespace)
-            _add(out, svc, port, None, None, policy, options)
+            _add(out, svc, port, None, None, policy, options, weights)
             done: set[str] = set()
             for ns in clients:
                 rule = index.rules.lookup(svc.host, ns, svc.namespace)
@@ -85,7 +87,7 @@ def service_clusters(index: ConfigIndex, options: Options) -> Built:
                     sub_policy = effective_policy(
                         rule.traffic_policy if rule else None, subset.traffic_policy, port.number
                     )
-                    _add(out, svc, port, name, subset.labels, sub_policy, options)
+                    _add(out, svc, port, name, subset.labels, sub_policy, options, weights)
     return out
 
 
@@ -97,9 +99,10 @@ def _add(
     labels: Mapping[str, str] | None,
     policy: Policy,
     options: Options,
+    weights: Weights,
 ) -> None:
     name = cluster_name(port.number, subset, svc.host)
-    found = discover(svc, port, labels)
+    found = discover(svc, port, labels, weights)
     cluster, warnings = build_cluster(name, svc.host, port, found, policy, options)
     out.clusters.append(cluster)
     for message in dict.fromkeys([*found.warnings, *warnings]):
@@ -123,8 +126,16 @@ def build_cluster(
     if passthrough:
         cluster["type"] = "ORIGINAL_DST"
         cluster.update(_original_dst())
+    elif options.lb == LB_RUST:
+        if not options.lb_module:
+            raise ValueError("--lb rust needs Options.lb_module, the module's path")
+        config = lb_policy_config(name, lb, options.lb_seed)
+        cluster["load_balancing_policy"] = load_balancing_policy(options.lb_module, config)
+        if _slow_start(lb):
+            warnings.append("warmup (slow start) is not applied by the meshroute balancer (--lb rust)")
     else:
         cluster.update(load_balancer(lb))
+    if not passthrough:
         cluster["load_assignment"] = {
             "cluster_name": name,
             "endpoints": [{"lb_endpoints": found.lb_endpoints}],
@@ -150,9 +161,12 @@ def build_cluster(
         cluster["outlier_detection"] = outlier_detection(outlier)
         # Istio always sets the panic threshold with outlier detection: minHealthPercent, whose
         # unset value 0 disables panic mode (Envoy's own default would be 50%).
-        cluster.setdefault("common_lb_config", {})["healthy_panic_threshold"] = {
-            "value": float(_int(outlier.get("minHealthPercent")) or 0)
-        }
+        min_health = float(_int(outlier.get("minHealthPercent")) or 0)
+        if options.lb != LB_RUST:
+            cluster.setdefault("common_lb_config", {})["healthy_panic_threshold"] = {"value": min_health}
+        elif min_health > 0 and not passthrough:
+            # The module can only answer a healthy host (Envoy's choose_host contract).
+            warnings.append("outlierDetection.minHealthPercent (panic mode) is not applied by --lb rust")
     if "tunnel" in policy or "proxyProtocol" in policy:
         warnings.append("tunnel / proxyProtocol settings are not translated")
     return cluster, warnings

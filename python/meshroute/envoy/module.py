@@ -16,6 +16,12 @@ holding JSON::
 ``table`` is the IR JSON file :mod:`meshroute.envoy.live` writes (a new name per generation);
 ``listener`` is the client context ext_proc gets as gRPC metadata.
 
+The same library is also a load-balancing policy (``--lb rust``, docs/envoy.md "Load balancing in
+Rust"): a service cluster's ``load_balancing_policy`` names ``envoy.load_balancing_policies.
+dynamic_modules`` with ``lb_policy_name: meshroute`` and the cluster's effective DestinationRule
+``loadBalancer`` as JSON (:func:`lb_policy_config`), and meshroute-lb picks its endpoints inside
+Envoy instead of Envoy's own balancers.
+
 Nothing here imports grpc or the ``envoy`` wheel: ``meshroute.envoy_module_path()`` is cheap.
 """
 
@@ -23,12 +29,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from meshroute.envoy.common import TYPE_PREFIX, Json, typed
 from meshroute.envoy.options import Options
+from meshroute.extproc import HASH_HEADER  # the consistent-hash key the route hashes (Rust core)
 
 MODULE_FILE = "libmeshroute_envoy.so"
 FILTER_TYPE = "envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
@@ -37,6 +44,12 @@ MODULE_FILTER_NAME = "meshroute"
 MESH_FILTER = "meshroute-mesh"
 GATEWAY_FILTER_PREFIX = "meshroute-gateway-"
 ROUTE_FILTER_CONFIG = "envoy.config.route.v3.FilterConfig"
+LB_EXTENSION = "envoy.load_balancing_policies.dynamic_modules"
+LB_POLICY_TYPE = (
+    "envoy.extensions.load_balancing_policies.dynamic_modules.v3.DynamicModulesLoadBalancerConfig"
+)
+# ``lb_policy_name`` the module answers to (meshroute_envoy::lb::LB_POLICY_NAME).
+LB_POLICY_NAME = "meshroute"
 
 
 class ModuleNotBuiltError(FileNotFoundError):
@@ -161,3 +174,87 @@ def _connection_managers(listeners: Iterable[Json]) -> Iterator[dict[str, Any]]:
             for network_filter in chain.get("filters", []):
                 if network_filter.get("name") == "envoy.filters.network.http_connection_manager":
                     yield network_filter["typed_config"]
+
+
+def lb_policy_config(cluster: str, lb: Mapping[str, Any], seed: int | None = None) -> dict[str, Any]:
+    """The module's ``lb_policy_config`` for a cluster whose effective DestinationRule
+    ``loadBalancer`` is ``lb`` (PASSTHROUGH clusters stay ORIGINAL_DST and never get here):
+    Istio's default LEAST_REQUEST, ROUND_ROBIN, RANDOM, or a consistent hash (ring hash, default
+    minimum ring size 1024, or Maglev) on what the rule hashes. The hash itself is Envoy's, from
+    the route's ``hash_policy`` (the ``x-meshroute-hash`` header); ``hash_header`` names that
+    header for a route without one.
+
+    >>> lb_policy_config("c", {"simple": "ROUND_ROBIN"})
+    {'cluster': 'c', 'policy': 'ROUND_ROBIN'}
+    >>> lb_policy_config("c", {"consistentHash": {"httpHeaderName": "end-user", "maglev": {}}}, seed=3)
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'cluster': 'c', 'policy': 'MAGLEV', 'hash': {'header': 'end-user'},
+     'hash_header': 'x-meshroute-hash', 'seed': 3}
+    """
+    out: dict[str, Any] = {"cluster": cluster}
+    ch = lb.get("consistentHash")
+    if isinstance(ch, Mapping):
+        maglev, ring = ch.get("maglev"), ch.get("ringHash")
+        if isinstance(maglev, Mapping):
+            out["policy"] = "MAGLEV"
+            size = _positive_int(maglev.get("tableSize"))
+            if size:
+                out["table_size"] = size
+        else:
+            out["policy"] = "RING_HASH"
+            size = _positive_int(ring.get("minimumRingSize")) if isinstance(ring, Mapping) else None
+            out["minimum_ring_size"] = size or _positive_int(ch.get("minimumRingSize")) or 1024
+        source = _hash_source(ch)
+        if source:
+            out["hash"] = source
+        out["hash_header"] = HASH_HEADER
+    else:
+        simple = str(lb.get("simple", "UNSPECIFIED")).upper()
+        out["policy"] = {"ROUND_ROBIN": "ROUND_ROBIN", "RANDOM": "RANDOM"}.get(simple, "LEAST_REQUEST")
+    if seed is not None:
+        out["seed"] = seed
+    return out
+
+
+def _positive_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():  # int64/uint32 wrappers may be strings
+        value = int(value)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _hash_source(ch: Mapping[str, Any]) -> dict[str, Any] | None:
+    cookie = ch.get("httpCookie")
+    if isinstance(ch.get("httpHeaderName"), str):
+        return {"header": ch["httpHeaderName"]}
+    if isinstance(cookie, Mapping) and isinstance(cookie.get("name"), str):
+        return {"cookie": cookie["name"]}
+    if isinstance(ch.get("httpQueryParameterName"), str):
+        return {"query_parameter": ch["httpQueryParameterName"]}
+    if ch.get("useSourceIp") is True:
+        return {"source_ip": True}
+    return None
+
+
+def load_balancing_policy(module: str | os.PathLike[str], config: Mapping[str, Any]) -> Json:
+    """A cluster's ``load_balancing_policy``: the module's balancer with ``config``
+    (:func:`lb_policy_config`) as a ``StringValue`` of JSON (keys sorted: equal configs are equal
+    bytes)."""
+    return {
+        "policies": [
+            {
+                "typed_extension_config": {
+                    "name": LB_EXTENSION,
+                    "typed_config": typed(
+                        LB_POLICY_TYPE,
+                        dynamic_module_config={"module": {"local": {"filename": os.fspath(module)}}},
+                        lb_policy_name=LB_POLICY_NAME,
+                        lb_policy_config=typed(
+                            "google.protobuf.StringValue", value=json.dumps(dict(config), sort_keys=True)
+                        ),
+                    ),
+                }
+            }
+        ]
+    }

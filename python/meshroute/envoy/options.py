@@ -16,6 +16,12 @@ ENGINES = (EXTPROC, EMBEDDED)
 # What ``envoy-config``, ``run`` and ``demo`` use without ``--engine``. (``Options.engine`` itself
 # defaults to extproc: the embedded engine also needs ``files_dir``, which only a caller knows.)
 DEFAULT_ENGINE = EMBEDDED
+# Who picks the endpoint inside a service cluster: Envoy's own load balancers (lb_policy), or
+# meshroute-lb inside Envoy, the module's load-balancing policy (docs/envoy.md, "Load balancing in
+# Rust"). Either way the cluster carries the same DestinationRule policy.
+LB_ENVOY = "envoy"
+LB_RUST = "rust"
+LBS = (LB_ENVOY, LB_RUST)
 # Debian/Ubuntu's CA bundle: Istio verifies SIMPLE upstream TLS against the system roots when a
 # DestinationRule names no caCertificates (VERIFY_CERTIFICATE_AT_CLIENT).
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -29,6 +35,8 @@ class Options:
     1024 need privileges; tests need free ports); ext_proc still reports the Gateway's own port.
     ``engine`` ``embedded`` puts the dynamic-module filter where ext_proc is, its config read from
     ``files_dir/ecds-<name>.yaml`` (an absolute directory, :mod:`meshroute.envoy.live`).
+    ``lb`` ``rust`` makes the service clusters balance with the module (``lb_module``: its path,
+    default the packaged one; ``lb_seed``: seeds its random draws, for tests), with either engine.
     """
 
     extproc: tuple[str, ...] = field(default_factory=lambda: tuple(addresses(DEFAULT_EXTPROC)))
@@ -45,6 +53,9 @@ class Options:
     system_ca: str = SYSTEM_CA_BUNDLE
     engine: str = EXTPROC
     files_dir: str = ""
+    lb: str = LB_ENVOY
+    lb_module: str = ""
+    lb_seed: int | None = None
 
     def bind_port(self, gateway_port: int) -> int:
         return self.bind_ports.get(gateway_port, gateway_port)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from meshroute.envoy.options import EXTPROC
+from meshroute.envoy.options import EXTPROC, LB_ENVOY
 from meshroute.procs import LOOPBACK, Proc, ProcessError, ProcessGroup, http_ok
 
 VALIDATE_TIMEOUT = 60.0
@@ -38,12 +38,17 @@ def envoy_config_args(
     access_log: str | None = None,
     engine: str = EXTPROC,
     live_dir: str | os.PathLike[str] | None = None,
+    lb: str = LB_ENVOY,
+    seed: int | None = None,
 ) -> list[str]:
     """The ``meshroute envoy-config`` arguments (after the command name) for these settings; the
-    engine is always named, so the command's default does not matter. With ``live_dir``, the
-    listeners, clusters (and the embedded engine's filter configs and table) are files there."""
-    args = [*map(str, paths), "--engine", engine, "--extproc", extproc, "--workers", str(workers),
+    engine and the balancer are always named, so the command's defaults do not matter. With
+    ``live_dir``, the listeners, clusters (and the embedded engine's filter configs and table) are
+    files there; ``seed`` seeds the module's random draws (tests)."""
+    args = [*map(str, paths), "--engine", engine, "--lb", lb, "--extproc", extproc, "--workers", str(workers),
             "--mesh-port", str(mesh_port), "--admin-port", str(admin_port)]  # fmt: skip
+    if seed is not None:
+        args += ["--seed", str(seed)]
     for port, bind in (bind_ports or {}).items():
         args += ["--bind-port", f"{port}={bind}"]
     if access_log is not None:
@@ -65,13 +70,15 @@ def write_bootstrap(
     access_log: str | None = None,
     engine: str = EXTPROC,
     live_dir: str | os.PathLike[str] | None = None,
+    lb: str = LB_ENVOY,
+    seed: int | None = None,
 ) -> Path:
     """Write the bootstrap for ``paths`` to ``out`` with ``meshroute envoy-config``, run as users
     run it (a child process, warnings on its stderr); raises ProcessError with its output.
     Arguments: :func:`envoy_config_args`."""
     args = envoy_config_args(
         paths, extproc=extproc, mesh_port=mesh_port, admin_port=admin_port, workers=workers,
-        bind_ports=bind_ports, access_log=access_log, engine=engine, live_dir=live_dir,
+        bind_ports=bind_ports, access_log=access_log, engine=engine, live_dir=live_dir, lb=lb, seed=seed,
     )  # fmt: skip
     command = [sys.executable, "-m", "meshroute", "envoy-config", *args, "-o", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=VALIDATE_TIMEOUT, check=False)

@@ -138,7 +138,7 @@ thread_local! {
 }
 
 /// 64 random bits: std's `RandomState` keys come from the OS generator.
-fn os_seed() -> u64 {
+pub(crate) fn os_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -1,5 +1,5 @@
-//! Envoy's C ABI for HTTP-filter dynamic modules (Envoy 1.40, ABI `v0.2.0`): the only code in
-//! the crate allowed to use `unsafe`.
+//! Envoy's C ABI for dynamic modules (Envoy 1.40, ABI `v0.2.0`) — the HTTP filter and, at the end,
+//! the load-balancing policy: the only code in the crate allowed to use `unsafe`.
 //!
 //! Why `unsafe` is allowed here: Envoy calls the module through exported `extern "C"` hooks
 //! (`envoy_dynamic_module_on_*`, `#[no_mangle]`) with raw pointers, and the module calls Envoy
@@ -7,16 +7,19 @@
 //! against the Envoy binary when it loads the module. Both directions are raw FFI. This module
 //! keeps that boundary small and turns it into safe values for the rest of the crate:
 //! - each hook rebuilds the module's own objects from the pointers it handed Envoy
-//!   (`Arc<FilterConfig>`, `Box<Stream>`) and runs the safe body under `catch_unwind`;
-//! - [`HttpFilter`] and [`ConfigHandle`] wrap the callbacks; they are created only here, for the
-//!   duration of one hook (their lifetime parameter keeps them from escaping it);
+//!   (`Arc<FilterConfig>`, `Box<Stream>`, `Arc<LbConfig>`, `Box<WorkerLb>`) and runs the safe body
+//!   under `catch_unwind`;
+//! - [`HttpFilter`], [`ConfigHandle`], [`LbConfigHandle`], [`LbHosts`] and [`LbRequest`] wrap the
+//!   callbacks; they are created only here, for the duration of one hook (their lifetime parameter
+//!   keeps them from escaping it); [`LbCounters`] is the one handle kept beyond a hook (a balancer
+//!   config's counters, valid as long as the config);
 //! - [`log`] is Envoy's logger.
 //!
 //! The declarations follow `source/extensions/dynamic_modules/abi/abi.h` (v0.2.0) and hold only
 //! what the module uses. C enums are passed as `u32`, buffers as `{ptr, len}` structs by value.
 //! Every callback declared below is defined by the Envoy 1.40 binary (checked with `nm -D`) and
-//! is exercised by `tests/e2e/test_module_smoke.py`: a callback whose signature changed would
-//! still link, so only an end-to-end run proves it.
+//! is exercised by `tests/e2e/test_module_smoke.py` and `tests/e2e/test_lb_policy.py`: a callback
+//! whose signature changed would still link, so only an end-to-end run proves it.
 //!
 //! `unsafe_code` is denied crate-wide and allowed for this module only (`mod ffi` in lib.rs).
 
@@ -766,4 +769,472 @@ pub(crate) extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_wr
     _filter_module_ptr: *const c_void,
 ) {
     guard("downstream_below_write_buffer_low_watermark", (), || ());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load-balancing policy (`envoy.load_balancing_policies.dynamic_modules`)
+// ---------------------------------------------------------------------------------------------
+//
+// Envoy 1.40 resolves these six hooks when a cluster's `load_balancing_policy` names the module
+// (`lb_config_new` per cluster config on the main thread, `lb_new` per worker, the others on that
+// worker) and calls the `envoy_dynamic_module_callback_lb_*` callbacks below, all defined by the
+// 1.40 binary (`nm -D --defined-only`). `choose_host` answers (priority, index into that
+// priority's healthy hosts); `false` means no host, and the router answers 503.
+
+/// `envoy_dynamic_module_type_host_stat_RqActive`: the per-host `rq_active` gauge (the enum lists
+/// the counters cx_connect_fail, cx_total, rq_error, rq_success, rq_timeout, rq_total, then the
+/// gauges cx_active, rq_active).
+const HOST_STAT_RQ_ACTIVE: u32 = 7;
+
+/// A counter defined by a balancer config (Envoy's id, valid with that config).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LbCounterId(usize);
+
+extern "C" {
+    fn envoy_dynamic_module_callback_lb_config_define_counter(
+        config: *mut c_void,
+        name: ModuleBuffer,
+        label_names: *const ModuleBuffer,
+        label_names_count: usize,
+        id_out: *mut usize,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_lb_config_increment_counter(
+        config: *mut c_void,
+        id: usize,
+        label_values: *const ModuleBuffer,
+        label_values_count: usize,
+        value: u64,
+    ) -> u32;
+
+    fn envoy_dynamic_module_callback_lb_get_priority_set_size(lb: *mut c_void) -> usize;
+    fn envoy_dynamic_module_callback_lb_get_healthy_hosts_count(
+        lb: *mut c_void,
+        priority: u32,
+    ) -> usize;
+    fn envoy_dynamic_module_callback_lb_get_healthy_host_address(
+        lb: *mut c_void,
+        priority: u32,
+        index: usize,
+        out: *mut EnvoyBuffer,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_lb_get_healthy_host_weight(
+        lb: *mut c_void,
+        priority: u32,
+        index: usize,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_lb_get_hosts_count(lb: *mut c_void, priority: u32) -> usize;
+    fn envoy_dynamic_module_callback_lb_get_host_address(
+        lb: *mut c_void,
+        priority: u32,
+        index: usize,
+        out: *mut EnvoyBuffer,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_lb_get_host_stat(
+        lb: *mut c_void,
+        priority: u32,
+        index: usize,
+        stat: u32,
+    ) -> u64;
+
+    fn envoy_dynamic_module_callback_lb_context_compute_hash_key(
+        context: *mut c_void,
+        hash_out: *mut u64,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_lb_context_get_downstream_header(
+        context: *mut c_void,
+        key: ModuleBuffer,
+        out: *mut EnvoyBuffer,
+        index: usize,
+        count_out: *mut usize,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_lb_context_get_host_selection_retry_count(
+        context: *mut c_void,
+    ) -> u32;
+    fn envoy_dynamic_module_callback_lb_context_should_select_another_host(
+        lb: *mut c_void,
+        context: *mut c_void,
+        priority: u32,
+        index: usize,
+    ) -> bool;
+}
+
+/// Where a balancer config's counters go: Envoy's `DynamicModuleLbConfig`, which outlives every
+/// balancer created from it (each holds a reference to it), hence every `Arc<LbConfig>`.
+#[derive(Debug)]
+pub(crate) struct LbCounters {
+    ptr: *mut c_void,
+}
+
+// SAFETY: the pointer is only used for `lb_config_increment_counter` on a counter without labels,
+// which adds to an Envoy counter (atomic) and touches nothing else: callable from any worker.
+unsafe impl Send for LbCounters {}
+// SAFETY: as for `Send`; `&LbCounters` allows nothing more.
+unsafe impl Sync for LbCounters {}
+
+impl LbCounters {
+    /// Adds `by` to a counter without labels (labelled increments intern the label values in a
+    /// pool that is neither thread-safe nor bounded, so the module defines none).
+    pub(crate) fn increment(&self, id: LbCounterId, by: u64) -> bool {
+        // SAFETY: `ptr` is the live config (see the type); no label buffers.
+        let result = unsafe {
+            envoy_dynamic_module_callback_lb_config_increment_counter(
+                self.ptr,
+                id.0,
+                ptr::null(),
+                0,
+                by,
+            )
+        };
+        result == METRICS_SUCCESS
+    }
+}
+
+/// The balancer config being created (`lb_config_envoy_ptr`), during `lb_config_new`.
+pub(crate) struct LbConfigHandle<'hook> {
+    ptr: *mut c_void,
+    _hook: PhantomData<&'hook mut ()>,
+}
+
+impl LbConfigHandle<'_> {
+    /// Defines a counter without labels; Envoy's error code otherwise.
+    pub(crate) fn define_counter(&mut self, name: &str) -> Result<LbCounterId, u32> {
+        let mut id = 0usize;
+        // SAFETY: `ptr` is the config Envoy passed to the running hook (stats can only be defined
+        // there); the name buffer is valid for the call; `id` is a valid out-pointer.
+        let result = unsafe {
+            envoy_dynamic_module_callback_lb_config_define_counter(
+                self.ptr,
+                ModuleBuffer::of(name.as_bytes()),
+                ptr::null(),
+                0,
+                &mut id,
+            )
+        };
+        if result == METRICS_SUCCESS {
+            Ok(LbCounterId(id))
+        } else {
+            Err(result)
+        }
+    }
+
+    /// The handle the config keeps for its counters.
+    pub(crate) fn counters(&self) -> LbCounters {
+        LbCounters { ptr: self.ptr }
+    }
+}
+
+/// Bytes of an Envoy buffer filled by a callback, as text (addresses are ASCII).
+///
+/// # Safety
+/// `buffer` must be null or valid for the duration of the current hook.
+unsafe fn envoy_text(buffer: EnvoyBuffer) -> Option<String> {
+    // SAFETY: per this function's contract.
+    let bytes = unsafe { envoy_bytes(buffer.ptr, buffer.length) };
+    if bytes.is_empty() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(bytes).into_owned())
+}
+
+const EMPTY_BUFFER: EnvoyBuffer = EnvoyBuffer {
+    ptr: ptr::null(),
+    length: 0,
+};
+
+/// The cluster's hosts as this worker's Envoy balancer (`lb_envoy_ptr`) sees them, for the
+/// duration of one hook.
+pub(crate) struct LbHosts<'hook> {
+    ptr: *mut c_void,
+    _hook: PhantomData<&'hook ()>,
+}
+
+impl crate::lb::Hosts for LbHosts<'_> {
+    fn priorities(&self) -> usize {
+        // SAFETY: `ptr` is the balancer Envoy passed to the running hook.
+        unsafe { envoy_dynamic_module_callback_lb_get_priority_set_size(self.ptr) }
+    }
+
+    fn healthy_count(&self, priority: u32) -> usize {
+        // SAFETY: as `priorities`; Envoy checks the priority.
+        unsafe { envoy_dynamic_module_callback_lb_get_healthy_hosts_count(self.ptr, priority) }
+    }
+
+    fn healthy_host(&self, priority: u32, index: usize) -> Option<(String, u32)> {
+        let mut out = EMPTY_BUFFER;
+        // SAFETY: as `priorities`; Envoy checks the indexes and fills `out` with a view of the
+        // host's address, valid during the hook; it is copied at once.
+        let (found, weight) = unsafe {
+            let found = envoy_dynamic_module_callback_lb_get_healthy_host_address(
+                self.ptr, priority, index, &mut out,
+            );
+            let weight =
+                envoy_dynamic_module_callback_lb_get_healthy_host_weight(self.ptr, priority, index);
+            (found, weight)
+        };
+        // SAFETY: `out` was filled by Envoy in this hook (or left empty).
+        let address = if found {
+            unsafe { envoy_text(out) }
+        } else {
+            None
+        };
+        address.map(|a| (a, weight))
+    }
+
+    fn host_count(&self, priority: u32) -> usize {
+        // SAFETY: as `priorities`.
+        unsafe { envoy_dynamic_module_callback_lb_get_hosts_count(self.ptr, priority) }
+    }
+
+    fn host_address(&self, priority: u32, index: usize) -> Option<String> {
+        let mut out = EMPTY_BUFFER;
+        // SAFETY: as `healthy_host`.
+        let found = unsafe {
+            envoy_dynamic_module_callback_lb_get_host_address(self.ptr, priority, index, &mut out)
+        };
+        // SAFETY: `out` was filled by Envoy in this hook (or left empty).
+        found.then(|| unsafe { envoy_text(out) }).flatten()
+    }
+
+    fn active_requests(&self, priority: u32, index: usize) -> u64 {
+        // SAFETY: as `priorities`; Envoy checks the indexes (0 when out of range).
+        unsafe {
+            envoy_dynamic_module_callback_lb_get_host_stat(
+                self.ptr,
+                priority,
+                index,
+                HOST_STAT_RQ_ACTIVE,
+            )
+        }
+    }
+}
+
+/// The request being balanced (`context_envoy_ptr`, never null here), during `choose_host`.
+pub(crate) struct LbRequest<'hook> {
+    lb: *mut c_void,
+    context: *mut c_void,
+    _hook: PhantomData<&'hook ()>,
+}
+
+impl crate::lb::Request for LbRequest<'_> {
+    fn hash_key(&self) -> Option<u64> {
+        let mut hash = 0u64;
+        // SAFETY: `context` is the non-null context of the running `choose_host`.
+        let found = unsafe {
+            envoy_dynamic_module_callback_lb_context_compute_hash_key(self.context, &mut hash)
+        };
+        found.then_some(hash)
+    }
+
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
+        let mut out = EMPTY_BUFFER;
+        // SAFETY: as `hash_key`; the key buffer is valid for the call; the count is optional.
+        let found = unsafe {
+            envoy_dynamic_module_callback_lb_context_get_downstream_header(
+                self.context,
+                ModuleBuffer::of(name.as_bytes()),
+                &mut out,
+                0,
+                ptr::null_mut(),
+            )
+        };
+        // SAFETY: `out` views Envoy's header map during this hook; copied at once.
+        found.then(|| unsafe { envoy_bytes(out.ptr, out.length) }.to_vec())
+    }
+
+    fn retry_count(&self) -> u32 {
+        // SAFETY: as `hash_key`.
+        unsafe {
+            envoy_dynamic_module_callback_lb_context_get_host_selection_retry_count(self.context)
+        }
+    }
+
+    fn reject(&self, priority: u32, index: usize) -> bool {
+        // SAFETY: `lb` and `context` are the running `choose_host`'s; Envoy checks the indexes.
+        unsafe {
+            envoy_dynamic_module_callback_lb_context_should_select_another_host(
+                self.lb,
+                self.context,
+                priority,
+                index,
+            )
+        }
+    }
+}
+
+#[no_mangle]
+pub(crate) extern "C" fn envoy_dynamic_module_on_lb_config_new(
+    lb_config_envoy_ptr: *mut c_void,
+    name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> *const c_void {
+    guard("lb_config_new", ptr::null(), || {
+        // SAFETY: Envoy's buffers are valid for the duration of this call.
+        let (name, config) = unsafe {
+            (
+                envoy_bytes(name.ptr, name.length),
+                envoy_bytes(config.ptr, config.length),
+            )
+        };
+        let mut handle = LbConfigHandle {
+            ptr: lb_config_envoy_ptr,
+            _hook: PhantomData,
+        };
+        match crate::lb::new_config(&mut handle, name, config) {
+            Some(config) => Arc::into_raw(config).cast(),
+            None => ptr::null(),
+        }
+    })
+}
+
+#[no_mangle]
+pub(crate) extern "C" fn envoy_dynamic_module_on_lb_config_destroy(
+    config_module_ptr: *const c_void,
+) {
+    if config_module_ptr.is_null() {
+        return;
+    }
+    // SAFETY: the pointer came from `Arc::into_raw` in `lb_config_new`; Envoy destroys a config
+    // once. Each balancer holds its own reference.
+    let config = unsafe { Arc::from_raw(config_module_ptr.cast::<crate::lb::LbConfig>()) };
+    guard("lb_config_destroy", (), move || drop(config));
+}
+
+#[no_mangle]
+pub(crate) extern "C" fn envoy_dynamic_module_on_lb_new(
+    config_module_ptr: *const c_void,
+    lb_envoy_ptr: *mut c_void,
+) -> *const c_void {
+    if config_module_ptr.is_null() {
+        return ptr::null();
+    }
+    let config_ptr = config_module_ptr.cast::<crate::lb::LbConfig>();
+    // SAFETY: the pointer came from `Arc::into_raw` and its config is alive while Envoy creates
+    // balancers from it; the balancer takes a reference of its own.
+    let config = unsafe {
+        Arc::increment_strong_count(config_ptr);
+        Arc::from_raw(config_ptr)
+    };
+    let hosts = LbHosts {
+        ptr: lb_envoy_ptr,
+        _hook: PhantomData,
+    };
+    guard("lb_new", ptr::null(), move || {
+        Box::into_raw(Box::new(crate::lb::new_balancer(config, &hosts)))
+            .cast_const()
+            .cast()
+    })
+}
+
+#[no_mangle]
+pub(crate) extern "C" fn envoy_dynamic_module_on_lb_destroy(lb_module_ptr: *const c_void) {
+    if lb_module_ptr.is_null() {
+        return;
+    }
+    // SAFETY: the pointer came from `Box::into_raw` in `lb_new`; Envoy destroys a balancer once,
+    // after its last hook.
+    let lb = unsafe { Box::from_raw(lb_module_ptr.cast_mut().cast::<crate::lb::WorkerLb>()) };
+    guard("lb_destroy", (), move || drop(lb));
+}
+
+/// The worker's balancer behind `lb_module_ptr`.
+///
+/// # Safety
+/// `lb_module_ptr` must be non-null and come from `lb_new`, not yet destroyed; Envoy calls one
+/// balancer's hooks on its own worker thread, one at a time.
+unsafe fn worker_lb<'hook>(lb_module_ptr: *const c_void) -> &'hook mut crate::lb::WorkerLb {
+    // SAFETY: per this function's contract.
+    unsafe { &mut *lb_module_ptr.cast_mut().cast::<crate::lb::WorkerLb>() }
+}
+
+#[no_mangle]
+pub(crate) extern "C" fn envoy_dynamic_module_on_lb_choose_host(
+    lb_envoy_ptr: *mut c_void,
+    lb_module_ptr: *const c_void,
+    context_envoy_ptr: *mut c_void,
+    result_priority: *mut u32,
+    result_index: *mut u32,
+) -> bool {
+    if lb_module_ptr.is_null() || result_priority.is_null() || result_index.is_null() {
+        return false;
+    }
+    // SAFETY: see `worker_lb`.
+    let lb = unsafe { worker_lb(lb_module_ptr) };
+    let hosts = LbHosts {
+        ptr: lb_envoy_ptr,
+        _hook: PhantomData,
+    };
+    let request = (!context_envoy_ptr.is_null()).then_some(LbRequest {
+        lb: lb_envoy_ptr,
+        context: context_envoy_ptr,
+        _hook: PhantomData,
+    });
+    let chosen = match catch_unwind(AssertUnwindSafe(|| lb.choose(&hosts, request.as_ref()))) {
+        Ok(chosen) => chosen,
+        Err(payload) => {
+            let message = panic_message(&*payload);
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                crate::lb::on_panic(lb, "lb_choose_host", message);
+            }));
+            None
+        }
+    };
+    match chosen {
+        Some((priority, index)) => {
+            // SAFETY: Envoy's out-pointers, checked non-null above, valid for this call.
+            unsafe {
+                *result_priority = priority;
+                *result_index = index;
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+#[no_mangle]
+pub(crate) extern "C" fn envoy_dynamic_module_on_lb_on_host_membership_update(
+    lb_envoy_ptr: *mut c_void,
+    lb_module_ptr: *const c_void,
+    hosts_added: usize,
+    hosts_removed: usize,
+) {
+    if lb_module_ptr.is_null() {
+        return;
+    }
+    // SAFETY: see `worker_lb`.
+    let lb = unsafe { worker_lb(lb_module_ptr) };
+    let hosts = LbHosts {
+        ptr: lb_envoy_ptr,
+        _hook: PhantomData,
+    };
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
+        crate::lb::membership_update(lb, &hosts, hosts_added, hosts_removed);
+    })) {
+        let message = panic_message(&*payload);
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            crate::lb::on_panic(lb, "lb_on_host_membership_update", message);
+        }));
+    }
+}
+
+/// Unit tests run without Envoy: the callbacks the safe code can reach (a log line, a counter)
+/// are defined here for the test binary only, doing nothing.
+#[cfg(test)]
+mod test_stubs {
+    use super::ModuleBuffer;
+    use std::ffi::c_void;
+
+    #[no_mangle]
+    extern "C" fn envoy_dynamic_module_callback_log(_level: u32, _message: ModuleBuffer) {}
+
+    #[no_mangle]
+    extern "C" fn envoy_dynamic_module_callback_lb_config_increment_counter(
+        _config: *mut c_void,
+        _id: usize,
+        _label_values: *const ModuleBuffer,
+        _label_values_count: usize,
+        _value: u64,
+    ) -> u32 {
+        0
+    }
 }

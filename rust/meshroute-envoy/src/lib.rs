@@ -1,8 +1,11 @@
-//! meshroute inside Envoy: an HTTP-filter dynamic module for Envoy 1.40.
+//! meshroute inside Envoy: a dynamic module for Envoy 1.40, an HTTP filter and a load-balancing
+//! policy in one library.
 //!
 //! Envoy `dlopen`s the built library ([`LIBRARY_FILE_NAME`]) and calls it on its worker threads;
 //! each request's headers go through [`meshroute_core::RouteTable::exchange`] — the same decision
-//! `meshroute serve` answers over ext_proc — without leaving Envoy's process.
+//! `meshroute serve` answers over ext_proc — without leaving Envoy's process. A cluster whose
+//! `load_balancing_policy` names the module has its endpoints picked by meshroute-lb (the [`lb`]
+//! module: `meshroute envoy-config --lb rust`).
 //!
 //! The filter entry in an Envoy bootstrap:
 //!
@@ -50,7 +53,8 @@
 //! `dynamicmodulescustom.meshroute_decisions.outcome.route` on `/stats`. Histogram samples reach
 //! the admin pages at Envoy's stats flush (`stats_flush_interval`, 5 s by default).
 //!
-//! All `unsafe` code lives in the private `ffi` module: the C ABI declarations and the hooks.
+//! All `unsafe` code lives in the private `ffi` module: the C ABI declarations and the hooks of
+//! both extensions.
 
 #![deny(unsafe_code)]
 
@@ -65,6 +69,7 @@ mod config;
 mod ffi;
 mod filter;
 mod headers;
+pub mod lb;
 
 /// File name of the built module (`target/{debug,release}/`), as Envoy's
 /// `dynamic_module_config.module.local.filename` names it. With `dynamic_module_config.name:
@@ -88,6 +93,7 @@ pub mod stats {
 }
 
 /// Request header that makes a `panic-test` build panic inside the request-headers hook (value
-/// `1`); a config's `panic_marker` names another header. Absent from normal builds.
+/// `1`; a config's `panic_marker` names another header), or inside the balancer's `choose_host`
+/// (value `lb`). Absent from normal builds.
 #[cfg(feature = "panic-test")]
 pub const PANIC_TEST_HEADER: &str = "x-meshroute-test-panic";

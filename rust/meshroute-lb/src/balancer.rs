@@ -160,6 +160,23 @@ impl LoadBalancer {
         hash: Option<u64>,
         rng: &mut impl Rng,
     ) -> Option<Selection> {
+        let active = set.active_requests();
+        self.pick_with_active(set, hash, rng, |index| active.get(index))
+    }
+
+    /// [`LoadBalancer::pick`] with the requests in flight per endpoint read from `active`
+    /// (an endpoint index of `set` → its active requests) instead of the set's own gauges.
+    ///
+    /// For a caller whose proxy already counts them, as Envoy does per host (`rq_active`): a
+    /// balancer running inside Envoy asks Envoy for the two hosts LEAST_REQUEST samples rather
+    /// than mirroring every host's count. Only LEAST_REQUEST reads it.
+    pub fn pick_with_active(
+        &mut self,
+        set: &EndpointSet,
+        hash: Option<u64>,
+        rng: &mut impl Rng,
+        active: impl Fn(usize) -> u32,
+    ) -> Option<Selection> {
         if matches!(self.algorithm, Algorithm::Passthrough) {
             return Some(Selection::Passthrough);
         }
@@ -173,7 +190,7 @@ impl LoadBalancer {
         let pos = match &mut self.algorithm {
             Algorithm::RoundRobin(a) => a.pick(),
             Algorithm::Random(a) => a.pick(rng),
-            Algorithm::LeastRequest(a) => a.pick(set, rng),
+            Algorithm::LeastRequest(a) => a.pick(active, rng),
             Algorithm::RingHash(a) => a.pick(hash.unwrap_or_else(|| rng.next_u64())),
             Algorithm::Maglev(a) => a.pick(hash.unwrap_or_else(|| rng.next_u64())),
             Algorithm::Passthrough => unreachable!("handled above"),

@@ -53,15 +53,15 @@ impl LeastRequest {
         };
     }
 
-    pub(crate) fn pick(&mut self, set: &EndpointSet, rng: &mut impl Rng) -> usize {
-        let active = set.active_requests();
+    /// A candidate position; `active` gives the requests in flight of an endpoint index.
+    pub(crate) fn pick(&mut self, active: impl Fn(usize) -> u32, rng: &mut impl Rng) -> usize {
         let bias = self.config.active_request_bias;
         let hosts = &self.hosts;
         if let Some(edf) = &mut self.schedule {
             return edf
                 .pick(|pos| {
                     let (i, w) = hosts[pos];
-                    effective_weight(bias, w, active.get(i))
+                    effective_weight(bias, w, active(i))
                 })
                 .expect("non-empty schedule");
         }
@@ -71,7 +71,7 @@ impl LeastRequest {
         let mut best = below(rng, n);
         for _ in 1..self.config.choice_count.max(1) {
             let other = below(rng, n);
-            if active.get(self.hosts[other].0) < active.get(self.hosts[best].0) {
+            if active(self.hosts[other].0) < active(self.hosts[best].0) {
                 best = other;
             }
         }

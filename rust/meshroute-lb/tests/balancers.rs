@@ -207,3 +207,35 @@ fn invalid_policies_fail_at_construction() {
         Err(LbConfigError::InvalidBias(_))
     ));
 }
+
+#[test]
+fn least_request_reads_caller_counts_with_pick_with_active() {
+    // The set's own gauges say nothing; the caller's counts (Envoy's rq_active) load endpoint 1.
+    let set = equal_set(2);
+    let mut b = lb(LbPolicy::LeastRequest(LeastRequestConfig::default()));
+    let mut rng = SplitMix64::new(3);
+    let loaded = |index: usize| if index == 1 { 5 } else { 0 };
+    let picks: Vec<usize> = (0..200)
+        .map(|_| {
+            b.pick_with_active(&set, None, &mut rng, loaded)
+                .and_then(Selection::endpoint)
+                .expect("a pick")
+        })
+        .collect();
+    // P2C picks 1 only when both samples are 1: about a quarter of the time.
+    let ones = picks.iter().filter(|&&i| i == 1).count();
+    assert!(
+        (25..=75).contains(&ones),
+        "endpoint 1 picked {ones} times of 200"
+    );
+    // Other policies ignore the counts.
+    let mut rr = lb(LbPolicy::RoundRobin);
+    let rotation: Vec<usize> = (0..4)
+        .map(|_| {
+            rr.pick_with_active(&set, None, &mut rng, loaded)
+                .and_then(Selection::endpoint)
+                .expect("a pick")
+        })
+        .collect();
+    assert_eq!(rotation, vec![0, 1, 0, 1]);
+}

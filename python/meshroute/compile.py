@@ -9,7 +9,10 @@ evaluates requests against the result. This module just assembles: the model is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from meshroute.config import extras
@@ -17,8 +20,10 @@ from meshroute.config.diagnostics import Diagnostic, Severity
 from meshroute.config.httproute import CompiledRoute, compile_route
 from meshroute.config.index import ConfigIndex, build_index
 from meshroute.config.load import Resource
+from meshroute.config.policy import MergedRule, rule_policy
+from meshroute.config.registry import Service
 from meshroute.config.tables import Tables
-from meshroute.config.views import OTHER_NAMESPACE, Context, gateway_views, mesh_view
+from meshroute.config.views import OTHER_NAMESPACE, Context, Shared, gateway_views, mesh_view
 
 IR_VERSION = 1
 
@@ -48,6 +53,55 @@ def compile_config(
     except Exception as exc:  # a compiler bug must surface as a diagnostic, not a traceback
         diag = Diagnostic(Severity.ERROR, "compile-internal", f"internal compiler error: {exc!r}")
         return _empty_ir(), [diag]
+
+
+def ir_json(ir: Mapping[str, Any]) -> str:
+    """``ir`` as JSON text for ``RouteTable.from_json``, each vhost object that several views
+    hold written once: into ``vhost_pool``, the views naming it by index (docs/ir.md). The
+    compiler gives a service's vhost to every namespace view that sees it alike (one object), so
+    the text and the table grow with the services rather than services × namespaces.
+    :func:`expand_vhost_pool` of the parsed text is ``ir`` again.
+
+    >>> shared = {"domains": ["a"], "routes": [], "default_target": None, "default_port": None}
+    >>> text = ir_json({"views": [{"vhosts": [shared]}, {"vhosts": [shared]}]})
+    >>> text
+    '{"views": [{"vhosts": [0]}, {"vhosts": [0]}], "vhost_pool": [{"domains": ["a"], ...}]}'
+    >>> expand_vhost_pool(json.loads(text)) == {"views": [{"vhosts": [shared]}, {"vhosts": [shared]}]}
+    True
+    """
+    uses: dict[int, int] = {}
+    for view in ir["views"]:
+        for vhost in view["vhosts"]:
+            uses[id(vhost)] = uses.get(id(vhost), 0) + 1
+    if all(n == 1 for n in uses.values()):
+        return json.dumps(ir)
+    pool: list[Any] = []
+    pool_ids: dict[int, int] = {}  # id(vhost) -> VHostId; the objects live in ir meanwhile
+    views = []
+    for view in ir["views"]:
+        refs: list[Any] = []
+        for vhost in view["vhosts"]:
+            key = id(vhost)
+            if uses[key] == 1:
+                refs.append(vhost)
+                continue
+            vid = pool_ids.get(key)
+            if vid is None:
+                vid = pool_ids[key] = len(pool)
+                pool.append(vhost)
+            refs.append(vid)
+        views.append({**view, "vhosts": refs})
+    return json.dumps({**ir, "views": views, "vhost_pool": pool})
+
+
+def expand_vhost_pool(ir: dict[str, Any]) -> dict[str, Any]:
+    """An IR with its ``vhost_pool`` references written out (and no ``vhost_pool``)."""
+    pool = ir.get("vhost_pool", [])
+    views = [
+        {**view, "vhosts": [pool[x] if isinstance(x, int) else x for x in view["vhosts"]]}
+        for view in ir["views"]
+    ]
+    return {**{k: v for k, v in ir.items() if k != "vhost_pool"}, "views": views}
 
 
 def _empty_ir() -> dict[str, Any]:
@@ -115,22 +169,121 @@ def gateway_servers(index: ConfigIndex) -> list[list[Any]]:
     ]
 
 
-def _scope(index: ConfigIndex, tables: Tables, ctx: Context) -> int:
-    """Clusters that exist for a client context, with their effective DR policy (§2.6, §3.2):
-    service visible and imported, port on the service, subset defined by the DR in force."""
-    visible = {svc.host: svc for svc in index.visible_services(ctx.namespace, ctx.sidecar)}
-    clusters: list[list[int]] = []
-    for tid, (host, subset, port) in enumerate(tables.targets):
-        svc = visible.get(host)
-        if svc is None:
-            continue
-        if subset and not index.rules.defines_subset(host, subset, ctx.namespace, svc.namespace):
-            continue
-        for number in [port] if port is not None else [p.number for p in svc.ports]:
-            if number is not None and svc.port(number) is not None:
-                policy = index.rules.effective(host, subset, number, ctx.namespace, svc.namespace)
-                clusters.append([tid, number, tables.policy(policy)])
-    return tables.scope(clusters)
+_Row = tuple[int, int, "MergedRule | None", "str | None"]  # target, port, rule in force, subset
+_Target = tuple[int, "str | None", "int | None"]  # TargetId, subset, port
+
+
+@dataclass
+class _ScopeBase:
+    """The groups of a client without rules of its own that sees every service, in visible order,
+    with each group's service and targets, the position of each host, and the hosts of each
+    namespace's services."""
+
+    groups: list[list[_Row]] = field(default_factory=list)
+    entries: list[tuple[Service, list[_Target]]] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)
+    own: dict[str, list[str]] = field(default_factory=dict)
+
+
+class _Scopes:
+    """Scopes of client contexts (§2.6, §3.2): the clusters that exist for a context — service
+    visible and imported, port on the service, subset defined by the DR in force — with their
+    effective DR policy.
+
+    A service's rows depend only on the service and on the merged DR the context gets for it, so
+    they are built once per (service, rule) and shared by every context; a context made of the
+    same rows as an earlier one has its scope. Policy ids are given in the order the clusters of
+    each new scope list them (target order), each effective policy interned once per (rule,
+    subset, port)."""
+
+    def __init__(self, index: ConfigIndex, tables: Tables) -> None:
+        self.index = index
+        self.tables = tables
+        self.targets: dict[str, list[_Target]] = {}
+        for tid, (host, subset, port) in enumerate(tables.targets):
+            self.targets.setdefault(host, []).append((tid, subset, port))
+        self._rows: dict[tuple[int, int], list[_Row]] = {}
+        self._policies: dict[tuple[int, str | None, int], int] = {}
+        self._ids: dict[tuple[int, ...], int] = {}
+        self._base: _ScopeBase | None = None  # for _plain_groups
+
+    def scope(self, ctx: Context) -> int:
+        groups = self._plain_groups(ctx)
+        if groups is None:
+            groups = []
+            for svc in self.index.visible_services(ctx.namespace, ctx.sidecar):  # one per host
+                targets = self.targets.get(svc.host)
+                if targets:
+                    groups.append(self._group(svc, targets, ctx.namespace))
+        return self._intern(groups)
+
+    def _group(self, svc: Service, targets: list[_Target], client_ns: str) -> list[_Row]:
+        rule = self.index.rules.lookup(svc.host, client_ns, svc.namespace)
+        key = (id(svc), id(rule))  # both live as long as the index
+        rows = self._rows.get(key)
+        if rows is None:
+            rows = self._rows[key] = self._service_rows(svc, rule, targets)
+        return rows
+
+    def _plain_groups(self, ctx: Context) -> list[list[_Row]] | None:
+        """The groups of a client that sees every service (all exported everywhere; no Sidecar,
+        or one importing everything), from those of a client without rules of its own: only
+        the services whose rule it may see otherwise are looked up again — its own, those its
+        namespace has rules for, those with rules not exported everywhere. None when that does
+        not hold or its namespace has wildcard rules or is the root one (every host may differ)."""
+        sidecar, ns, rules = ctx.sidecar, ctx.namespace, self.index.rules
+        if (sidecar is not None and sidecar.egress is not None) or not self.index.registry.all_public:
+            return None
+        varying = rules.varying_hosts()
+        if varying is None or ns == rules.root or rules.has_wildcards(ns):
+            return None
+        base = self._base
+        if base is None:
+            base = self._base = _ScopeBase()
+            for svc in self.index.visible_services(OTHER_NAMESPACE, None):
+                targets = self.targets.get(svc.host)
+                if targets:
+                    base.positions[svc.host] = len(base.groups)
+                    base.own.setdefault(svc.namespace, []).append(svc.host)
+                    base.groups.append(self._group(svc, targets, OTHER_NAMESPACE))
+                    base.entries.append((svc, targets))
+        groups = list(base.groups)
+        for host in {*base.own.get(ns, ()), *rules.namespace_hosts(ns), *varying}:
+            i = base.positions.get(host)
+            if i is not None:
+                svc, targets = base.entries[i]
+                groups[i] = self._group(svc, targets, ns)
+        return groups
+
+    def _intern(self, groups: list[list[_Row]]) -> int:
+        # Contexts made of the same row groups have the same scope: built and interned once.
+        signature = tuple(map(id, groups))  # the groups live in self._rows
+        sid = self._ids.get(signature)
+        if sid is None:
+            rows = [row for group in groups for row in group]
+            rows.sort(key=itemgetter(0))  # target order (stable: a target's ports stay in order)
+            clusters = [
+                [tid, number, self._policy(rule, subset, number)] for tid, number, rule, subset in rows
+            ]
+            sid = self._ids[signature] = self.tables.scope(clusters)
+        return sid
+
+    def _policy(self, rule: MergedRule | None, subset: str | None, number: int) -> int:
+        key = (id(rule), subset, number)  # rules live as long as the index
+        pid = self._policies.get(key)
+        if pid is None:
+            pid = self._policies[key] = self.tables.policy(rule_policy(rule, subset, number))
+        return pid
+
+    def _service_rows(self, svc: Service, rule: MergedRule | None, targets: list[_Target]) -> list[_Row]:
+        rows: list[_Row] = []
+        for tid, subset, port in targets:
+            if subset and (rule is None or subset not in rule.subsets):
+                continue
+            for number in [port] if port is not None else [p.number for p in svc.ports]:
+                if number is not None and svc.port(number) is not None:
+                    rows.append((tid, number, rule, subset))
+        return rows
 
 
 def _compile(resources: list[Resource], domain: str) -> tuple[dict[str, Any], list[Diagnostic]]:
@@ -151,8 +304,10 @@ def _compile(resources: list[Resource], domain: str) -> tuple[dict[str, Any], li
         contexts.append(ctx)
         return len(views) - 1
 
+    shared = Shared()
+
     def add_mesh(ctx: Context) -> int:
-        return add(mesh_view(index, tables, compiled, ctx), ctx)
+        return add(mesh_view(index, tables, compiled, ctx, shared), ctx)
 
     namespaces: dict[str, Any] = {}
     for ns in index.namespaces:
@@ -168,8 +323,9 @@ def _compile(resources: list[Resource], domain: str) -> tuple[dict[str, Any], li
         ports = gateway_views(index, tables, compiled, gw)
         ctx = Context(gw.namespace, None, gw)
         gateway_index[ref] = {str(port): add(view, ctx) for port, view in ports.items()}
+    scopes = _Scopes(index, tables)
     for view, ctx in zip(views, contexts, strict=True):
-        view["scope"] = _scope(index, tables, ctx)
+        view["scope"] = scopes.scope(ctx)
     ir = {
         "version": IR_VERSION,
         "virtual_services": vs_list,

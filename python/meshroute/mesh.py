@@ -119,7 +119,10 @@ def load(*paths: str | os.PathLike[str], domain: str = "cluster.local") -> Mesh:
 
 def compile_table(analysis: Analysis) -> RouteTable:
     """Build the Rust table from an analysis' IR; an IR the core rejects becomes a ConfigError."""
-    return table_from_ir_json(json.dumps(analysis.ir), analysis.diagnostics)
+    from meshroute.compile import ir_json
+
+    text = ir_json(analysis.ir) if analysis.ir is not None else "null"
+    return table_from_ir_json(text, analysis.diagnostics)
 
 
 def table_from_ir_json(ir_json: str, diagnostics: Iterable[Diagnostic] = ()) -> RouteTable:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from meshroute.config.diagnostics import Diagnostic, Path
-from meshroute.config.hosts import MESH, is_wildcard, matches
+from meshroute.config.hosts import MESH, is_wildcard
 
 if TYPE_CHECKING:
     from meshroute.config.index import ConfigIndex
@@ -117,11 +117,7 @@ def _duplicate_mesh_hosts(index: ConfigIndex) -> Iterator[Diagnostic]:
 def _destination_rules(index: ConfigIndex) -> Iterator[Diagnostic]:
     """``dr-host-unknown`` (IST0174) and ``dr-subset-no-workload`` (IST0173)."""
     for dr in index.destination_rules:
-        known = (
-            index.registry.knows(dr.host)
-            if not is_wildcard(dr.host)
-            else any(matches(dr.host, s.host) for s in index.registry.services)
-        )
+        known = index.registry.knows(dr.host) if not is_wildcard(dr.host) else index.registry.covers(dr.host)
         if not known:
             message = f"host {dr.host} matches no service or ServiceEntry; the rule is unused"
             yield dr.resource.warning("dr-host-unknown", ("spec", "host"), message)

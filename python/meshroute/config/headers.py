@@ -93,6 +93,8 @@ def destination_ops(
     >>> req["set"], auth
     ([['x', 'r']], 'a')
     """
+    if not isinstance(route_headers, Mapping) and not isinstance(dest_headers, Mapping):
+        return empty_ops(), empty_ops(), None  # what the loop below gives for no headers at all
     result: list[HeaderOps] = []
     authority: str | None = None
     for side in ("request", "response"):

@@ -25,7 +25,13 @@ def fqdn(name: str, namespace: str, domain: str = "cluster.local") -> str:
 
 
 def is_ip(name: str) -> bool:
-    """An IPv4 or IPv6 address literal (no port, no brackets)."""
+    """An IPv4 or IPv6 address literal (no port, no brackets).
+
+    >>> is_ip("10.0.0.1"), is_ip("::1"), is_ip("reviews"), is_ip("1.2.3")
+    (True, True, False, False)
+    """
+    if ":" not in name and not name[:1].isdigit():  # neither IPv6 nor dotted-decimal IPv4
+        return False
     try:
         ipaddress.ip_address(name)
     except ValueError:

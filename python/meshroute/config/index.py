@@ -45,6 +45,19 @@ class ConfigIndex:
     # Root VSs (key "ns/name") -> their HTTP routes with delegates merged: (root index, route).
     merged: dict[str, list[tuple[int, Route]]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # Memos: the model does not change once build_index has returned it.
+    _roots: list[VirtualServiceInfo] | None = field(default=None, repr=False, compare=False)
+    _bound: dict[int, set[str]] = field(default_factory=dict, repr=False, compare=False)
+    _mesh_public: tuple[list[VirtualServiceInfo], HostPicker] | None = field(
+        default=None, repr=False, compare=False
+    )
+    _mesh_local: list[VirtualServiceInfo] = field(default_factory=list, repr=False, compare=False)
+    _visible: dict[tuple[str, int], tuple[Service, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _by_name: dict[tuple[str, str], VirtualServiceInfo] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     # --- Sidecars (§6) -------------------------------------------------------------------------
 
@@ -63,17 +76,38 @@ class ConfigIndex:
 
     def visible_services(self, client_ns: str, sidecar: SidecarInfo | None) -> list[Service]:
         """Services a client sees: exported to its namespace and imported by its Sidecar."""
-        return [
-            svc
-            for svc in self.registry.visible(client_ns)
-            if sidecar is None or sidecar.imports(svc.namespace, [svc.host], client_ns)
-        ]
+        key = (client_ns, id(sidecar))
+        known = self._visible.get(key)
+        if known is None:
+            known = self._visible[key] = tuple(
+                svc
+                for svc in self.registry.visible(client_ns)
+                if sidecar is None or sidecar.imports(svc.namespace, [svc.host], client_ns)
+            )
+        return list(known)
 
     def roots(self) -> list[VirtualServiceInfo]:
-        return [vs for vs in self.virtual_services if not vs.is_delegate]
+        if self._roots is None:
+            self._roots = [vs for vs in self.virtual_services if not vs.is_delegate]
+        return list(self._roots)
+
+    def named(self, namespace: str, name: str) -> VirtualServiceInfo | None:
+        """The VirtualService ``namespace/name``, if any."""
+        if self._by_name is None:
+            self._by_name = {}
+            for vs in self.virtual_services:
+                self._by_name.setdefault((vs.namespace, vs.name), vs)
+        return self._by_name.get((namespace, name))
 
     def bound_gateways(self, vs: VirtualServiceInfo) -> set[str]:
-        """Every gateway some route of the VS applies to (per-match gateways override the VS's)."""
+        """Every gateway some route of the VS applies to (per-match gateways override the VS's).
+        Only asked once delegates are merged (``merged`` is complete), so it is computed once."""
+        return set(self._gateways_of(vs))
+
+    def _gateways_of(self, vs: VirtualServiceInfo) -> set[str]:
+        known = self._bound.get(id(vs))
+        if known is not None:
+            return known
         out: set[str] = set()
         for _, route in self.merged.get(_key(vs), []):
             blocks = [m for m in route.get("match") or [] if isinstance(m, Mapping)]
@@ -81,29 +115,104 @@ class ConfigIndex:
                 out.update(vs.gateways)
             for m in blocks:
                 out.update(m.get("gateways") or vs.gateways)
+        self._bound[id(vs)] = out
         return out
 
     def mesh_virtual_services(self, client_ns: str, sidecar: SidecarInfo | None) -> list[VirtualServiceInfo]:
         """Mesh-bound VSs visible to a client, in sidecar precedence order (§2.16 refinement):
         own-namespace-only, then explicitly exported, then public; oldest first in each group."""
-        found = [
+        return self.mesh_candidates(client_ns, sidecar)[0]
+
+    def mesh_candidates(
+        self, client_ns: str, sidecar: SidecarInfo | None
+    ) -> tuple[list[VirtualServiceInfo], HostPicker]:
+        """:meth:`mesh_virtual_services` and a :class:`HostPicker` over them. Public VSs come last
+        in every namespace, in the same order, so they are sorted and indexed once; a client
+        adds the few VSs exported to its namespace in particular (and its Sidecar filters)."""
+        if self._mesh_public is None:
+            mesh = [vs for vs in self.roots() if MESH in self._gateways_of(vs)]
+            public = sorted((vs for vs in mesh if _public(vs.export_to)), key=lambda v: v.order)
+            self._mesh_local = [vs for vs in mesh if not _public(vs.export_to)]
+            self._mesh_public = (public, HostPicker(public))
+        public, base = self._mesh_public
+        unfiltered = sidecar is None or sidecar.egress is None  # imports everything
+        local = self.mesh_local_candidates(client_ns, sidecar)
+        if not unfiltered and sidecar is not None:
+            public = [vs for vs in public if sidecar.imports(vs.namespace, vs.hosts, client_ns)]
+            return local + public, HostPicker(local + public)
+        return local + public, HostPicker(local, base) if local else base
+
+    def mesh_local_candidates(self, client_ns: str, sidecar: SidecarInfo | None) -> list[VirtualServiceInfo]:
+        """The mesh VSs a client sees that are not public (exported to its namespace in
+        particular), in precedence order."""
+        if self._mesh_public is None:
+            self.mesh_candidates(client_ns, None)  # sorts the VSs into public and the others
+        unfiltered = sidecar is None or sidecar.egress is None  # imports everything
+        local = [
             vs
-            for vs in self.roots()
-            if MESH in self.bound_gateways(vs)
-            and vs.visible_from(client_ns)
-            and (sidecar is None or sidecar.imports(vs.namespace, vs.hosts, client_ns))
+            for vs in self._mesh_local
+            if vs.visible_from(client_ns)
+            and (unfiltered or sidecar is None or sidecar.imports(vs.namespace, vs.hosts, client_ns))
         ]
-        return sorted(found, key=lambda v: (visibility_class(v.export_to, v.namespace, client_ns), v.order))
+        local.sort(key=lambda v: (visibility_class(v.export_to, v.namespace, client_ns), v.order))
+        return local
 
     def gateway_virtual_services(self, gateway: GatewayInfo) -> list[VirtualServiceInfo]:
         """VSs bound to a gateway and exported to its namespace, in merge order (§2.16 step 1)."""
         ns = gateway.namespace
-        found = [vs for vs in self.roots() if gateway.ref in self.bound_gateways(vs) and vs.visible_from(ns)]
+        found = [vs for vs in self.roots() if gateway.ref in self._gateways_of(vs) and vs.visible_from(ns)]
         return sorted(found, key=lambda vs: (visibility_class(vs.export_to, vs.namespace, ns), vs.order))
 
 
 def _key(vs: VirtualServiceInfo) -> str:
     return f"{vs.namespace}/{vs.name}"
+
+
+def _public(export_to: Sequence[str]) -> bool:
+    """Exported to every namespace: visible everywhere, precedence group 2 everywhere (§2.16)."""
+    return not export_to or "*" in export_to
+
+
+class HostPicker:
+    """:func:`pick_for_host` over one candidate list, indexed once: an exact-host dict (the first
+    candidate with the host) and the wildcard hosts in candidate order, so a pick reads one dict
+    entry and the wildcards instead of every candidate's hosts.
+
+    >>> from meshroute.config.load import load_text
+    >>> from meshroute.config.model import parse_virtual_service
+    >>> docs = load_text("kind: VirtualService\\napiVersion: networking.istio.io/v1\\n"
+    ...     "metadata: {name: w}\\nspec: {hosts: ['*.com', '*.a.com']}\\n---\\n"
+    ...     "kind: VirtualService\\napiVersion: networking.istio.io/v1\\n"
+    ...     "metadata: {name: e}\\nspec: {hosts: [x.a.com]}", "x.yaml").resources
+    >>> picker = HostPicker([parse_virtual_service(r, i, "cluster.local") for i, r in enumerate(docs)])
+    >>> [getattr(picker.pick(h), "name", None) for h in ("x.a.com", "y.a.com", "b.com", "a.org")]
+    ['e', 'w', 'w', None]
+    """
+
+    def __init__(self, candidates: Sequence[VirtualServiceInfo], base: HostPicker | None = None) -> None:
+        """``base``: the picker of the candidates that follow ``candidates`` in precedence order."""
+        self.exact: dict[str, VirtualServiceInfo] = {}
+        self.wildcards: list[tuple[str, VirtualServiceInfo]] = []
+        self.base = base.exact if base is not None else None
+        for vs in candidates:
+            for h in vs.hosts:
+                self.exact.setdefault(h, vs)
+                if is_wildcard(h):
+                    self.wildcards.append((h, vs))
+        if base is not None:
+            self.wildcards += base.wildcards
+
+    def pick(self, host: str) -> VirtualServiceInfo | None:
+        found = self.exact.get(host)
+        if found is None and self.base is not None:
+            found = self.base.get(host)
+        if found is not None:
+            return found
+        best: tuple[int, VirtualServiceInfo] | None = None
+        for h, vs in self.wildcards:
+            if (best is None or len(h) > best[0]) and matches(h, host):
+                best = (len(h), vs)
+        return best[1] if best else None
 
 
 def pick_for_host(host: str, candidates: Sequence[VirtualServiceInfo]) -> VirtualServiceInfo | None:
@@ -199,7 +308,8 @@ def _find_delegate(
     root: VirtualServiceInfo, ref: Mapping[str, Any], index: ConfigIndex
 ) -> VirtualServiceInfo | None:
     ns = ref.get("namespace") or root.namespace
-    for vs in index.virtual_services:
-        if vs.namespace == ns and vs.name == ref.get("name"):
-            return vs if vs.is_delegate and vs.visible_from(root.namespace) else None
-    return None
+    name = ref.get("name")
+    vs = index.named(ns, name) if isinstance(ns, str) and isinstance(name, str) else None
+    if vs is None:
+        return None
+    return vs if vs.is_delegate and vs.visible_from(root.namespace) else None

@@ -6,8 +6,9 @@ came from (so diagnostics can name a line). Problems become diagnostics, never e
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +29,41 @@ MAX_NODES = 2_000_000
 MAX_DEPTH = 200
 
 try:  # the C composer is ~10x faster; node marks (lines) are the same
-    _Loader: Any = yaml.CSafeLoader
+    _BaseLoader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on the PyYAML build
-    _Loader = yaml.SafeLoader
+    _BaseLoader = yaml.SafeLoader
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """The safe loader, resolving the implicit tag of each distinct scalar once per stream.
+
+    PyYAML calls ``resolve`` (Python regexes) for every scalar and ``descend_resolver`` /
+    ``ascend_resolver`` for every node, even from the C composer. Without path resolvers (the
+    safe loader has none) a tag depends on the node kind, text and implicit flags alone, so the
+    answers are remembered and the path bookkeeping, which would find nothing, is skipped.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._tags: dict[tuple[Any, Any, Any], str] = {}
+        self._plain = not self.yaml_path_resolvers
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if not self._plain:  # pragma: no cover - only if someone adds path resolvers to PyYAML's loader
+            return super().resolve(kind, value, implicit)
+        key = (kind, value, implicit)
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = self._tags[key] = super().resolve(kind, value, implicit)
+        return tag
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        if not self._plain:  # pragma: no cover
+            super().descend_resolver(current_node, current_index)
+
+    def ascend_resolver(self) -> None:
+        if not self._plain:  # pragma: no cover
+            super().ascend_resolver()
 
 
 @dataclass(frozen=True)
@@ -143,6 +176,128 @@ class _Converter:
             return node.value
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+# Scalars whose value depends on their text only and whose objects may be shared (floats are left
+# out: two NaN keys must stay two keys).
+_SHARED_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"})
+
+
+class _NeedsLines(Exception):
+    """A document the fast pass leaves to :class:`_Converter`: a duplicate key, whose warning
+    needs lines at once."""
+
+
+class _FastConverter:
+    """:class:`_Converter` without the line bookkeeping: the same data, budget and depth limits,
+    built in one pass that records nothing. Lines are computed again, only for a file whose
+    resources need them (:class:`_FileLines`), which is rare: a diagnostic needs them."""
+
+    def __init__(self, constructor: Any, shared: dict[tuple[str, str], Any]) -> None:
+        self._constructor = constructor
+        self._shared = shared
+        self.budget = MAX_NODES
+
+    def convert(self, node: Any, depth: int) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooBig("document too large (alias expansion or size)")
+        if depth > MAX_DEPTH:
+            raise _TooBig(f"document nested deeper than {MAX_DEPTH} levels")
+        kind = node.id
+        if kind == "mapping":
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.scalar(key_node) if key_node.id == "scalar" else None
+                if not isinstance(key, (str, int, float, bool)) or key is None:
+                    key = str(key) if key is not None else "null"
+                if key in out:
+                    raise _NeedsLines
+                out[key] = self.convert(value_node, depth + 1)
+            return out
+        if kind == "sequence":
+            return [self.convert(item, depth + 1) for item in node.value]
+        return self.scalar(node)
+
+    def scalar(self, node: Any) -> Any:
+        """What ``_Converter._scalar`` returns: a plain string is its text (``construct_yaml_str``)
+        and ints, booleans and nulls are constructed once per distinct text."""
+        tag = node.tag
+        if tag == _STR_TAG:
+            return node.value
+        key = (tag, node.value)
+        if tag in _SHARED_TAGS and key in self._shared:
+            return self._shared[key]
+        try:
+            value = self._constructor.construct_object(node, deep=True)
+        except Exception:  # any constructor failure: keep the text, validation reports the type
+            return node.value
+        if tag in _SHARED_TAGS:
+            self._shared[key] = value
+        return value
+
+
+class _FileLines:
+    """The field lines of one file's documents (what :class:`_Converter` records), computed on
+    first use by composing the text again, then kept; the text is dropped."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._documents: list[dict[Path, int]] | None = None
+        self._items: dict[int, dict[int, dict[Path, int]]] = {}
+
+    def document(self, index: int) -> dict[Path, int]:
+        """Lines of the ``index``-th node of the stream."""
+        if self._documents is None:
+            constructor = SafeConstructor()
+            documents = []
+            for node in yaml.compose_all(self._text, Loader=_Loader):
+                conv = _Converter(constructor)
+                if node is not None:
+                    with contextlib.suppress(_TooBig):  # the fast pass reported it already
+                        conv.convert(node, (), 0)
+                documents.append(conv.positions)
+            self._documents, self._text = documents, ""
+        return self._documents[index]
+
+    def item(self, index: int, item: int) -> dict[Path, int]:
+        """Lines inside ``items[item]`` of a ``kind: List`` document, relative to the item."""
+        groups = self._items.get(index)
+        if groups is None:
+            groups = {}
+            for path, line in self.document(index).items():
+                if len(path) >= 2 and path[0] == "items" and isinstance(path[1], int):
+                    groups.setdefault(path[1], {})[path[2:]] = line
+            self._items[index] = groups
+        return groups.get(item, {})
+
+
+class _LazyLines(Mapping[Path, int]):
+    """A resource's ``positions``, read from its file's :class:`_FileLines` on first use."""
+
+    __slots__ = ("_document", "_item", "_lines", "_map")
+
+    def __init__(self, lines: _FileLines, document: int, item: int | None = None) -> None:
+        self._lines, self._document, self._item = lines, document, item
+        self._map: Mapping[Path, int] | None = None
+
+    def _get(self) -> Mapping[Path, int]:
+        if self._map is None:
+            if self._item is None:
+                self._map = self._lines.document(self._document)
+            else:
+                self._map = self._lines.item(self._document, self._item)
+        return self._map
+
+    def __getitem__(self, key: Path) -> int:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
 def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, str | None]]:
     """Yield ``(path, problem)``: YAML files under directories (recursively, sorted), files as given."""
     for raw in paths:
@@ -194,6 +349,8 @@ def load_text(data: bytes | str, file: str, result: LoadResult | None = None) ->
     else:
         text = data
     try:
+        if _load_fast(text, file, result):
+            return result
         nodes, constructor = _compose(text)
     except Exception as exc:  # every parser failure is a diagnostic, never a traceback
         mark = getattr(exc, "problem_mark", None)
@@ -211,8 +368,57 @@ def load_text(data: bytes | str, file: str, result: LoadResult | None = None) ->
         except _TooBig as exc:
             result.diagnostics.append(_file_diag(file, node.start_mark.line + 1, "yaml-too-large", str(exc)))
             continue
-        _add_document(doc, file, node.start_mark.line + 1, conv, result)
+        _add_document(doc, file, node.start_mark.line + 1, conv.positions, conv.duplicates, result)
     return result
+
+
+def _load_fast(text: str, file: str, result: LoadResult) -> bool:
+    """The usual case, in one pass: PyYAML composes one document at a time and
+    :class:`_FastConverter` turns it into data; field lines are left to :class:`_FileLines`.
+    False (nothing added) when PyYAML cannot parse the text: :func:`_compose` then tries ruamel.
+    A document with a duplicate key goes through :class:`_Converter` at once."""
+    lines = _FileLines(text)
+    constructor = SafeConstructor()
+    shared: dict[tuple[str, str], Any] = {}
+    staged = LoadResult()
+    try:
+        for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
+            if node is None:
+                continue
+            line = node.start_mark.line + 1
+            fast = _FastConverter(constructor, shared)
+            try:
+                doc = fast.convert(node, 0)
+            except _TooBig as exc:
+                staged.diagnostics.append(_file_diag(file, line, "yaml-too-large", str(exc)))
+                continue
+            except _NeedsLines:
+                conv = _Converter(constructor)
+                try:
+                    doc = conv.convert(node, (), 0)
+                except _TooBig as exc:  # pragma: no cover - the fast pass would have said so
+                    staged.diagnostics.append(_file_diag(file, line, "yaml-too-large", str(exc)))
+                    continue
+                _add_document(doc, file, line, conv.positions, conv.duplicates, staged)
+                continue
+            item_lines = _item_lines(node, doc, fast)
+            positions = _LazyLines(lines, index)
+            _add_document(doc, file, line, positions, [], staged, item_lines, lines, index)
+    except yaml.MarkedYAMLError:
+        return False
+    result.resources.extend(staged.resources)
+    result.diagnostics.extend(staged.diagnostics)
+    return True
+
+
+def _item_lines(node: Any, doc: Any, fast: _FastConverter) -> list[int]:
+    """Lines of the ``items`` of a ``kind: List`` document (else ``[]``), from its nodes."""
+    if not (isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list)):
+        return []
+    for key_node, value_node in node.value:  # keys are unique here (else _NeedsLines)
+        if key_node.id == "scalar" and fast.scalar(key_node) == "items" and value_node.id == "sequence":
+            return [item.start_mark.line + 1 for item in value_node.value]
+    return []  # pragma: no cover - doc["items"] is a list, so its node is a sequence
 
 
 def _compose(text: str) -> tuple[list[Any], Any]:
@@ -231,7 +437,19 @@ def _compose(text: str) -> tuple[list[Any], Any]:
             raise first from None
 
 
-def _add_document(doc: Any, file: str, line: int, conv: _Converter, result: LoadResult) -> None:
+def _add_document(
+    doc: Any,
+    file: str,
+    line: int,
+    positions: Mapping[Path, int],
+    duplicates: list[tuple[Path, int]],
+    result: LoadResult,
+    item_lines: Sequence[int] = (),
+    lines: _FileLines | None = None,
+    index: int = 0,
+) -> None:
+    """Add one document's resource(s). ``positions`` are the document's field lines; for a lazy
+    (fast-pass) document, ``lines``/``index`` locate it and ``item_lines`` are its List items'."""
     if doc is None:
         return
     if not isinstance(doc, dict):
@@ -240,12 +458,19 @@ def _add_document(doc: Any, file: str, line: int, conv: _Converter, result: Load
         )
         return
     if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+        groups: dict[int, dict[Path, int]] = {}
+        if lines is None:  # one pass over the lines, not one per item
+            for path, ln in positions.items():
+                if len(path) >= 2 and path[0] == "items" and isinstance(path[1], int):
+                    groups.setdefault(path[1], {})[path[2:]] = ln
         for i, item in enumerate(doc["items"]):
-            prefix: Path = ("items", i)
-            sub = {p[2:]: ln for p, ln in conv.positions.items() if p[:2] == prefix}
-            _add_object(item, file, conv.positions.get(prefix, line), sub, [], result)
+            if lines is None:
+                _add_object(item, file, positions.get(("items", i), line), groups.get(i, {}), [], result)
+            else:
+                sub = _LazyLines(lines, index, i)
+                _add_object(item, file, item_lines[i] if i < len(item_lines) else line, sub, [], result)
         return
-    _add_object(doc, file, line, conv.positions, conv.duplicates, result)
+    _add_object(doc, file, line, positions, duplicates, result)
 
 
 def _add_object(
@@ -278,7 +503,7 @@ def _add_object(
         spec=doc.get("spec"),
         file=file,
         line=line,
-        positions=dict(positions),
+        positions=positions,
         document=doc,
     )
     if api_version.startswith(ISTIO_GROUP + "/") and kind in ISTIO_KINDS:

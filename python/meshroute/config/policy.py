@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshroute.config.hosts import ROOT_NAMESPACE, exported_to, fqdn, most_specific
+from meshroute.config.hosts import ROOT_NAMESPACE, exported_to, fqdn, is_wildcard, matches
 from meshroute.config.load import Resource
 from meshroute.config.validate.fields import normalize_spec as normalize
 
@@ -86,7 +86,40 @@ class DestinationRules:
         # TLS credentials); route decisions here do not know client pods, so they are left out.
         self.rules = [r for r in rules if not r.has_selector]
         self.root = root_namespace
-        self._cache: dict[tuple[str, str, str | None], MergedRule | None] = {}
+        self._cache: dict[tuple[str, str | None, str | None], MergedRule | None] = {}
+        # Per namespace: host -> its rules, and the wildcard-host rules, each in config order. A
+        # lookup reads only its host's entry and the (few) wildcards: no scan of every rule.
+        self._by_host: dict[str, dict[str, list[DestinationRuleInfo]]] = {}
+        self._wildcards: dict[str, list[DestinationRuleInfo]] = {}
+        for rule in self.rules:
+            self._by_host.setdefault(rule.namespace, {}).setdefault(rule.host, []).append(rule)
+            if is_wildcard(rule.host):
+                self._wildcards.setdefault(rule.namespace, []).append(rule)
+        # One MergedRule per group of DRs, so every client namespace using a group shares it
+        # (and what is derived from it, such as a policy's JSON text, can be keyed by its id).
+        self._merged: dict[tuple[int, ...], MergedRule] = {}
+        # Namespaces whose rules are all exported everywhere: seen alike from every other namespace.
+        self._public = {
+            ns: all(not r.export_to or "*" in r.export_to for hosts in by_host.values() for r in hosts)
+            for ns, by_host in self._by_host.items()
+        }
+        self.all_public = all(self._public.values())
+        private = {r.host for r in self.rules if r.export_to and "*" not in r.export_to}
+        self._varying = None if any(is_wildcard(h) for h in private) else private
+
+    def varying_hosts(self) -> set[str] | None:
+        """Hosts of the rules not exported everywhere: the only hosts whose rule a client without
+        rules of its own (none for the host, no wildcard one, not the root namespace) can see
+        differently from another such client. None when such a rule has a wildcard host (then
+        any host may)."""
+        return self._varying
+
+    def namespace_hosts(self, namespace: str) -> set[str]:
+        """The hosts of the rules in ``namespace`` (wildcards included)."""
+        return set(self._by_host.get(namespace, ()))
+
+    def has_wildcards(self, namespace: str) -> bool:
+        return namespace in self._wildcards
 
     def lookup(self, host: str, client_ns: str, service_ns: str | None) -> MergedRule | None:
         """The merged rule that applies to ``host`` for clients in ``client_ns``, or None.
@@ -94,39 +127,81 @@ class DestinationRules:
         >>> DestinationRules([]).lookup("a.b.svc.cluster.local", "b", "b") is None
         True
         """
-        key = (host, client_ns, service_ns)
-        if key not in self._cache:
-            self._cache[key] = self._lookup(host, client_ns, service_ns)
-        return self._cache[key]
+        client: str | None = client_ns
+        if (
+            client_ns not in (self.root, service_ns)
+            and host not in self._by_host.get(client_ns, ())
+            and client_ns not in self._wildcards
+            and self._public.get(service_ns or "", True)
+            and self._public.get(self.root, True)
+        ):
+            # A client namespace without rules of its own for the host, asking about rules that
+            # are exported everywhere, gets what every such namespace gets: one lookup for all.
+            client = None
+        key = (host, client, service_ns)
+        try:
+            return self._cache[key]
+        except KeyError:
+            rule = self._cache[key] = self._lookup(host, client_ns, service_ns)
+            return rule
 
     def _lookup(self, host: str, client_ns: str, service_ns: str | None) -> MergedRule | None:
         path = [] if client_ns == self.root else [client_ns]
         path += [ns for ns in (service_ns, self.root) if ns and ns not in path]
         for ns in path:
+            by_host = self._by_host.get(ns)
+            if by_host is None:
+                continue
+            exact = by_host.get(host)
+            wildcards = self._wildcards.get(ns)
+            if exact is None and wildcards is None:
+                continue
             # A client's own namespace sees all of its DRs; other namespaces only exported ones.
-            rules = [
-                r
-                for r in self.rules
-                if r.namespace == ns and (ns == client_ns or exported_to(r.export_to, ns, client_ns))
-            ]
-            best = most_specific(host, [r.host for r in rules])
+            own = ns == client_ns
+            # Most specific visible host (§1.1): the exact one, else the longest wildcard, the
+            # first in config order among equals (as ``most_specific`` over the visible rules).
+            best = None
+            if exact is not None and (own or any(exported_to(r.export_to, ns, client_ns) for r in exact)):
+                best = host
+            elif wildcards is not None:
+                for rule in wildcards:
+                    if (
+                        (best is None or len(rule.host) > len(best))
+                        and matches(rule.host, host)
+                        and (own or exported_to(rule.export_to, ns, client_ns))
+                    ):
+                        best = rule.host
             if best is not None:
-                return merge_rules([r for r in rules if r.host == best])
+                group = by_host[best]
+                if not own:
+                    group = [r for r in group if exported_to(r.export_to, ns, client_ns)]
+                return self._merge(group)
         return None
+
+    def _merge(self, rules: list[DestinationRuleInfo]) -> MergedRule:
+        key = tuple(id(r) for r in rules)  # the rules live as long as self.rules
+        merged = self._merged.get(key)
+        if merged is None:
+            merged = self._merged[key] = merge_rules(rules)
+        return merged
 
     def effective(
         self, host: str, subset: str | None, port: int, client_ns: str, service_ns: str | None
     ) -> Policy:
         """The effective traffic policy for (host, subset, port) seen from ``client_ns`` (§3.2)."""
-        rule = self.lookup(host, client_ns, service_ns)
-        if rule is None:
-            return {}
-        sub = rule.subsets.get(subset) if subset else None
-        return effective_policy(rule.traffic_policy, sub.traffic_policy if sub else None, port)
+        return rule_policy(self.lookup(host, client_ns, service_ns), subset, port)
 
     def defines_subset(self, host: str, subset: str, client_ns: str, service_ns: str | None) -> bool:
         rule = self.lookup(host, client_ns, service_ns)
         return rule is not None and subset in rule.subsets
+
+
+def rule_policy(rule: MergedRule | None, subset: str | None, port: int) -> Policy:
+    """The effective traffic policy of ``rule`` (the one in force) for (subset, port) (§3.2)."""
+    if rule is None:
+        return {}
+    sub = rule.subsets.get(subset) if subset else None
+    return effective_policy(rule.traffic_policy, sub.traffic_policy if sub else None, port)
 
 
 def merge_rules(rules: Sequence[DestinationRuleInfo]) -> MergedRule:

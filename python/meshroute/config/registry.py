@@ -74,30 +74,53 @@ class Registry:
 
     services: tuple[Service, ...] = ()
     workloads: Mapping[str, tuple[Labels, ...]] = field(default_factory=dict)
+    # Indexes over ``services`` (config order kept): exact host -> entries, wildcard-host entries.
+    _hosts: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
+    _wildcards: tuple[Service, ...] = field(init=False, repr=False, compare=False)
+    _visible: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
+    all_public: bool = field(init=False, repr=False, compare=False)  # every service exported everywhere
+
+    def __post_init__(self) -> None:
+        hosts: dict[str, list[Service]] = {}
+        for svc in self.services:
+            hosts.setdefault(svc.host, []).append(svc)
+        object.__setattr__(self, "_hosts", {h: tuple(v) for h, v in hosts.items()})
+        object.__setattr__(self, "_wildcards", tuple(s for s in self.services if is_wildcard(s.host)))
+        object.__setattr__(self, "_visible", {})
+        public = all(not s.export_to or "*" in s.export_to for s in self.services)
+        object.__setattr__(self, "all_public", public)
 
     def by_host(self, host: str) -> list[Service]:
-        return [s for s in self.services if s.host == host]
+        return list(self._hosts.get(host, ()))
 
     def lookup(self, host: str, client_ns: str | None = None) -> Service | None:
         """The service for an exact host, as seen from ``client_ns`` (None: regardless of exportTo)."""
-        for svc in self.services:
-            if svc.host == host and (client_ns is None or svc.visible_from(client_ns)):
+        for svc in self._hosts.get(host, ()):
+            if client_ns is None or svc.visible_from(client_ns):
                 return svc
         return None
 
     def knows(self, host: str) -> bool:
         """The host is a service, or lies within a wildcard ServiceEntry host."""
-        return any(
-            svc.host == host or (is_wildcard(svc.host) and matches(svc.host, host)) for svc in self.services
-        )
+        return host in self._hosts or any(matches(svc.host, host) for svc in self._wildcards)
+
+    def covers(self, pattern: str) -> bool:
+        """Some service host lies within ``pattern`` (``matches(pattern, host)``)."""
+        if not is_wildcard(pattern):
+            return pattern in self._hosts
+        return any(matches(pattern, host) for host in self._hosts)
 
     def visible(self, client_ns: str) -> list[Service]:
         """Services visible in ``client_ns``, first entry per host."""
-        seen: dict[str, Service] = {}
-        for svc in self.services:
-            if svc.host not in seen and svc.visible_from(client_ns):
-                seen[svc.host] = svc
-        return list(seen.values())
+        key = "" if self.all_public else client_ns  # then every namespace sees the same
+        known = self._visible.get(key)
+        if known is None:
+            seen: dict[str, Service] = {}
+            for svc in self.services:
+                if svc.host not in seen and (not svc.export_to or svc.visible_from(client_ns)):
+                    seen[svc.host] = svc
+            known = self._visible[key] = tuple(seen.values())
+        return list(known)
 
     def selects_workload(self, svc: Service, labels: Labels) -> bool | None:
         """Whether a subset's labels select any known workload of ``svc``; None when unknown
@@ -128,14 +151,20 @@ def build_registry(resources: Iterable[Resource], domain: str = "cluster.local")
     workloads = _workload_labels(resources)
     addresses = _k8s_endpoints(resources)
     entries = [r for r in resources if r.is_istio and r.kind == "WorkloadEntry"]
+    # WorkloadEntry endpoints per namespace, config order: what selectors of that namespace see.
+    entry_endpoints: dict[str, list[Endpoint]] = {}
+    for we in entries:
+        ep = _se_endpoint(_spec(we))
+        if ep:
+            entry_endpoints.setdefault(we.namespace, []).append(ep)
     k8s: list[Service] = []
     external: list[Service] = []
     for res in resources:
         if res.kind == "Service" and res.api_version == "v1":
             svc = _k8s_service(res, addresses.get((res.namespace, res.name), ()), domain)
-            k8s.append(_with_workload_entries(svc, entries))
+            k8s.append(_with_workload_entries(svc, entry_endpoints.get(svc.namespace, ())))
         elif res.is_istio and res.kind == "ServiceEntry":
-            external.extend(_service_entry(res, entries))
+            external.extend(_service_entry(res, entry_endpoints.get(res.namespace, ())))
     for res in entries:
         labels = _labels(_spec(res).get("labels"))
         workloads.setdefault(res.namespace, []).append(labels)
@@ -266,17 +295,12 @@ def _k8s_service(res: Resource, endpoints: tuple[Endpoint, ...], domain: str) ->
     )
 
 
-def _with_workload_entries(svc: Service, entries: Sequence[Resource]) -> Service:
-    """Istio also selects WorkloadEntries (same namespace) with a Kubernetes Service's selector."""
+def _with_workload_entries(svc: Service, entries: Sequence[Endpoint]) -> Service:
+    """Istio also selects WorkloadEntries (same namespace: ``entries``) with a Kubernetes
+    Service's selector."""
     if not svc.selector:
         return svc
-    selected = tuple(
-        ep
-        for we in entries
-        if we.namespace == svc.namespace
-        for ep in [_se_endpoint(_spec(we))]
-        if ep and _subset(svc.selector, ep.labels)
-    )
+    selected = tuple(ep for ep in entries if _subset(svc.selector, ep.labels))
     return replace(svc, endpoints=svc.endpoints + selected) if selected else svc
 
 
@@ -291,7 +315,9 @@ def _se_endpoint(raw: Any) -> Endpoint | None:
     return Endpoint(str(raw.get("address", "")), ports, _labels(raw.get("labels")))
 
 
-def _service_entry(res: Resource, workload_entries: Sequence[Resource]) -> list[Service]:
+def _service_entry(res: Resource, workload_entries: Sequence[Endpoint]) -> list[Service]:
+    """One service per host; ``workload_entries``: the endpoints of the WorkloadEntries in the
+    ServiceEntry's namespace, for its ``workloadSelector``."""
     spec = _spec(res)
     ports = tuple(
         ServicePort(
@@ -306,13 +332,7 @@ def _service_entry(res: Resource, workload_entries: Sequence[Resource]) -> list[
     selector = spec.get("workloadSelector")
     selector_labels = _labels(selector.get("labels")) if isinstance(selector, dict) else {}
     if selector_labels:
-        endpoints = tuple(
-            ep
-            for we in workload_entries
-            if we.namespace == res.namespace
-            for ep in [_se_endpoint(_spec(we))]
-            if ep and _subset(selector_labels, ep.labels)
-        )
+        endpoints = tuple(ep for ep in workload_entries if _subset(selector_labels, ep.labels))
     else:
         endpoints = tuple(ep for raw in _list(spec.get("endpoints")) for ep in [_se_endpoint(raw)] if ep)
     export_to = tuple(str(e) for e in _list(spec.get("exportTo")))

@@ -25,7 +25,7 @@ class Tables:
         self._target_ids: dict[Target, int] = {}
         self._policy_ids: dict[str, int] = {"{}": 0}
         self._route_ids: dict[str, int] = {}
-        self._scope_ids: dict[str, int] = {}
+        self._scope_ids: dict[tuple[tuple[int, ...], ...], int] = {}
 
     def gateway(self, ref: str) -> int:
         if ref not in self._gateway_ids:
@@ -55,11 +55,11 @@ class Tables:
         return self._route_ids[text]
 
     def scope(self, clusters: list[list[int]]) -> int:
-        text = _canonical(clusters)
-        if text not in self._scope_ids:
-            self._scope_ids[text] = len(self.scopes)
+        key = tuple(map(tuple, clusters))  # ints only: equal keys <=> equal JSON
+        if key not in self._scope_ids:
+            self._scope_ids[key] = len(self.scopes)
             self.scopes.append({"clusters": clusters})
-        return self._scope_ids[text]
+        return self._scope_ids[key]
 
     def target_dicts(self) -> list[dict[str, Any]]:
         return [{"host": h, "subset": s, "port": p} for h, s, p in self.targets]

@@ -1,11 +1,13 @@
 //! `Spec` → `RouteTable`: compile matchers, check every reference, build host and route indexes.
 
+use std::sync::Arc;
+
 use ahash::AHashMap;
 
 use crate::error::{CompileError, ErrorKind, Result};
 use crate::host::{HostIndex, HostSet};
 use crate::route::{check_ref, extra_fragment, Limits, Route};
-use crate::spec::{Spec, ViewSpec};
+use crate::spec::{Spec, VHostRef, VHostSpec, ViewSpec};
 use crate::table::{RouteTable, Scope, Target};
 use crate::vhost::VHost;
 use crate::view::{NamespaceViews, View, Views};
@@ -46,11 +48,24 @@ pub(crate) fn compile(spec: &Spec) -> Result<RouteTable> {
         .enumerate()
         .map(|(i, r)| Route::compile(r, &format!("routes[{i}]"), &limits))
         .collect::<Result<Vec<_>>>()?;
+    let mut pool = Pool {
+        specs: &spec.vhost_pool,
+        built: AHashMap::new(),
+    };
     let views = spec
         .views
         .iter()
         .enumerate()
-        .map(|(i, v)| compile_view(v, &format!("views[{i}]"), &routes, &limits, scopes.len()))
+        .map(|(i, v)| {
+            compile_view(
+                v,
+                &format!("views[{i}]"),
+                &routes,
+                &limits,
+                scopes.len(),
+                &mut pool,
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     let exchange_plan = crate::exchange::Plan::build(spec, &routes, &policies);
     Ok(RouteTable {
@@ -101,12 +116,43 @@ fn compile_scopes(spec: &Spec, limits: &Limits, policies: usize) -> Result<Vec<S
     Ok(scopes)
 }
 
+/// `vhost_pool` entries, each compiled once per gateway and shared by the views using it.
+struct Pool<'a> {
+    specs: &'a [VHostSpec],
+    built: AHashMap<(u32, u32), Arc<VHost>>,
+}
+
+fn compile_vhost(
+    v: &VHostSpec,
+    at: &str,
+    routes: &[Route],
+    limits: &Limits,
+    gateway: u32,
+) -> Result<VHost> {
+    for (j, &r) in v.routes.iter().enumerate() {
+        check_ref(r, routes.len(), &format!("{at}.routes[{j}]"), "route")?;
+    }
+    if let Some(t) = v.default_target {
+        check_ref(t, limits.targets, &format!("{at}.default_target"), "target")?;
+    }
+    let domains = v.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
+    Ok(VHost::build(
+        domains,
+        &v.routes,
+        routes,
+        gateway,
+        v.default_target,
+        v.default_port,
+    ))
+}
+
 fn compile_view(
     spec: &ViewSpec,
     at: &str,
     routes: &[Route],
     limits: &Limits,
     scopes: usize,
+    pool: &mut Pool<'_>,
 ) -> Result<View> {
     check_ref(
         spec.gateway,
@@ -117,27 +163,34 @@ fn compile_view(
     check_ref(spec.scope, scopes, &format!("{at}.scope"), "scope")?;
     let mut vhosts = Vec::with_capacity(spec.vhosts.len());
     for (i, v) in spec.vhosts.iter().enumerate() {
-        let vat = format!("{at}.vhosts[{i}]");
-        for (j, &r) in v.routes.iter().enumerate() {
-            check_ref(r, routes.len(), &format!("{vat}.routes[{j}]"), "route")?;
-        }
-        if let Some(t) = v.default_target {
-            check_ref(
-                t,
-                limits.targets,
-                &format!("{vat}.default_target"),
-                "target",
-            )?;
-        }
-        let domains = v.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
-        vhosts.push(VHost::build(
-            domains,
-            &v.routes,
-            routes,
-            spec.gateway,
-            v.default_target,
-            v.default_port,
-        ));
+        let vhost = match v {
+            VHostRef::Inline(v) => Arc::new(compile_vhost(
+                v,
+                &format!("{at}.vhosts[{i}]"),
+                routes,
+                limits,
+                spec.gateway,
+            )?),
+            VHostRef::Pooled(id) => {
+                check_ref(*id, pool.specs.len(), &format!("{at}.vhosts[{i}]"), "vhost")?;
+                match pool.built.get(&(*id, spec.gateway)) {
+                    Some(built) => Arc::clone(built),
+                    None => {
+                        let pat = format!("vhost_pool[{id}]");
+                        let built = Arc::new(compile_vhost(
+                            &pool.specs[*id as usize],
+                            &pat,
+                            routes,
+                            limits,
+                            spec.gateway,
+                        )?);
+                        pool.built.insert((*id, spec.gateway), Arc::clone(&built));
+                        built
+                    }
+                }
+            }
+        };
+        vhosts.push(vhost);
     }
     let mut ports = spec.ports.clone();
     ports.dedup();
@@ -148,7 +201,7 @@ fn compile_view(
         ports,
         https_redirect: HostSet::build(&spec.https_redirect_hosts),
         unknown_host: spec.unknown_host,
-        hosts: HostIndex::build(vhosts.iter().map(|v: &VHost| v.domains.as_slice())),
+        hosts: HostIndex::build(vhosts.iter().map(|v| v.domains.as_slice())),
         vhosts,
     })
 }

@@ -33,6 +33,9 @@ pub(crate) struct Spec {
     /// Gateway servers in config order: `[port, [host patterns], "ns/name"]` (docs/ir.md).
     #[serde(default)]
     pub(crate) gateway_servers: Vec<(u16, Vec<String>, String)>,
+    /// Vhosts shared by several views, referenced by index from `views[].vhosts` (docs/ir.md).
+    #[serde(default)]
+    pub(crate) vhost_pool: Vec<VHostSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +99,37 @@ pub(crate) struct ViewSpec {
     pub(crate) https_redirect_hosts: Vec<String>,
     #[serde(default)]
     pub(crate) unknown_host: UnknownHost,
-    pub(crate) vhosts: Vec<VHostSpec>,
+    pub(crate) vhosts: Vec<VHostRef>,
+}
+
+/// A view's vhost: written out, or the index of a `vhost_pool` entry shared with other views.
+#[derive(Debug)]
+pub(crate) enum VHostRef {
+    Inline(VHostSpec),
+    Pooled(u32),
+}
+
+impl<'de> Deserialize<'de> for VHostRef {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct RefVisitor;
+        impl<'de> serde::de::Visitor<'de> for RefVisitor {
+            type Value = VHostRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a vhost object or a vhost_pool index")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<VHostRef, E> {
+                u32::try_from(v)
+                    .map(VHostRef::Pooled)
+                    .map_err(|_| E::custom("vhost_pool index out of range"))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<VHostRef, A::Error> {
+                // Through the map access itself, so error paths still reach into the object.
+                VHostSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(VHostRef::Inline)
+            }
+        }
+        de.deserialize_any(RefVisitor)
+    }
 }
 
 /// What a view does with a host no vhost claims.

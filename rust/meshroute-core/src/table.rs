@@ -80,7 +80,7 @@ impl RouteTable {
         d.view = Some(selected.view);
         let view = &self.views[selected.view as usize];
         d.host_hit = view.hosts.lookup(prep.host);
-        let vhost = d.host_hit.map(|h| &view.vhosts[h.vhost as usize]);
+        let vhost = d.host_hit.map(|h| &*view.vhosts[h.vhost as usize]);
         let port = selected
             .port
             .unwrap_or_else(|| mesh_listener_port(&prep, view, vhost));

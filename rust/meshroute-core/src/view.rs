@@ -1,5 +1,7 @@
 //! `View` and `Views`: one host index per client context, and how a request picks its view.
 
+use std::sync::Arc;
+
 use ahash::AHashMap;
 
 use crate::host::{HostIndex, HostSet};
@@ -17,7 +19,8 @@ pub(crate) struct View {
     /// Hosts answered with a 301 to https when the request is plain http (`tls.httpsRedirect`).
     pub(crate) https_redirect: HostSet,
     pub(crate) unknown_host: UnknownHost,
-    pub(crate) vhosts: Vec<VHost>,
+    /// Shared with the other views that use the same `vhost_pool` entry (same gateway).
+    pub(crate) vhosts: Vec<Arc<VHost>>,
     pub(crate) hosts: HostIndex,
 }
 

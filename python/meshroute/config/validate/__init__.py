@@ -38,7 +38,7 @@ from meshroute.config.validate import (
 )
 from meshroute.config.validate.common import parse_duration_ms, parse_duration_ns
 from meshroute.config.validate.context import Ctx
-from meshroute.config.validate.fields import normalize_spec, walk_spec
+from meshroute.config.validate.fields import normalize_spec, remember_normalized, walk_spec
 
 __all__ = [
     "normalize_spec",
@@ -72,6 +72,8 @@ def validate_resource(res: Resource) -> list[Diagnostic]:
             return ctx.diagnostics
         spec = walk_spec(ctx, res.kind, res.spec)
         if spec is not None:
+            # the same data normalize_spec would return: the walk only reports besides
+            remember_normalized(res.kind, res.spec, spec)
             validator(ctx, spec)
     except Exception as exc:  # a validator bug must not hide the rest of the config's problems
         ctx.error(

@@ -11,6 +11,9 @@ Semantic validators can then trust the types they read.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from meshroute.config.diagnostics import Path
@@ -223,6 +226,30 @@ def walk_spec(ctx: Ctx | None, kind: str, spec: Any) -> dict[str, Any] | None:
     return out if isinstance(out, dict) else None
 
 
+# While a config is analysed: id(spec) -> (kind, spec, normalised spec), so the validator's walk
+# and each compile step that needs the normalised spec share one result instead of walking again.
+_NORMALIZED: ContextVar[dict[int, tuple[str, Any, Any]] | None] = ContextVar("normalized", default=None)
+
+
+@contextmanager
+def shared_normalization() -> Iterator[None]:
+    """Within the block, :func:`normalize_spec` returns one result per (kind, spec object) — the
+    specs must not change meanwhile — and :func:`remember_normalized` can provide it."""
+    token = _NORMALIZED.set({})
+    try:
+        yield
+    finally:
+        _NORMALIZED.reset(token)
+
+
+def remember_normalized(kind: str, spec: Any, normalized: Any) -> None:
+    """Record what :func:`normalize_spec` would return for ``spec`` (inside
+    :func:`shared_normalization`; ignored outside)."""
+    memo = _NORMALIZED.get()
+    if memo is not None:
+        memo[id(spec)] = (kind, spec, normalized)
+
+
 def normalize_spec(kind: str, spec: Any) -> Any:
     """Rewrite proto snake_case field names to lowerCamelCase, following the schema (map keys such as
     labels and header names are left alone). Values of the wrong type and unknown fields are dropped;
@@ -235,5 +262,12 @@ def normalize_spec(kind: str, spec: Any) -> Any:
     """
     if kind not in KIND_ROOT:
         return spec
+    memo = _NORMALIZED.get()
+    if memo is not None:
+        hit = memo.get(id(spec))
+        if hit is not None and hit[0] == kind and hit[1] is spec:
+            return hit[2]
     out = walk_spec(None, kind, spec)
-    return spec if out is None else out
+    result = spec if out is None else out
+    remember_normalized(kind, spec, result)
+    return result

@@ -105,12 +105,15 @@ def generate(paths: Sequence[str], options: Options, serve_copy: bool = False) -
     instead of by the module or serve. ``serve_copy``: include the config for serve (every
     resource but Secrets, which only Envoy's listeners use, already inlined by then).
     """
+    from meshroute.compile import ir_json as pooled_ir_json
     from meshroute.mesh import table_from_ir_json
 
     analysis = analyze(paths, domain=options.domain)
     try:
-        generated = build(analysis, options)
-        ir_json = json.dumps(analysis.ir, sort_keys=True)
+        generated = build(analysis, options)  # raises ConfigError when the config has errors
+        if analysis.ir is None:
+            raise ConfigError(analysis.diagnostics)
+        ir_json = pooled_ir_json(analysis.ir)  # deterministic: unchanged config, same text
         table_from_ir_json(ir_json, analysis.diagnostics)
     except ConfigError as exc:
         return Compiled(None, render_diagnostics(exc.diagnostics, len(analysis.resources)))

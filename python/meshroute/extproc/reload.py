@@ -53,6 +53,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from meshroute.compile import ir_json
 from meshroute.config import Analysis, analyze
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.errors import ConfigError
@@ -106,7 +107,7 @@ def compile_config(paths: Sequence[str]) -> Compiled:
     analysis = analyze(paths)
     if not analysis.ok or analysis.ir is None:
         return Compiled(None, analysis.diagnostics, [])
-    return Compiled(json.dumps(analysis.ir), analysis.diagnostics, mirror_limit_warnings(analysis.resources))
+    return Compiled(ir_json(analysis.ir), analysis.diagnostics, mirror_limit_warnings(analysis.resources))
 
 
 def routing_from(compiled: Compiled, seed: int | None = None) -> Routing:

@@ -7,11 +7,13 @@ __all__ = [
     "BLACKHOLE_CLUSTER",
     "CLUSTER_HEADER",
     "CONTROL_HEADERS",
+    "GRPC_STATUSES",
     "HASH_HEADER",
     "MAX_MIRRORS",
     "MIRROR_HEADERS",
     "ORIGINAL_DST_HEADER",
     "PASSTHROUGH_CLUSTER",
+    "Balancer",
     "CompileError",
     "Decision",
     "ListenerContext",
@@ -29,6 +31,8 @@ ORIGINAL_DST_HEADER: str
 MAX_MIRRORS: int
 MIRROR_HEADERS: tuple[str, ...]
 CONTROL_HEADERS: tuple[str, ...]
+# gRPC status names in code order (index = code): what abort.grpcStatus accepts.
+GRPC_STATUSES: tuple[str, ...]
 PASSTHROUGH_CLUSTER: str
 BLACKHOLE_CLUSTER: str
 
@@ -179,6 +183,9 @@ class RouteTable:
         seed: int | None = None,
     ) -> _ExtprocAnswer:
         """``exchange`` as ``meshroute serve`` writes it on the ext_proc stream."""
+    def cluster_policy(self, listener: ListenerContext, cluster: str, host: str = "") -> str | None:
+        """The effective DestinationRule traffic policy (JSON text) of ``cluster`` for a client
+        behind ``listener``, as ``Decision.traffic_policy`` reports it; None: no such cluster."""
     def explain(
         self,
         host: str,
@@ -192,3 +199,45 @@ class RouteTable:
         source_labels: _Headers | None = None,
         source_namespace: str | None = None,
     ) -> str: ...
+
+@final
+class Balancer:
+    """One upstream cluster as one client sees it (rust/meshroute-lb): load balancer, circuit
+    breaker and outlier detection from the cluster's effective traffic policy. Thread-safe."""
+
+    def __new__(
+        cls, endpoints: Iterable[tuple[str, int]], policy: str = "{}", seed: int | None = None
+    ) -> Balancer: ...
+    @property
+    def addresses(self) -> list[str]: ...
+    def __len__(self) -> int: ...
+    @property
+    def kind(self) -> str:
+        """``LEAST_REQUEST``, ``ROUND_ROBIN``, ``RANDOM``, ``RING_HASH``, ``MAGLEV`` or ``PASSTHROUGH``."""
+    @property
+    def hash_source(self) -> tuple[str, str | None, str | None, float | None] | None:
+        """``(kind, name, cookie path, cookie ttl seconds)``; kind ``header``, ``cookie``,
+        ``source_ip`` or ``query``. None without consistent hashing."""
+    @property
+    def connect_timeout(self) -> float: ...
+    @property
+    def unsupported(self) -> list[str]: ...
+    def pick(self, hash_key: str | bytes | None = None, now: float = 0.0) -> int | None:
+        """An endpoint index; None: no healthy endpoint (or PASSTHROUGH)."""
+    def acquire(self) -> int | None:
+        """A circuit-breaker ticket, or None on overflow."""
+    def is_active(self, ticket: int) -> bool: ...
+    def release(self, ticket: int) -> None: ...
+    def acquire_retry(self) -> int | None: ...
+    def release_retry(self, ticket: int) -> None: ...
+    def start(self, index: int) -> None: ...
+    def finish(self, index: int) -> None: ...
+    def active(self, index: int) -> int: ...
+    def record(self, index: int, outcome: int | str, now: float = 0.0) -> bool:
+        """Feed an outcome (status, or ``connect-failure`` / ``timeout`` / ``reset`` /
+        ``connect-success``) to outlier detection; True when it ejected the endpoint."""
+    def sweep(self, now: float) -> list[int]: ...
+    def is_ejected(self, index: int) -> bool: ...
+    @property
+    def healthy_count(self) -> int: ...
+    def stats(self) -> dict[str, int]: ...

@@ -6,8 +6,10 @@ use crate::spec::FaultSpec;
 
 const MILLION: u32 = 1_000_000;
 
-/// gRPC status names Istio accepts for `abort.grpcStatus` (upper case; numbers rejected).
-const GRPC_STATUSES: &[&str] = &[
+/// gRPC status names Istio accepts for `abort.grpcStatus` (upper case; numbers rejected), in
+/// code order: the index of a name is its numeric gRPC code. The one list for validation (Python
+/// reads it as `meshroute._core.GRPC_STATUSES`), routing and the exchange.
+pub const GRPC_STATUSES: [&str; 17] = [
     "OK",
     "CANCELLED",
     "UNKNOWN",

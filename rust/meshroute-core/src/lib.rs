@@ -57,6 +57,7 @@ pub use crate::exchange::{
     CONTROL_HEADERS, HASH_HEADER, MAX_MIRRORS, MIRROR_HEADERS, ORIGINAL_DST_HEADER,
 };
 pub use crate::explain::EXPLAIN_SEED;
+pub use crate::fault::GRPC_STATUSES;
 pub use crate::matcher_set::StringMatchSet;
 pub use crate::matchers::re2::check_regex;
 pub use crate::request::Request;

@@ -34,6 +34,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HASH_HEADER", core::HASH_HEADER)?;
     m.add("ORIGINAL_DST_HEADER", core::ORIGINAL_DST_HEADER)?;
     m.add("MAX_MIRRORS", core::MAX_MIRRORS)?;
+    m.add("GRPC_STATUSES", PyTuple::new(m.py(), core::GRPC_STATUSES)?)?;
     m.add(
         "MIRROR_HEADERS",
         PyTuple::new(m.py(), core::MIRROR_HEADERS)?,

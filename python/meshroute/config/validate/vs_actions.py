@@ -7,32 +7,13 @@ import base64
 import binascii
 from typing import Any
 
+from meshroute import _core
 from meshroute.config.diagnostics import Path
 from meshroute.config.validate import common, routes
 from meshroute.config.validate.context import Ctx, items, mapping
 from meshroute.config.validate.regex import regex_problem
 
-GRPC_STATUSES = frozenset(
-    {
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    }
-)
+GRPC_STATUSES = frozenset(_core.GRPC_STATUSES)  # the core's list: validation and routing agree
 RETRY_ON = frozenset(
     {
         "5xx",

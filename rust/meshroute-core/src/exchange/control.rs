@@ -79,27 +79,6 @@ const GRPC_RETRY_ON: [&str; 5] = [
 const DEFAULT_RETRY_ON: &str =
     "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
 
-/// gRPC status names → codes (Istio `abort.grpcStatus`).
-const GRPC_CODES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
 /// The numeric gRPC code of a status name or number (`UNKNOWN`, 2, for anything else).
 pub(crate) fn grpc_code(status: &str) -> u32 {
     let text = super::input::strip(status);
@@ -107,7 +86,7 @@ pub(crate) fn grpc_code(status: &str) -> u32 {
         return text.parse().unwrap_or(2);
     }
     let upper = text.to_ascii_uppercase();
-    GRPC_CODES
+    crate::fault::GRPC_STATUSES
         .iter()
         .position(|&name| name == upper)
         .and_then(|i| u32::try_from(i).ok())

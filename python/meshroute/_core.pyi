@@ -117,6 +117,22 @@ _Exchange = tuple[
 #  envoy.service.ext_proc.v3.ProcessingResponse messages.
 _ExtprocAnswer = tuple[str, bytes, bytes | None, bool, bool]
 
+# ("reply", outcome, status, headers, body, details) or ("forward", outcome, upstream headers,
+#  authority, path, controls (one bytes | None per CONTROL_HEADERS entry), response (set, append,
+#  remove) | None); header names lower-case bytes.
+_ClientExchange = (
+    tuple[str, str, int, list[tuple[bytes, bytes]], bytes, str]
+    | tuple[
+        str,
+        str,
+        list[tuple[bytes, bytes]],
+        bytes,
+        bytes,
+        tuple[bytes | None, ...],
+        tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]], list[bytes]] | None,
+    ]
+)
+
 @final
 class ListenerContext:
     """The Envoy listener a request arrived on: ``gateway_port`` for a gateway listener, else the
@@ -183,6 +199,17 @@ class RouteTable:
         seed: int | None = None,
     ) -> _ExtprocAnswer:
         """``exchange`` as ``meshroute serve`` writes it on the ext_proc stream."""
+    def client_exchange(
+        self,
+        listener: ListenerContext,
+        method: bytes,
+        scheme: bytes,
+        authority: bytes,
+        path: bytes,
+        headers: list[tuple[bytes, bytes]],
+        seed: int | None = None,
+    ) -> _ClientExchange:
+        """``exchange`` as the proxyless client applies it (``meshroute.client``)."""
     def cluster_policy(self, listener: ListenerContext, cluster: str, host: str = "") -> str | None:
         """The effective DestinationRule traffic policy (JSON text) of ``cluster`` for a client
         behind ``listener``, as ``Decision.traffic_policy`` reports it; None: no such cluster."""

@@ -23,6 +23,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod cluster_policy;
 mod compile;
 mod decision;
 mod error;

@@ -11,6 +11,7 @@
 //! * [`OutlierDetector`] ejects endpoints after consecutive errors and returns
 //!   them at the sweep after their ejection time.
 //! * [`Cluster`] ties the three together.
+//! * [`istio::TrafficPolicy`] reads a DestinationRule traffic policy (Istio JSON) into them.
 //!
 //! Everything is deterministic: randomness comes through [`Rng`] (use
 //! [`SplitMix64`] with a fixed seed in tests) and time is passed in as a
@@ -56,6 +57,7 @@ mod edf;
 mod endpoint;
 mod endpoint_set;
 mod hash;
+pub mod istio;
 mod least_request;
 mod maglev;
 mod outlier;

@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod balancer;
+mod client;
 mod decision;
 mod exchange;
 mod matcher;
@@ -28,6 +30,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<decision::Decision>()?;
     m.add_class::<matcher::StringMatchSet>()?;
     m.add_class::<exchange::ListenerContext>()?;
+    m.add_class::<balancer::Balancer>()?;
     m.add_function(wrap_pyfunction!(matcher::check_regex, m)?)?;
     // The names both engines and envoy-config share (docs/envoy.md), defined once, in the core.
     m.add("CLUSTER_HEADER", core::CLUSTER_HEADER)?;

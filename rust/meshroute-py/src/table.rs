@@ -150,6 +150,61 @@ impl RouteTable {
         crate::exchange::to_answer(py, &meshroute_extproc::answer(&answer))
     }
 
+    /// ``exchange`` as the proxyless client applies it (``meshroute.client``): the request as
+    /// the client holds it (``headers``: ``(name, value)`` bytes pairs in any case; ``host`` is
+    /// ``authority``'s), the answer's mutation applied to those headers, the control headers by
+    /// position (``CONTROL_HEADERS`` order) rather than in them. See ``client.rs``.
+    #[pyo3(signature = (listener, method, scheme, authority, path, headers, seed=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn client_exchange<'py>(
+        &self,
+        py: Python<'py>,
+        listener: &crate::exchange::ListenerContext,
+        method: &[u8],
+        scheme: &[u8],
+        authority: &[u8],
+        path: &[u8],
+        headers: &Bound<'py, PyAny>,
+        seed: Option<u64>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let held = crate::client::byte_pairs(headers)?;
+        let req = crate::client::ClientRequest {
+            method,
+            scheme,
+            authority,
+            path,
+            headers: crate::client::ClientRequest::headers(&held),
+        };
+        let view = req.envoy_view();
+        let answer = match seed {
+            Some(seed) => {
+                self.inner
+                    .exchange(&listener.inner, &view, &mut core::SplitMix64::new(seed))
+            }
+            None => {
+                THREAD_RNG.with_borrow_mut(|rng| self.inner.exchange(&listener.inner, &view, rng))
+            }
+        };
+        crate::client::to_tuple(py, &req, answer)
+    }
+
+    /// The effective DestinationRule traffic policy (JSON text, Istio field names; ``"{}"``:
+    /// none) of ``cluster`` (``outbound|PORT|SUBSET|HOST``, as ``x-meshroute-cluster`` names it)
+    /// for a client behind ``listener`` — what ``Decision.traffic_policy`` reports for a request
+    /// routed there. None when that client has no such cluster. ``host`` selects the Gateway of a
+    /// gateway listener, as ``exchange`` does.
+    #[pyo3(signature = (listener, cluster, host=""))]
+    fn cluster_policy(
+        &self,
+        listener: &crate::exchange::ListenerContext,
+        cluster: &str,
+        host: &str,
+    ) -> Option<String> {
+        self.inner
+            .cluster_policy(&listener.inner, host, cluster)
+            .map(str::to_owned)
+    }
+
     /// Why a request gets its decision: every route block tried, in order, with its result (JSON).
     #[pyo3(signature = (host, path="/", method="GET", headers=None, *, scheme="http", port=None,
                         gateway="mesh", source_labels=None, source_namespace=None))]

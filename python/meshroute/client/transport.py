@@ -1,0 +1,333 @@
+"""``MeshTransport`` and ``AsyncMeshTransport``: httpx transports that route every request as an
+Istio sidecar would, without one. Both run the same flow (:mod:`meshroute.client.flow`); this
+module only does its I/O, blocking or with ``await``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, cast
+
+import httpx
+
+from meshroute.client.flow import (
+    Answer,
+    Client,
+    Discard,
+    Flow,
+    Mirror,
+    Op,
+    ReadBody,
+    Send,
+    Sleep,
+    WaitActive,
+    listener_context,
+)
+from meshroute.client.upstreams import Upstreams
+
+if TYPE_CHECKING:
+    from meshroute.mesh import Mesh
+
+log = logging.getLogger("meshroute.client")
+
+# How often a pending request (circuit breaker) re-checks its slot at most, in seconds.
+PENDING_POLL = 0.05
+ASYNC_PENDING_POLL = 0.001
+
+
+class _Base:
+    """What both transports share: the client state and ``update``."""
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        *,
+        source_namespace: str | None,
+        source_labels: Mapping[str, str] | None,
+        seed: int | None,
+        clock: Callable[[], float] | None,
+        domain: str,
+        source_ip: str | None,
+    ) -> None:
+        self._namespace = source_namespace or "default"
+        self._listener = listener_context(source_namespace, dict(source_labels or {}))
+        self._domain = domain
+        self._seed = seed
+        key = (source_ip or socket.gethostname()).encode()
+        self._client = Client(self._upstreams(mesh, None), clock or time.monotonic, seed, key)
+
+    def _upstreams(self, mesh: Mesh, previous: Upstreams | None) -> Upstreams:
+        return Upstreams(
+            mesh, self._listener, self._namespace, domain=self._domain, seed=self._seed, previous=previous
+        )
+
+    @property
+    def mesh(self) -> Mesh:
+        """The Mesh new requests are routed with."""
+        return self._client.upstreams.mesh
+
+    def update(self, mesh: Mesh) -> None:
+        """Route new requests with ``mesh`` (atomically: a request uses one Mesh from start to
+        end; those in flight finish with the one they started with). Clusters whose endpoints and
+        policy did not change keep their state: ejections, requests in flight, breaker counts."""
+        self._client.update(self._upstreams(mesh, self._client.upstreams))
+
+    def stats(self, cluster: str) -> dict[str, int] | None:
+        """Envoy's counters for ``cluster`` as this client sees it (``upstream_rq_pending_overflow``,
+        ``upstream_cx_active``, ``ejections_active``, …); None if no request used it yet."""
+        upstream = self._client.upstreams.cached(cluster)
+        return upstream.balancer.stats() if upstream is not None else None
+
+
+def _response(answer: Answer, stream: httpx.SyncByteStream | httpx.AsyncByteStream | None) -> httpx.Response:
+    """The response the caller gets: a local answer, or the inner transport's own response with
+    the route's header changes, the wrapped body and ``extensions["meshroute"]``."""
+    response = answer.upstream
+    if response is None:
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            content=answer.content,
+            extensions={"meshroute": answer.info},
+        )
+    if answer.headers is not None:
+        response.headers = httpx.Headers(answer.headers)
+    if stream is not None:
+        response.stream = stream
+    response.extensions["meshroute"] = answer.info
+    return response
+
+
+class MeshTransport(_Base, httpx.BaseTransport):
+    """An ``httpx`` transport deciding every request as the Istio sidecar of a workload in
+    ``source_namespace`` with ``source_labels`` would: ``http://reviews:9080/reviews/0`` goes to a
+    ``reviews`` endpoint the VirtualService and DestinationRule pick, with their timeouts,
+    retries, faults, mirrors, load balancing, circuit breaking and outlier detection.
+
+    ``seed`` fixes every random draw (weighted routes, faults, balancers, backoff); ``clock``
+    (seconds, monotonic; ``time.monotonic`` by default) is the time outlier detection sees.
+    ``domain`` is the one the Mesh was loaded with; ``source_ip`` the key ``useSourceIp`` hashes
+    (the host name by default); ``transport`` sends the upstream requests (a new
+    ``httpx.HTTPTransport`` by default). Thread-safe. See ``docs/client.md``.
+    """
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        *,
+        source_namespace: str | None = None,
+        source_labels: Mapping[str, str] | None = None,
+        seed: int | None = None,
+        clock: Callable[[], float] | None = None,
+        domain: str = "cluster.local",
+        source_ip: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        mirror_workers: int = 4,
+    ) -> None:
+        super().__init__(
+            mesh,
+            source_namespace=source_namespace,
+            source_labels=source_labels,
+            seed=seed,
+            clock=clock,
+            domain=domain,
+            source_ip=source_ip,
+        )
+        self._inner = transport if transport is not None else httpx.HTTPTransport()
+        self._mirror_workers = mirror_workers
+        self._mirrors: ThreadPoolExecutor | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = self._run(self._client.handle(request))
+        upstream = answer.upstream
+        if upstream is None or answer.done is None:
+            return _response(answer, None)
+        return _response(answer, _SyncStream(cast(httpx.SyncByteStream, upstream.stream), answer.done))
+
+    def close(self) -> None:
+        if self._mirrors is not None:
+            self._mirrors.shutdown(wait=False, cancel_futures=True)
+        self._inner.close()
+
+    def _run(self, flow: Flow) -> Answer:
+        try:
+            op = next(flow)
+            while True:
+                try:
+                    result = self._do(op)
+                except BaseException as exc:
+                    op = flow.throw(exc)  # the flow releases what it holds, and re-raises
+                    continue
+                op = flow.send(result)
+        except StopIteration as stop:
+            return cast(Answer, stop.value)
+
+    def _do(self, op: Op) -> Any:
+        if isinstance(op, Send):
+            try:
+                return self._inner.handle_request(op.request)
+            except httpx.TransportError as exc:
+                return exc
+        if isinstance(op, Sleep):
+            time.sleep(op.seconds)
+        elif isinstance(op, WaitActive):
+            return _wait_active(op)
+        elif isinstance(op, Discard):
+            op.response.close()
+        elif isinstance(op, ReadBody):
+            return op.request.read()
+        elif isinstance(op, Mirror):
+            if self._mirrors is None:
+                self._mirrors = ThreadPoolExecutor(
+                    self._mirror_workers, thread_name_prefix="meshroute-mirror"
+                )
+            self._mirrors.submit(self._background, op.flow)
+        return None
+
+    def _background(self, flow: Any) -> None:
+        try:
+            self._run(flow)
+        except Exception:  # a mirror's failure concerns nobody
+            log.debug("mirror request failed", exc_info=True)
+
+
+def _wait_active(op: WaitActive) -> bool:
+    upstream = op.upstream
+    released = upstream.released
+    with released:
+        upstream.waiting += 1
+        try:
+            while not upstream.balancer.is_active(op.ticket):
+                if op.deadline is None:
+                    released.wait(PENDING_POLL)
+                    continue
+                remaining = op.deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                released.wait(min(remaining, PENDING_POLL))
+        finally:
+            upstream.waiting -= 1
+    return True
+
+
+class _SyncStream(httpx.SyncByteStream):
+    """An upstream body passed on; closing it finishes the request (breaker slot, counts)."""
+
+    def __init__(self, inner: httpx.SyncByteStream, done: Callable[[], None]) -> None:
+        self._inner = inner
+        self._done = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._inner
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._done()
+
+
+class AsyncMeshTransport(_Base, httpx.AsyncBaseTransport):
+    """:class:`MeshTransport` for ``httpx.AsyncClient`` (asyncio): the same decisions and the
+    same rules; waits are ``await asyncio.sleep``, mirrors are background tasks."""
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        *,
+        source_namespace: str | None = None,
+        source_labels: Mapping[str, str] | None = None,
+        seed: int | None = None,
+        clock: Callable[[], float] | None = None,
+        domain: str = "cluster.local",
+        source_ip: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            mesh,
+            source_namespace=source_namespace,
+            source_labels=source_labels,
+            seed=seed,
+            clock=clock,
+            domain=domain,
+            source_ip=source_ip,
+        )
+        self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self._run(self._client.handle(request))
+        upstream = answer.upstream
+        if upstream is None or answer.done is None:
+            return _response(answer, None)
+        return _response(answer, _AsyncStream(cast(httpx.AsyncByteStream, upstream.stream), answer.done))
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._inner.aclose()
+
+    async def _run(self, flow: Flow) -> Answer:
+        try:
+            op = next(flow)
+            while True:
+                try:
+                    result = await self._do(op)
+                except BaseException as exc:
+                    op = flow.throw(exc)
+                    continue
+                op = flow.send(result)
+        except StopIteration as stop:
+            return cast(Answer, stop.value)
+
+    async def _do(self, op: Op) -> Any:
+        if isinstance(op, Send):
+            try:
+                return await self._inner.handle_async_request(op.request)
+            except httpx.TransportError as exc:
+                return exc
+        if isinstance(op, Sleep):
+            await asyncio.sleep(op.seconds)
+        elif isinstance(op, WaitActive):
+            while not op.upstream.balancer.is_active(op.ticket):
+                if op.deadline is not None and time.monotonic() >= op.deadline:
+                    return False
+                await asyncio.sleep(ASYNC_PENDING_POLL)
+            return True
+        elif isinstance(op, Discard):
+            await op.response.aclose()
+        elif isinstance(op, ReadBody):
+            return await op.request.aread()
+        elif isinstance(op, Mirror):
+            task = asyncio.get_running_loop().create_task(self._background(op.flow))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return None
+
+    async def _background(self, flow: Any) -> None:
+        try:
+            await self._run(flow)
+        except Exception:
+            log.debug("mirror request failed", exc_info=True)
+
+
+class _AsyncStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, done: Callable[[], None]) -> None:
+        self._inner = inner
+        self._done = done
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._done()

@@ -1,0 +1,101 @@
+//! `RouteTable::cluster_policy`: the effective DestinationRule traffic policy of one cluster, as
+//! the client behind one listener sees it — what `Decision::traffic_policy` reports for a request
+//! routed to that cluster. A proxyless client (`meshroute.client`) asks it once per cluster named
+//! by an `exchange` answer's `x-meshroute-cluster`, to build that cluster's load balancer.
+
+use crate::exchange::ListenerContext;
+use crate::request::{split_authority, Prepared, Request};
+use crate::table::RouteTable;
+
+impl RouteTable {
+    /// The policy JSON text (Istio field names, `"{}"` for none) of `cluster`
+    /// (`outbound|PORT|SUBSET|HOST`) for a client of listener `ctx`; `None` when that client has
+    /// no such cluster (the decision would be `no_cluster`), or for a name of another form
+    /// (`PassthroughCluster`, `BlackHoleCluster`).
+    ///
+    /// A gateway listener serves several Gateways: `host` (the request's, port stripped) selects
+    /// the Gateway as `exchange` does; the mesh listener ignores it.
+    #[must_use]
+    pub fn cluster_policy(&self, ctx: &ListenerContext, host: &str, cluster: &str) -> Option<&str> {
+        let mut parts = cluster.splitn(4, '|');
+        let (Some("outbound"), Some(port), Some(subset), Some(target_host)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let port: u16 = port.parse().ok()?;
+        let subset = (!subset.is_empty()).then_some(subset);
+        let labels: Vec<(&str, &str)> = ctx
+            .source_labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let lowered = split_authority(host).0.to_ascii_lowercase();
+        let req = match ctx.gateway_port {
+            None => Request {
+                source_labels: &labels,
+                source_namespace: ctx.source_namespace.as_deref(),
+                ..Request::default()
+            },
+            Some(listener) => Request {
+                gateway: self.exchange_plan.gateways.select(listener, &lowered)?,
+                port: Some(listener),
+                ..Request::default()
+            },
+        };
+        let selected = self.selector.select(&Prepared::new(&req))?;
+        let view = self.views.get(selected.view as usize)?;
+        let scope = self.scopes.get(view.scope as usize)?;
+        self.targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| &*t.host == target_host && t.subset.as_deref() == subset)
+            .find_map(|(i, _)| scope.clusters.get(&(u32::try_from(i).ok()?, port)))
+            .and_then(|&p| self.policies.get(p as usize))
+            .map(|p| &**p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IR: &str = r#"{"version": 1, "gateways": ["mesh"],
+      "targets": [{"host": "r.default.svc.cluster.local", "subset": null, "port": null},
+                  {"host": "r.default.svc.cluster.local", "subset": "v2", "port": null}],
+      "policies": ["{}", "{\"loadBalancer\":{\"simple\":\"ROUND_ROBIN\"}}"],
+      "scopes": [{"clusters": [[0, 9080, 0], [1, 9080, 1]]}, {"clusters": [[0, 9080, 0]]}],
+      "views": [{"gateway": 0, "namespace": "default", "scope": 0, "vhosts": []},
+                {"gateway": 0, "namespace": "other", "scope": 1, "vhosts": []}],
+      "mesh": {"namespaces": {"default": {"default_view": 0, "sidecars": []}}, "other_view": 1}}"#;
+
+    #[test]
+    fn policy_per_client_scope() {
+        let table = RouteTable::from_json(IR).unwrap();
+        let mesh = ListenerContext::default();
+        let other = ListenerContext {
+            source_namespace: Some("other".into()),
+            ..ListenerContext::default()
+        };
+        let v2 = "outbound|9080|v2|r.default.svc.cluster.local";
+        let plain = "outbound|9080||r.default.svc.cluster.local";
+        assert_eq!(
+            table.cluster_policy(&mesh, "", v2),
+            Some(r#"{"loadBalancer":{"simple":"ROUND_ROBIN"}}"#)
+        );
+        assert_eq!(table.cluster_policy(&mesh, "", plain), Some("{}"));
+        assert_eq!(table.cluster_policy(&other, "", v2), None, "no v2 there");
+        assert_eq!(table.cluster_policy(&other, "", plain), Some("{}"));
+        assert_eq!(
+            table.cluster_policy(&mesh, "", "outbound|80||r.default.svc.cluster.local"),
+            None
+        );
+        assert_eq!(table.cluster_policy(&mesh, "", "PassthroughCluster"), None);
+        assert_eq!(table.cluster_policy(&mesh, "", "outbound|x||r"), None);
+        let gw = ListenerContext {
+            gateway_port: Some(8080),
+            ..ListenerContext::default()
+        };
+        assert_eq!(table.cluster_policy(&gw, "r", plain), None, "no gateway");
+    }
+}

@@ -8,6 +8,10 @@ Each case is a directory ``tests/golden/<case>/`` with
     place (an update keeps its creation order). Istio's tasks are written that way (apply
     ``virtual-service-all-v1.yaml``, then ``virtual-service-reviews-test-v2.yaml`` replaces VS
     ``reviews``). ``inline``: a list of extra documents, applied after the files.
+``istio`` (optional): for a case transcribed from an Istio test that checks virtual-host domain
+    lists, ``namespace`` (the sidecar's), ``vhosts`` (Istio's expected domain lists, each exactly
+    one vhost's, in order) and ``complete: true`` when those are every vhost of the sidecar's
+    view (:func:`test_istio_vhost_domains`).
 ``calls.yaml``
     A list of requests: ``name`` (unique), ``host``, and optionally ``path``, ``method``, ``headers``
     (mapping or list of ``[name, value]`` pairs), ``scheme``, ``port``, ``gateway``,
@@ -127,6 +131,30 @@ def test_golden(case: str) -> None:
         if problems:
             report.append(f"{name}:\n" + "\n".join(problems))
     assert not report, f"{case}: {len(report)}/{len(calls)} calls differ\n" + "\n".join(report)
+
+
+ISTIO_CASES = [
+    c for c in CASES if "istio" in (yaml.safe_load((GOLDEN / c / "config.yaml").read_text()) or {})
+]
+
+
+@pytest.mark.parametrize("case", ISTIO_CASES)
+def test_istio_vhost_domains(case: str) -> None:
+    """The domain lists of an Istio test, exactly and in Istio's order, in the sidecar view of its
+    namespace (each domain is also routed by the case's calls)."""
+    from meshroute.compile import expand_vhost_pool
+
+    want = yaml.safe_load((GOLDEN / case / "config.yaml").read_text())["istio"]
+    ir = mesh_for(case).analysis.ir
+    assert ir is not None
+    ir = expand_vhost_pool(ir)
+    namespaces = ir["mesh"]["namespaces"]
+    view_id = namespaces[want["namespace"]]["default_view"]
+    got = [vhost["domains"] for vhost in ir["views"][view_id]["vhosts"]]
+    for domains in want["vhosts"]:
+        assert domains in got, f"{case}: no vhost with exactly {domains}; vhosts: {got}"
+    if want.get("complete"):
+        assert sorted(got) == sorted(want["vhosts"])
 
 
 def update_expected(path: Path, results: Mapping[str, dict[str, Any]]) -> None:

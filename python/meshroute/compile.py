@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from meshroute.config import extras
 from meshroute.config.diagnostics import Diagnostic, Severity
 from meshroute.config.httproute import CompiledRoute, compile_route
 from meshroute.config.index import ConfigIndex, build_index
 from meshroute.config.load import Resource
+from meshroute.config.meshconfig import MeshSettings
 from meshroute.config.policy import MergedRule, rule_policy
 from meshroute.config.registry import Service
 from meshroute.config.tables import Tables
@@ -28,9 +28,16 @@ from meshroute.config.views import OTHER_NAMESPACE, Context, Shared, gateway_vie
 IR_VERSION = 1
 
 
-def default_extra() -> dict[str, Any]:
-    """``extra`` of synthetic default routes: no timeout, the mesh default retries (§2.17)."""
-    return {"timeout_ms": None, "retries": extras.default_retries(), "mirrors": [], "cors": None}
+def default_extra(mesh: MeshSettings | None = None) -> dict[str, Any]:
+    """``extra`` of synthetic default routes: no timeout, the mesh default retries (§2.17), as
+    the mesh config changes them (§12)."""
+    mesh = mesh or MeshSettings()
+    return {
+        "timeout_ms": mesh.route_timeout_ms,
+        "retries": mesh.default_retries(),
+        "mirrors": [],
+        "cors": None,
+    }
 
 
 def compile_config(
@@ -138,12 +145,21 @@ def _compile_routes(
         return svc.single_port if svc else None
 
     out: dict[str, list[CompiledRoute]] = {}
+    retries = index.mesh.default_retries()
     for vs in index.roots():
         key = f"{vs.namespace}/{vs.name}"
         routes = out.setdefault(key, [])
         for position, route in index.merged.get(key, []):
             compiled = compile_route(
-                vs_ids[key], position, route, vs.gateways, tables.target, tables.gateway, single_port
+                vs_ids[key],
+                position,
+                route,
+                vs.gateways,
+                tables.target,
+                tables.gateway,
+                single_port,
+                default_retries=retries,
+                default_timeout_ms=index.mesh.route_timeout_ms,
             )
             if compiled is None:
                 diags.append(
@@ -338,6 +354,6 @@ def _compile(resources: list[Resource], domain: str) -> tuple[dict[str, Any], li
         "mesh": {"namespaces": namespaces, "other_view": other},
         "gateway_views": gateway_index,
         "gateway_servers": gateway_servers(index),
-        "default_extra": default_extra(),
+        "default_extra": default_extra(index.mesh),
     }
     return ir, diags

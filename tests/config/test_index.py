@@ -3,13 +3,16 @@ Sidecar imports, delegates, DestinationRule lookup/merge/effective policy, diagn
 
 from __future__ import annotations
 
+import pytest
+
 from meshroute.config.delegate import has_conflict, merge_matches, merge_route
-from meshroute.config.hosts import gateway_ref, k8s_aliases, matches, most_specific
+from meshroute.config.hosts import alt_hosts, gateway_ref, matches, most_specific
 from meshroute.config.index import build_index, pick_for_host
 from meshroute.config.policy import effective_policy
 
 # compile_helpers first: it makes meshroute importable while the Rust extension is not built.
 from tests.compile_helpers import BOOKINFO_APP, BOOKINFO_DRS, codes, files, resources, service
+from tests.conftest import SAMPLES
 
 
 def vs(name: str, ns: str = "default", body: str = "", hosts: str = "[reviews]") -> str:
@@ -34,7 +37,8 @@ ROUTE_V1 = "  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\
 def test_host_helpers() -> None:
     assert matches("*.foo.com", "a.b.foo.com") and not matches("*.foo.com", "foo.com")
     assert most_specific("a.foo.com", ["*", "*.foo.com", "*.com"]) == "*.foo.com"
-    assert k8s_aliases("r.a.svc.cluster.local", "a", "a")[0] == "r"
+    # Istio's alternative names: the absolute name (trailing dot) first, then the short names.
+    assert alt_hosts("r.a.svc.cluster.local", "a")[:2] == ["r.a.svc.cluster.local.", "r"]
     assert gateway_ref("istio-system/gw", "x") == "istio-system/gw"
 
 
@@ -93,7 +97,9 @@ def test_mesh_precedence_private_then_explicit_then_public() -> None:
     assert [v.name for v in index.mesh_virtual_services("c", None)] == ["private", "explicit", "public"]
     assert [v.name for v in index.mesh_virtual_services("d", None)] == ["public"]
     dups = [d for d in index.diagnostics if d.code == "vs-duplicate-mesh-host"]
-    assert sorted(d.name for d in dups) == ["explicit", "private"]  # "public" is oldest
+    # Every VS of the conflict, as Istio's ConflictingMeshGatewayHostsAnalyzer reports it: the
+    # public one too (it reaches c), although sidecars in c use "private".
+    assert sorted(d.name for d in dups) == ["explicit", "private", "public"]
 
 
 def test_exact_host_beats_wildcard_and_longest_wildcard_wins() -> None:
@@ -336,3 +342,49 @@ def test_subset_no_workload_is_informative() -> None:
     flagged = sorted((d.name, d.path[2]) for d in index.diagnostics if d.code == "dr-subset-no-workload")
     assert flagged == [("details", 1), ("ratings", 1), ("ratings", 2), ("ratings", 3)]
     assert all(d.severity.value == "warning" for d in index.diagnostics)
+
+
+# --- IST0109, transcribed from Istio's analyzer tests ----------------------------------------------
+# istio/istio pkg/config/analysis/analyzers/analyzers_test.go, cases
+# "virtualServiceConflictingMeshGatewayHosts" and "virtualServiceConflictingMeshGatewayHostsWithExportTo"
+# (ConflictingMeshGatewayHostsAnalyzer): their input files, unmodified (tests/data/SOURCE.md §3), and
+# the VirtualServices each expects a ConflictingMeshGatewayVirtualServiceHosts message for.
+ANALYZER_CASES = {
+    "virtualservice_conflictingmeshgatewayhosts.yaml": {
+        "team3/ratings",
+        "team4/ratings",
+        "foo/ratings",
+        "bar/ratings",
+        "foo/productpage",
+        "foo/bogus-productpage",
+        "team2/ratings",
+    },
+    "virtualservice_conflictingmeshgatewayhosts_with_exportto.yaml": {
+        "foo/productpage",
+        "bar/productpage",
+        "foo/productpage-c",
+        "bar/productpage-c",
+        "foo/productpage-d",
+        "bar/productpage-d",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(ANALYZER_CASES))
+def test_duplicate_mesh_host_as_istio_analyzer(name: str) -> None:
+    index = build_index(files(SAMPLES / "analyzer-testdata" / name))
+    reported = [f"{d.namespace}/{d.name}" for d in index.diagnostics if d.code == "vs-duplicate-mesh-host"]
+    assert len(reported) == len(set(reported))  # once per VirtualService
+    assert set(reported) == ANALYZER_CASES[name]
+
+
+def test_duplicate_mesh_host_not_reported_when_export_to_never_overlap() -> None:
+    # The issue's case (#10): two VSs for one host, each exported to its own namespace only.
+    mine = vs("r", "a", "  exportTo: ['.']\n" + ROUTE_V1, "[reviews.default.svc.cluster.local]")
+    theirs = vs("r", "b", "  exportTo: ['.']\n" + ROUTE_V1, "[reviews.default.svc.cluster.local]")
+    index = build_index(resources(service("reviews"), mine, theirs))
+    assert [d for d in index.diagnostics if d.code == "vs-duplicate-mesh-host"] == []
+    shared = vs("s", "c", "  exportTo: [a]\n" + ROUTE_V1, "[reviews.default.svc.cluster.local]")
+    index = build_index(resources(service("reviews"), mine, theirs, shared))
+    dups = sorted(f"{d.namespace}/{d.name}" for d in index.diagnostics if d.code == "vs-duplicate-mesh-host")
+    assert dups == ["a/r", "c/s"]  # both reach namespace a

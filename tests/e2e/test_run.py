@@ -108,8 +108,10 @@ spec:
   tcp:
   - route: [{{destination: {{host: {tcp_host}, {tcp_subset}port: {{number: 80}}}}}}]
 """
-# Envoy, not validation, rejects this one: the certificate files do not exist.
-MISSING_CERTIFICATE = """
+# Envoy, not validation, rejects this one: the certificate file exists but holds no certificate.
+# (A file that does not exist never reaches Envoy: envoy-config leaves that server out with a
+# warning, tests/envoy/test_envoy_validate.py.)
+BOGUS_CERTIFICATE = """
 apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {{name: secure, namespace: default}}
@@ -118,7 +120,7 @@ spec:
   servers:
   - port: {{number: {port}, name: https, protocol: HTTPS}}
     hosts: ["*"]
-    tls: {{mode: SIMPLE, serverCertificate: /nonexistent/cert.pem, privateKey: /nonexistent/key.pem}}
+    tls: {{mode: SIMPLE, serverCertificate: "{cert}", privateKey: "{key}"}}
 """
 INVALID_ROUTE = """
 apiVersion: networking.istio.io/v1
@@ -319,7 +321,12 @@ def test_new_cluster_and_gateway_ports_follow_the_files(running: Run) -> None:
 def test_config_envoy_rejects_is_reported(running: Run) -> None:
     before = running.log().count("Envoy rejected lds.yaml")
     with running.traffic("echo.test") as traffic:
-        running.write("secure.yaml", MISSING_CERTIFICATE.format(port=TLS_PORT))
+        bogus = running.work / "bogus"
+        bogus.mkdir(exist_ok=True)
+        for name in ("cert.pem", "key.pem"):
+            (bogus / name).write_text("not PEM\n")
+        cert, key = bogus / "cert.pem", bogus / "key.pem"
+        running.write("secure.yaml", BOGUS_CERTIFICATE.format(port=TLS_PORT, cert=cert, key=key))
         running.wait_for(
             lambda: running.log().count("Envoy rejected lds.yaml") > before, "rejection reported"
         )
@@ -331,7 +338,7 @@ def test_config_envoy_rejects_is_reported(running: Run) -> None:
     assert (
         "Filesystem config update rejected: Error adding/updating listener(s) gateway_8092" in running.log()
     )
-    assert "/nonexistent/" in running.log()
+    assert "/bogus/" in running.log()
     running.write("routes.yaml", ROUTE.format(subset="v2"))
     running.wait_for(lambda: running.served_by("echo.test") == "v2", "changes apply again")
     running.write("routes.yaml", ROUTE.format(subset="v1"))

@@ -155,9 +155,11 @@ def test_upstream_tls(tmp_path: Path) -> None:
         tls: {mode: ISTIO_MUTUAL}
         portLevelSettings:
         - port: {number: 443}
-          tls: {mode: SIMPLE, caCertificates: /etc/certs/ca.pem, subjectAltNames: [api.example.com]}
+          tls: {mode: SIMPLE, caCertificates: CA_FILE, subjectAltNames: [api.example.com]}
     """
-    generated = generate(tmp_path, text)
+    ca_file = tmp_path / "ca.pem"  # envoy-config leaves out a cluster whose files cannot be read
+    ca_file.write_text("not read by envoy-config\n")
+    generated = generate(tmp_path, text.replace("CA_FILE", str(ca_file)))
     by_name = clusters(generated.config)
     tls = by_name["outbound|443||api.example.com"]["transport_socket"]
     assert tls["name"] == "envoy.transport_sockets.tls"
@@ -165,7 +167,7 @@ def test_upstream_tls(tmp_path: Path) -> None:
     assert context["@type"].endswith("UpstreamTlsContext")
     assert context["sni"] == "api.example.com"
     validation = context["common_tls_context"]["validation_context"]
-    assert validation["trusted_ca"] == {"filename": "/etc/certs/ca.pem"}
+    assert validation["trusted_ca"] == {"filename": str(ca_file)}
     assert validation["match_typed_subject_alt_names"] == [
         {"san_type": "DNS", "matcher": {"exact": "api.example.com"}}
     ]

@@ -61,15 +61,71 @@ def test_tls_gateway_with_real_certificate_validates(tmp_path: Path) -> None:
     assert_valid(tmp_path, generated.config)
 
 
-def test_validate_rejects_a_missing_certificate(tmp_path: Path) -> None:
+def test_a_missing_certificate_leaves_only_its_server_out(tmp_path: Path) -> None:
+    """Envoy rejects a whole bootstrap naming a certificate file that does not exist; Istio loses
+    only the server whose files are missing. envoy-config checks the files it names: that server
+    is left out with a warning naming it and the file, the rest validates."""
+    cert, key = self_signed(tmp_path, "other.example.com")
     config_path = tmp_path / "gateway.yaml"
-    config_path.write_text(TLS_GATEWAY.format(cert=tmp_path / "no.crt", key=tmp_path / "no.key"))
+    text = TLS_GATEWAY.format(cert=tmp_path / "no.crt", key=key)
+    text += f"""  - port: {{number: 443, name: https-other, protocol: HTTPS}}
+    hosts: [other.example.com]
+    tls: {{mode: SIMPLE, serverCertificate: "{cert}", privateKey: "{key}"}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: api, namespace: default}}
+spec:
+  hosts: [api.example.com]
+  ports: [{{number: 443, name: https, protocol: HTTPS}}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: api, namespace: default}}
+spec:
+  host: api.example.com
+  trafficPolicy: {{tls: {{mode: SIMPLE, caCertificates: "{tmp_path / "no-ca.pem"}"}}}}
+"""
+    config_path.write_text(text)
     generated = build(analyze([config_path]), Options(bind_ports={443: 18443, 80: 18080}))
+    skipped = [(w.code, w.path, w.message) for w in generated.warnings if w.code == "envoy-server-skipped"]
+    assert skipped == [
+        (
+            "envoy-server-skipped",
+            ("spec", "servers", 0),
+            f"port 443: server https of Gateway default/secure: certificate file {tmp_path / 'no.crt'} "
+            "cannot be read (no such file); it gets no listener",
+        )
+    ]
+    https = next(
+        lis for lis in generated.config["static_resources"]["listeners"] if lis["name"] == "gateway_443"
+    )
+    assert [c["filter_chain_match"]["server_names"] for c in https["filter_chains"]] == [
+        ["other.example.com"]
+    ]
+    # The DestinationRule's CA file is missing too: that cluster alone is left out (503 at runtime).
+    names = {c["name"] for c in generated.config["static_resources"]["clusters"]}
+    assert "outbound|443||api.example.com" not in names
+    [cluster_warning] = [w.message for w in generated.warnings if w.code == "envoy-cluster"]
+    assert str(tmp_path / "no-ca.pem") in cluster_warning and "left out" in cluster_warning
+    assert_valid(tmp_path, generated.config)
+
+
+def test_validate_rejects_a_certificate_that_is_not_one(tmp_path: Path) -> None:
+    # The file exists, so envoy-config names it; Envoy reads it, rejects it and names it.
+    bogus = tmp_path / "bogus.crt"
+    bogus.write_text("not a certificate\n")
+    _, key = self_signed(tmp_path, "secure.example.com")
+    config_path = tmp_path / "gateway.yaml"
+    config_path.write_text(TLS_GATEWAY.format(cert=bogus, key=key))
+    generated = build(analyze([config_path]), Options(bind_ports={443: 18443, 80: 18080}))
+    assert generated.warnings == []
     out = tmp_path / "envoy.yaml"
     out.write_text(yaml.safe_dump(generated.config))
     ok, output = validate_config(out)
     assert not ok
-    assert str(tmp_path / "no.") in output  # the certificate or key path is named
+    assert str(bogus) in output  # the certificate path is named
 
 
 def test_credential_name_with_secrets_validates(tmp_path: Path) -> None:

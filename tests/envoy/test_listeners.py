@@ -114,8 +114,19 @@ def test_filter_chain_contract() -> None:
         assert field in fmt
 
 
+def _certificates(tmp_path: Path) -> str:
+    """GATEWAYS with its certificate files made to exist: envoy-config leaves out a server whose
+    files cannot be read (tests/envoy/test_envoy_validate.py)."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for name in ("a.crt", "a.key", "b.crt", "b.key", "ca.crt"):
+        (certs / name).write_text("not read by envoy-config\n")
+    return GATEWAYS.replace("/certs/", f"{certs}/")
+
+
 def test_gateway_ports_tls_and_redirect(tmp_path: Path) -> None:
-    generated = generate(tmp_path, GATEWAYS, Options(bind_ports={80: 18080, 443: 18443}))
+    certs = tmp_path / "certs"
+    generated = generate(tmp_path, _certificates(tmp_path), Options(bind_ports={80: 18080, 443: 18443}))
     by_name = listeners(generated.config)
     # 31400 (TCP, no VirtualService): a tcp_proxy listener that closes connections (tests/envoy/test_tcp.py)
     assert set(by_name) == {"mesh_outbound", "gateway_80", "gateway_443", "gateway_31400"}
@@ -152,7 +163,7 @@ def test_gateway_ports_tls_and_redirect(tmp_path: Path) -> None:
     context = first["transport_socket"]["typed_config"]
     assert context["@type"].endswith("DownstreamTlsContext")
     assert context["common_tls_context"]["tls_certificates"] == [
-        {"certificate_chain": {"filename": "/certs/a.crt"}, "private_key": {"filename": "/certs/a.key"}}
+        {"certificate_chain": {"filename": f"{certs}/a.crt"}, "private_key": {"filename": f"{certs}/a.key"}}
     ]
     assert context["common_tls_context"]["tls_params"] == {"tls_minimum_protocol_version": "TLSv1_2"}
     assert ext_proc_metadata(first) == {"x-meshroute-listener": "gateway", "x-meshroute-port": "443"}
@@ -160,7 +171,9 @@ def test_gateway_ports_tls_and_redirect(tmp_path: Path) -> None:
     assert any_sni["filter_chain_match"] == {"transport_protocol": "tls"}
     mutual = any_sni["transport_socket"]["typed_config"]
     assert mutual["require_client_certificate"] is True
-    assert mutual["common_tls_context"]["validation_context"] == {"trusted_ca": {"filename": "/certs/ca.crt"}}
+    assert mutual["common_tls_context"]["validation_context"] == {
+        "trusted_ca": {"filename": f"{certs}/ca.crt"}
+    }
 
     codes = sorted((w.code, w.path) for w in generated.warnings)
     assert codes == [

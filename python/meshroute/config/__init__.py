@@ -43,6 +43,9 @@ def analyze(
 ) -> Analysis:
     """Load, validate and compile ``paths`` (files or directories). Never raises on bad input.
 
+    ``domain`` is the cluster domain unless a mesh config document sets ``clusterDomain``
+    (semantics §12).
+
     ``timings``, if given, receives the seconds spent in each step: ``parse``, ``validate``,
     ``compile`` (``meshroute bench --scale``)."""
     from meshroute.config.validate.fields import shared_normalization
@@ -70,6 +73,7 @@ def _analyze(
 ) -> Analysis:
     from meshroute.compile import compile_config
     from meshroute.config.validate import validate_resource
+    from meshroute.config.validate.mesh_config import is_mesh_config
 
     clock = time.perf_counter
     started = clock()
@@ -78,7 +82,8 @@ def _analyze(
     out = Analysis(resources=loaded.resources, diagnostics=list(loaded.diagnostics))
     admitted: list[Resource] = []
     for res in loaded.resources:
-        if not res.is_istio:
+        # A mesh config with errors is left out too: istiod keeps its defaults for one it cannot read.
+        if not res.is_istio and not is_mesh_config(res):
             admitted.append(res)
             continue
         found = validate_resource(res)

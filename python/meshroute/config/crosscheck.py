@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from meshroute.config.diagnostics import Diagnostic, Path
-from meshroute.config.hosts import MESH, is_wildcard
+from meshroute.config.hosts import MESH, intersect, is_wildcard, matches
 
 if TYPE_CHECKING:
     from meshroute.config.index import ConfigIndex
@@ -97,21 +97,60 @@ def _destinations(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagno
                 )
 
 
+def _scopes(vs: VirtualServiceInfo) -> frozenset[str]:
+    """The namespaces a VS is exported to, ``*`` for all (``.`` is its own; the mesh config's
+    default already stands in for an empty ``exportTo``)."""
+    if not vs.export_to or "*" in vs.export_to:
+        return frozenset({"*"})
+    return frozenset(vs.namespace if e == "." else e for e in vs.export_to)
+
+
 def _duplicate_mesh_hosts(index: ConfigIndex) -> Iterator[Diagnostic]:
-    """``vs-duplicate-mesh-host`` (IST0109): sidecars use one VS per host; later ones are ignored."""
-    first: dict[str, VirtualServiceInfo] = {}
+    """``vs-duplicate-mesh-host`` (IST0109, Istio's ``ConflictingMeshGatewayHostsAnalyzer``):
+    VirtualServices bound to ``mesh`` (their own ``gateways``, empty meaning mesh) conflict
+    when one is exported to a namespace another is exported to too and they name the same host;
+    a VS exported everywhere also conflicts with one exported to particular namespaces whose
+    host overlaps its host (wildcards included). Every VS of a conflict is reported once, at its
+    first conflicting host: sidecars take one VS per host, so only one of them applies."""
+    scoped: dict[tuple[str, str], list[tuple[VirtualServiceInfo, int]]] = {}
     for vs in sorted(index.roots(), key=lambda v: v.order):
-        if MESH not in index.bound_gateways(vs):
+        if MESH not in vs.gateways:
             continue
-        for i, host in enumerate(vs.hosts):
-            winner = first.setdefault(host, vs)
-            if winner is not vs:
-                yield vs.resource.warning(
-                    "vs-duplicate-mesh-host",
-                    ("spec", "hosts", i),
-                    f"host {host} is also claimed by VirtualService {winner.namespace}/{winner.name}; "
-                    "sidecars use only the first one (no merging)",
-                )
+        for scope in sorted(_scopes(vs)):
+            for i, host in enumerate(vs.hosts):
+                scoped.setdefault((scope, host), []).append((vs, i))
+    # The VSs exported everywhere, by exact host and (the few) wildcard hosts, so that a VS
+    # exported to particular namespaces finds those its host overlaps without a scan of them all.
+    exact: dict[str, list[tuple[VirtualServiceInfo, int]]] = {}
+    wildcards: list[tuple[str, list[tuple[VirtualServiceInfo, int]]]] = []
+    for (scope, host), claims in scoped.items():
+        if scope == "*":
+            if is_wildcard(host):
+                wildcards.append((host, claims))
+            else:
+                exact[host] = claims
+    reported: set[int] = set()
+    for (scope, host), claims in scoped.items():
+        rivals = list(claims)
+        if scope != "*":
+            rivals += exact.get(host, [])
+            rivals += [c for other, group in wildcards if intersect(host, other) for c in group]
+            if is_wildcard(host):
+                rivals += [c for other, group in exact.items() if matches(host, other) for c in group]
+        if len({id(vs) for vs, _ in rivals}) < 2:
+            continue
+        names = ", ".join(dict.fromkeys(f"{vs.namespace}/{vs.name}" for vs, _ in rivals))
+        where = "all namespaces" if scope == "*" else f"namespace {scope}"
+        for vs, i in rivals:
+            if id(vs) in reported:
+                continue
+            reported.add(id(vs))
+            yield vs.resource.warning(
+                "vs-duplicate-mesh-host",
+                ("spec", "hosts", i),
+                f"VirtualServices {names} define host {host} for {where}; sidecars use only one "
+                "VirtualService per host (no merging)",
+            )
 
 
 def _destination_rules(index: ConfigIndex) -> Iterator[Diagnostic]:

@@ -87,20 +87,103 @@ def most_specific(host: str, candidates: Iterable[str]) -> str | None:
     return best
 
 
-def k8s_aliases(host: str, service_ns: str, client_ns: str, domain: str = "cluster.local") -> list[str]:
-    """Host strings that reach a Kubernetes service from a client namespace (§1.1).
+def alias_namespace(host: str, domain: str = "cluster.local") -> str | None:
+    """The namespace part of a host under ``<ns>.svc.<domain>`` (a Kubernetes service, or a
+    ServiceEntry host named like one), whose short names depend on the client's namespace; None
+    for any other host (§1.1, Istio ``generateAltVirtualHostsForKubernetesService``).
 
-    The bare name only resolves inside the service's own namespace.
-
-    >>> k8s_aliases("reviews.default.svc.cluster.local", "default", "prod")
-    ['reviews.default', 'reviews.default.svc', 'reviews.default.svc.cluster.local']
+    >>> alias_namespace("reviews.default.svc.cluster.local"), alias_namespace("api.example.com")
+    ('default', None)
     """
-    suffix = f".{service_ns}.svc.{domain}"
-    if not host.endswith(suffix):
-        return [host]
-    name = host[: -len(suffix)]
-    short = [name] if client_ns == service_ns else []
-    return [*short, f"{name}.{service_ns}", f"{name}.{service_ns}.svc", host]
+    if is_wildcard(host) or not host.endswith(f".svc.{domain}"):
+        return None
+    cut = host.find(".svc.")
+    dot = host.find(".")
+    if cut <= 0 or dot + 1 >= len(host) or dot + 1 > cut:
+        return None
+    return host[dot + 1 : cut]
+
+
+def alt_hosts(host: str, client_ns: str, domain: str = "cluster.local") -> list[str]:
+    """The other names Istio gives a service host on a sidecar of ``client_ns`` (its
+    ``GenerateAltVirtualHosts``, port ignored as sidecars ignore it): the absolute name with a
+    trailing dot (not for IPs), then for a host under ``<ns>.svc.<domain>`` the short names — in
+    the host's own namespace ``name``, ``name.ns.svc``, ``name.ns``; elsewhere ``name.ns``,
+    ``name.ns.svc`` (§1.1).
+
+    >>> alt_hosts("reviews.default.svc.cluster.local", "default")
+    ['reviews.default.svc.cluster.local.', 'reviews', 'reviews.default.svc', 'reviews.default']
+    >>> alt_hosts("reviews.default.svc.cluster.local", "prod")
+    ['reviews.default.svc.cluster.local.', 'reviews.default', 'reviews.default.svc']
+    >>> alt_hosts("api.example.com", "prod")
+    ['api.example.com.']
+    """
+    out = [] if is_ip(host) else [f"{host}."]
+    ns = alias_namespace(host, domain)
+    if ns is None:
+        return out
+    cut = host.find(".svc.")
+    name, qualified = host[: host.find(".")], host[:cut]
+    if ns == client_ns:
+        return [*out, name, f"{qualified}.svc", qualified]
+    return [*out, qualified, f"{qualified}.svc"]
+
+
+def ipv6_compliant(host: str) -> str:
+    """An IPv6 literal in brackets, as it appears in a Host header; anything else unchanged."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def proxy_addresses(addresses: Sequence[str]) -> list[str]:
+    """The addresses of a service an IPv4 sidecar reaches it by (Istio
+    ``GetAllAddressesForProxy`` for a proxy without IPv6): the IPv4 ones and IPv4 CIDRs (a /32
+    is its address), else the first address whatever its family; never ``0.0.0.0``.
+
+    >>> proxy_addresses(["10.0.0.1", "2001:db8::1"]), proxy_addresses(["2001:db8::1"])
+    (['10.0.0.1'], ['2001:db8::1'])
+    """
+    usable: list[str] = []
+    for raw in addresses:
+        try:
+            if "/" in raw:
+                net = ipaddress.ip_network(raw, strict=False)
+                text = str(net.network_address) if net.prefixlen == net.max_prefixlen else raw
+                family = net.version
+            else:
+                text, family = raw, ipaddress.ip_address(raw).version
+        except ValueError:
+            continue
+        if family == 4:
+            usable.append(text)
+    if not usable and addresses:
+        usable = [addresses[0]]
+    return [a for a in usable if a and a != "0.0.0.0"]
+
+
+def vhost_domains(
+    host: str,
+    client_ns: str,
+    domain: str = "cluster.local",
+    *,
+    headless: bool = False,
+    addresses: Sequence[str] = (),
+) -> list[str]:
+    """The virtual-host domains of a service on a sidecar of ``client_ns``, in Istio's order
+    (``generateVirtualHostDomains``): the host, its :func:`alt_hosts`, for a headless Kubernetes
+    service each of those again as ``*.`` wildcard (its pods' names), then the addresses it is
+    reached by (:func:`proxy_addresses`). No ``:port`` forms: sidecars ignore the port in host
+    matching (§1.1).
+
+    >>> vhost_domains("db.prod.svc.cluster.local", "web", headless=True)[4:]
+    ['*.db.prod.svc.cluster.local', '*.db.prod.svc.cluster.local.', '*.db.prod', '*.db.prod.svc']
+    >>> vhost_domains("reviews.default.svc.cluster.local", "prod", addresses=["10.0.0.7"])[-1]
+    '10.0.0.7'
+    """
+    domains = [ipv6_compliant(host), *alt_hosts(host, client_ns, domain)]
+    if headless:
+        domains += [f"*.{d}" for d in domains]
+    domains += [ipv6_compliant(a) for a in proxy_addresses(addresses)]
+    return domains
 
 
 def gateway_ref(raw: str, namespace: str, domain: str = "cluster.local") -> str:

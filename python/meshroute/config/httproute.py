@@ -32,6 +32,27 @@ class Block:
     port: int | None
     catch_all: bool
 
+    @property
+    def has_source(self) -> bool:
+        """The block has sourceLabels / sourceNamespace conditions (left after §2.3's rule that
+        a block naming its own gateways ignores them)."""
+        return bool(self.ir["source_labels"] or self.ir["source_namespace"])
+
+
+SourceCheck = Callable[[Block], bool]
+
+
+def _settled(block: Block, holds: SourceCheck) -> dict[str, Any]:
+    """``block``'s IR for a gateway: source conditions dropped when they hold there, the block
+    bound to ``mesh`` alone when they do not (see :meth:`CompiledRoute.ir`)."""
+    out = dict(block.ir)
+    if block.has_source:
+        if holds(block):
+            out["source_labels"], out["source_namespace"] = {}, None
+        else:
+            out["gateways"] = [0]
+    return out
+
 
 @dataclass(frozen=True)
 class CompiledRoute:
@@ -48,17 +69,32 @@ class CompiledRoute:
             return gateway in self.vs_gateways
         return any(gateway in b.gateways for b in self.blocks)
 
-    def usable_blocks(self, gateway: str, port: int | None = None) -> list[Block]:
-        """Blocks that exist for this gateway (and, for a gateway view, its server port)."""
+    def usable_blocks(
+        self, gateway: str, port: int | None = None, holds: SourceCheck | None = None
+    ) -> list[Block]:
+        """Blocks that exist for this gateway (and, for a gateway view, its server port, and
+        whose source conditions ``holds`` for the gateway's proxies)."""
         return [
             b
             for b in self.blocks
-            if gateway in b.gateways and (port is None or b.port is None or b.port == port)
+            if gateway in b.gateways
+            and (port is None or b.port is None or b.port == port)
+            and (holds is None or not b.has_source or holds(b))
         ]
 
-    def ir(self, blocks: Sequence[Block] | None = None) -> dict[str, Any]:
-        """The IR route; ``blocks`` restricts the match list (None: a match-less route)."""
-        matches = [dict(b.ir) for b in blocks] if blocks is not None else []
+    def ir(self, blocks: Sequence[Block] | None = None, holds: SourceCheck | None = None) -> dict[str, Any]:
+        """The IR route; ``blocks`` restricts the match list (None: a match-less route).
+
+        ``holds`` (gateway views): source conditions are settled for the gateway's proxies
+        (Istio ``sourceMatchHTTP``) instead of per request — a block whose conditions hold loses
+        them, one whose conditions fail is bound to ``mesh`` only (GatewayId 0), which no
+        gateway view uses, so that the other blocks keep their match indices."""
+        if blocks is None:
+            matches: list[dict[str, Any]] = []
+        elif holds is None:
+            matches = [dict(b.ir) for b in blocks]
+        else:
+            matches = [_settled(b, holds) for b in blocks]
         return {
             "vs": self.vs,
             "index": self.index,
@@ -267,14 +303,25 @@ def compile_route(
     target_id: TargetId,
     gateway_id: GatewayId,
     single_port: SinglePort,
+    *,
+    default_retries: Mapping[str, Any] | None = None,
+    default_timeout_ms: int | None = None,
 ) -> CompiledRoute | None:
-    """Translate one resolved route; None when it has no usable action."""
+    """Translate one resolved route; None when it has no usable action. A route without
+    ``retries`` / ``timeout`` takes ``default_retries`` (the mesh default retry policy, §2.11;
+    None: Istio's own) and ``default_timeout_ms`` (meshroute's ``defaultHttpRouteTimeout``, §12;
+    None: no timeout)."""
     action = _action(route, target_id, single_port)
     if action is None:
         return None
     blocks = tuple(
         compile_block(m, vs_gateways, gateway_id) for m in route.get("match") or [] if isinstance(m, Mapping)
     )
+    if "retries" in route:
+        retries = extras.retries(route["retries"])
+    else:
+        retries = dict(default_retries) if default_retries is not None else extras.default_retries()
+    timeout = extras.duration_ms(route.get("timeout"))
     body = {
         "name": route.get("name") or None,
         "action": action,
@@ -282,8 +329,8 @@ def compile_route(
         "fault": fault(route.get("fault")),
         "response_headers": route_ops(route.get("headers"), "response"),
         "extra": {
-            "timeout_ms": extras.duration_ms(route.get("timeout")),
-            "retries": extras.retries(route["retries"]) if "retries" in route else extras.default_retries(),
+            "timeout_ms": timeout if timeout is not None else default_timeout_ms,
+            "retries": retries,
             "mirrors": extras.mirrors(route, lambda d: destination(d, single_port)),
             "cors": extras.cors(route.get("corsPolicy")),
         },

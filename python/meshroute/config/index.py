@@ -12,8 +12,9 @@ from typing import Any
 from meshroute.config import delegate as delegation
 from meshroute.config.crosscheck import check_all
 from meshroute.config.diagnostics import Diagnostic
-from meshroute.config.hosts import MESH, ROOT_NAMESPACE, is_wildcard, matches, visibility_class
+from meshroute.config.hosts import MESH, is_wildcard, matches, visibility_class
 from meshroute.config.load import Resource
+from meshroute.config.meshconfig import DEFAULT_DOMAIN, MeshSettings, mesh_settings
 from meshroute.config.model import (
     GatewayInfo,
     SidecarInfo,
@@ -42,6 +43,7 @@ class ConfigIndex:
     virtual_services: list[VirtualServiceInfo]
     sidecars: list[SidecarInfo]
     namespaces: list[str]
+    mesh: MeshSettings = field(default_factory=MeshSettings)
     # Root VSs (key "ns/name") -> their HTTP routes with delegates merged: (root index, route).
     merged: dict[str, list[tuple[int, Route]]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
@@ -63,7 +65,7 @@ class ConfigIndex:
 
     def default_sidecar(self, namespace: str) -> SidecarInfo | None:
         """The namespace's selector-less Sidecar, else the root namespace's (the mesh default)."""
-        for ns in (namespace, ROOT_NAMESPACE):
+        for ns in (namespace, self.mesh.root_namespace):
             for sc in self.sidecars:
                 if sc.namespace == ns and not sc.selector:
                     return sc
@@ -228,8 +230,11 @@ def pick_for_host(host: str, candidates: Sequence[VirtualServiceInfo]) -> Virtua
     return best[1] if best else None
 
 
-def build_index(resources: Iterable[Resource], domain: str = "cluster.local") -> ConfigIndex:
+def build_index(resources: Iterable[Resource], domain: str = DEFAULT_DOMAIN) -> ConfigIndex:
     """Cross-reference ``resources`` (already validated) and collect cross-resource diagnostics.
+
+    A mesh config among them (:mod:`meshroute.config.meshconfig`) supplies the mesh-wide
+    defaults; its ``clusterDomain``, when set, replaces ``domain`` (semantics §12).
 
     >>> from meshroute.config.load import load_text
     >>> idx = build_index(load_text("apiVersion: v1\\nkind: Service\\nmetadata: {name: a}\\n"
@@ -238,24 +243,36 @@ def build_index(resources: Iterable[Resource], domain: str = "cluster.local") ->
     (['a.default.svc.cluster.local'], ['default'])
     """
     deduped, diags = dedupe(list(resources))
+    mesh, mesh_diags = mesh_settings(deduped)
+    diags += mesh_diags
+    domain = mesh.cluster_domain or domain
     istio = [r for r in deduped if r.is_istio]
-    drs = [d for d in (parse_destination_rule(r, domain) for r in istio if r.kind == "DestinationRule") if d]
+    drs = [
+        d
+        for d in (
+            parse_destination_rule(r, domain, mesh.destination_rule_export_to)
+            for r in istio
+            if r.kind == "DestinationRule"
+        )
+        if d
+    ]
     namespaces = {r.namespace for r in deduped} | {"default"}
     namespaces |= {r.name for r in deduped if r.kind == "Namespace" and r.api_version == "v1" and r.name}
     index = ConfigIndex(
         domain=domain,
         resources=deduped,
-        registry=build_registry(deduped, domain),
-        rules=DestinationRules(drs),
+        registry=build_registry(deduped, domain, mesh.service_export_to),
+        rules=DestinationRules(drs, mesh.root_namespace),
         destination_rules=drs,
         gateways={g.ref: g for g in (parse_gateway(r) for r in istio if r.kind == "Gateway")},
         virtual_services=[
-            parse_virtual_service(r, i, domain)
+            parse_virtual_service(r, i, domain, mesh.virtual_service_export_to)
             for i, r in enumerate(deduped)
             if r.is_istio and r.kind == "VirtualService"
         ],
-        sidecars=[parse_sidecar(r) for r in istio if r.kind == "Sidecar"],
+        sidecars=[parse_sidecar(r, mesh.unknown_host) for r in istio if r.kind == "Sidecar"],
         namespaces=sorted(namespaces),
+        mesh=mesh,
         diagnostics=diags,
     )
     for vs in index.roots():

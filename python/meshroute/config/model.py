@@ -56,6 +56,7 @@ class Server:
 class GatewayInfo:
     resource: Resource
     servers: tuple[Server, ...]
+    selector: Mapping[str, str] = field(default_factory=dict)  # labels of its proxies
 
     @property
     def ref(self) -> str:
@@ -171,7 +172,10 @@ def resolve_route(route: Mapping[str, Any], ns: str, domain: str) -> dict[str, A
     return out
 
 
-def parse_virtual_service(res: Resource, position: int, domain: str) -> VirtualServiceInfo:
+def parse_virtual_service(
+    res: Resource, position: int, domain: str, default_export_to: Sequence[str] = ()
+) -> VirtualServiceInfo:
+    """``default_export_to``: the mesh config's ``defaultVirtualServiceExportTo`` (§12)."""
     spec = _spec(res)
     ns = res.namespace
     gateways = tuple(gateway_ref(g, ns, domain) for g in _strings(spec.get("gateways"))) or (MESH,)
@@ -183,7 +187,7 @@ def parse_virtual_service(res: Resource, position: int, domain: str) -> VirtualS
         order=order_of(res, position),
         hosts=tuple(fqdn(h, ns, domain) for h in _strings(spec.get("hosts"))),
         gateways=gateways,
-        export_to=tuple(_strings(spec.get("exportTo"))),
+        export_to=tuple(_strings(spec.get("exportTo"))) or tuple(default_export_to),
         http=http,
     )
 
@@ -203,6 +207,7 @@ def server_hosts(raw: Any, gateway_ns: str) -> tuple[tuple[str, str], ...]:
 
 
 def parse_gateway(res: Resource) -> GatewayInfo:
+    selector = _spec(res).get("selector")
     servers = []
     for raw in _spec(res).get("servers") or []:
         port = raw.get("port") if isinstance(raw, Mapping) else None
@@ -214,10 +219,13 @@ def parse_gateway(res: Resource) -> GatewayInfo:
         redirect = isinstance(tls, Mapping) and tls.get("httpsRedirect") is True
         protocol = str(port.get("protocol", "")).upper() if isinstance(port, Mapping) else ""
         servers.append(Server(number, protocol, hosts, redirect))
-    return GatewayInfo(res, tuple(servers))
+    labels = {str(k): str(v) for k, v in selector.items()} if isinstance(selector, Mapping) else {}
+    return GatewayInfo(res, tuple(servers), labels)
 
 
-def parse_sidecar(res: Resource) -> SidecarInfo:
+def parse_sidecar(res: Resource, mesh_default: str = "passthrough") -> SidecarInfo:
+    """``mesh_default``: what the mesh config's outbound policy makes of unknown hosts, for a
+    Sidecar without ``outboundTrafficPolicy`` (§6, §12)."""
     spec = _spec(res)
     selector = spec.get("workloadSelector")
     labels = selector.get("labels") if isinstance(selector, Mapping) else None
@@ -232,12 +240,17 @@ def parse_sidecar(res: Resource) -> SidecarInfo:
                 ns = ns[1:] if ns.startswith("~") else ns
                 target.append((ns or "*", host.lower()))
     policy = spec.get("outboundTrafficPolicy")
-    # Proto enum 0 is REGISTRY_ONLY, so `outboundTrafficPolicy: {}` blocks; absent = mesh ALLOW_ANY.
-    blocked = isinstance(policy, Mapping) and policy.get("mode", "REGISTRY_ONLY") == "REGISTRY_ONLY"
+    # Proto enum 0 is REGISTRY_ONLY, so `outboundTrafficPolicy: {}` blocks; absent = the mesh's.
+    if isinstance(policy, Mapping):
+        unknown_host = (
+            "blackhole" if policy.get("mode", "REGISTRY_ONLY") == "REGISTRY_ONLY" else "passthrough"
+        )
+    else:
+        unknown_host = mesh_default
     return SidecarInfo(
         resource=res,
         selector={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
         egress=tuple(egress) if egress is not None else None,
-        unknown_host="blackhole" if blocked else "passthrough",
+        unknown_host=unknown_host,
         exclusions=tuple(exclusions),
     )

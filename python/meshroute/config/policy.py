@@ -53,7 +53,10 @@ class MergedRule:
     subsets: Mapping[str, Subset] = field(default_factory=dict)
 
 
-def parse_destination_rule(res: Resource, domain: str = "cluster.local") -> DestinationRuleInfo | None:
+def parse_destination_rule(
+    res: Resource, domain: str = "cluster.local", default_export_to: Sequence[str] = ()
+) -> DestinationRuleInfo | None:
+    """``default_export_to``: the mesh config's ``defaultDestinationRuleExportTo`` (§12)."""
     spec = normalize(res.kind, res.spec)
     if not isinstance(spec, dict) or not isinstance(spec.get("host"), str):
         return None
@@ -73,7 +76,7 @@ def parse_destination_rule(res: Resource, domain: str = "cluster.local") -> Dest
         host=fqdn(spec["host"], res.namespace, domain),
         traffic_policy=tp if isinstance(tp, dict) else None,
         subsets=tuple(subsets),
-        export_to=tuple(str(e) for e in export_to),
+        export_to=tuple(str(e) for e in export_to) or tuple(default_export_to),
         has_selector=isinstance(spec.get("workloadSelector"), dict),
     )
 

@@ -54,6 +54,9 @@ class Service:
     location: str | None = None
     resolution: str | None = None
     endpoints: tuple[Endpoint, ...] = ()
+    # Cluster IPs (Kubernetes ``clusterIP``/``clusterIPs``) or ServiceEntry ``addresses``, as written.
+    addresses: tuple[str, ...] = ()
+    headless: bool = False  # a Kubernetes service with ``clusterIP: None`` (Istio: resolution Passthrough)
 
     def port(self, number: int) -> ServicePort | None:
         return next((p for p in self.ports if p.number == number), None)
@@ -89,6 +92,11 @@ class Registry:
         object.__setattr__(self, "_visible", {})
         public = all(not s.export_to or "*" in s.export_to for s in self.services)
         object.__setattr__(self, "all_public", public)
+
+    @property
+    def hosts(self) -> Mapping[str, tuple[Service, ...]]:
+        """Every service host (``in`` is a dict lookup)."""
+        return self._hosts
 
     def by_host(self, host: str) -> list[Service]:
         return list(self._hosts.get(host, ()))
@@ -138,8 +146,11 @@ def _subset(wanted: Labels, labels: Labels) -> bool:
     return all(labels.get(k) == v for k, v in wanted.items())
 
 
-def build_registry(resources: Iterable[Resource], domain: str = "cluster.local") -> Registry:
-    """Collect every service-like resource into a :class:`Registry`.
+def build_registry(
+    resources: Iterable[Resource], domain: str = "cluster.local", export_to: Sequence[str] = ()
+) -> Registry:
+    """Collect every service-like resource into a :class:`Registry`. ``export_to``: the mesh
+    config's ``defaultServiceExportTo``, for services and ServiceEntries that set none (§12).
 
     >>> from meshroute.config.load import load_text
     >>> res = load_text("apiVersion: v1\\nkind: Service\\nmetadata: {name: r, namespace: a}\\n"
@@ -162,9 +173,11 @@ def build_registry(resources: Iterable[Resource], domain: str = "cluster.local")
     for res in resources:
         if res.kind == "Service" and res.api_version == "v1":
             svc = _k8s_service(res, addresses.get((res.namespace, res.name), ()), domain)
+            svc = replace(svc, export_to=svc.export_to or tuple(export_to))
             k8s.append(_with_workload_entries(svc, entry_endpoints.get(svc.namespace, ())))
         elif res.is_istio and res.kind == "ServiceEntry":
-            external.extend(_service_entry(res, entry_endpoints.get(res.namespace, ())))
+            entries_of = _service_entry(res, entry_endpoints.get(res.namespace, ()))
+            external.extend(replace(e, export_to=e.export_to or tuple(export_to)) for e in entries_of)
     for res in entries:
         labels = _labels(_spec(res).get("labels"))
         workloads.setdefault(res.namespace, []).append(labels)
@@ -283,6 +296,11 @@ def _k8s_service(res: Resource, endpoints: tuple[Endpoint, ...], domain: str) ->
                 target if isinstance(target, (int, str)) else None,
             )
         )
+    ips = [ip for ip in _list(spec.get("clusterIPs")) if isinstance(ip, str) and ip]
+    first = spec.get("clusterIP")
+    if isinstance(first, str) and first and first not in ips:
+        ips.insert(0, first)
+    headless = isinstance(first, str) and first.lower() == "none"
     return Service(
         host=f"{res.name}.{res.namespace}.svc.{domain}".lower(),
         namespace=res.namespace,
@@ -292,6 +310,8 @@ def _k8s_service(res: Resource, endpoints: tuple[Endpoint, ...], domain: str) ->
         export_to=_export_annotation(res),
         selector=_labels(spec.get("selector")),
         endpoints=endpoints,
+        addresses=tuple(ip for ip in ips if ip.lower() != "none"),
+        headless=headless,
     )
 
 
@@ -336,6 +356,7 @@ def _service_entry(res: Resource, workload_entries: Sequence[Endpoint]) -> list[
     else:
         endpoints = tuple(ep for raw in _list(spec.get("endpoints")) for ep in [_se_endpoint(raw)] if ep)
     export_to = tuple(str(e) for e in _list(spec.get("exportTo")))
+    addresses = tuple(str(a) for a in _list(spec.get("addresses")) if isinstance(a, str) and a)
     return [
         Service(
             host=str(host).lower(),
@@ -348,6 +369,7 @@ def _service_entry(res: Resource, workload_entries: Sequence[Endpoint]) -> list[
             location=str(spec.get("location", "MESH_EXTERNAL")),
             resolution=str(spec.get("resolution", "NONE")),
             endpoints=endpoints,
+            addresses=addresses,
         )
         for host in _list(spec.get("hosts"))
         if isinstance(host, str) and host

@@ -5,12 +5,20 @@ catch-all routes last) and §4 (gateway server host binding).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from meshroute.config.hosts import MESH, intersect, is_wildcard, k8s_aliases, narrower
-from meshroute.config.httproute import CompiledRoute
+from meshroute.config.hosts import (
+    MESH,
+    alias_namespace,
+    alt_hosts,
+    intersect,
+    is_wildcard,
+    narrower,
+    vhost_domains,
+)
+from meshroute.config.httproute import Block, CompiledRoute, SourceCheck
 from meshroute.config.index import ConfigIndex, HostPicker
 from meshroute.config.model import GatewayInfo, Server, SidecarInfo, VirtualServiceInfo
 from meshroute.config.registry import Service
@@ -44,8 +52,11 @@ class Shared:
     needs it (the IR then holds the same objects, so it serialises to the same text):
 
     - ``route_ids``: a VS's mesh route ids (they do not depend on the client);
-    - ``vhosts``: a vhost per (service, VS chosen, client in the service's namespace or not) —
-      the short-name domain is the only part of a service's vhost that depends on the client;
+    - ``vhosts``: a vhost per (service, VS chosen, client in the service's namespace or not,
+      domains another vhost claims) — the short names are the only part of a service's domains
+      that depends on the client's namespace (:func:`~meshroute.config.hosts.alt_hosts`);
+    - ``domains``: a service's domains (and how many of them are alternative names) per
+      (service, client in its namespace or not);
     - ``plain``: the vhosts of a client that sees every service and only the public mesh VSs
       (:class:`_Plain`): a namespace view that sees every service copies that list and replaces
       what differs for it — its own services (short name) and the hosts of the VSs exported to
@@ -55,7 +66,37 @@ class Shared:
     def __init__(self) -> None:
         self.route_ids: dict[str, list[int]] = {}
         self.vhosts: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.domains: dict[tuple[int, bool], tuple[list[str], int]] = {}
         self.plain: _Plain | None = None
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Claims:
+    """What may claim a service's alternative domain before its own vhost does, in one view
+    (Istio ``dedupeDomains``, which keeps the first vhost's claim): the hosts of the services the
+    view sees (an alternative name equal to another service's host is that service's), and the
+    VirtualService hosts that are no service (Istio builds each VS's non-service hosts before its
+    services, and VSs before services without one)."""
+
+    services: Container[str]
+    picker: HostPicker
+    candidates: Sequence[VirtualServiceInfo]
+    _rank: dict[int, int] | None = field(default=None, repr=False)
+
+    def vs_host(self, host: str) -> VirtualServiceInfo | None:
+        """The VS whose ``hosts`` name ``host`` exactly (the first in precedence order)."""
+        found = self.picker.exact.get(host)
+        if found is None and self.picker.base is not None:
+            found = self.picker.base.get(host)
+        return found
+
+    def rank(self, vs: VirtualServiceInfo) -> int:
+        if self._rank is None:
+            self._rank = {id(v): i for i, v in enumerate(self.candidates)}
+        return self._rank.get(id(vs), len(self.candidates))
 
 
 @dataclass
@@ -65,10 +106,13 @@ class _Plain:
     services: list[Service]
     picks: list[VirtualServiceInfo | None]  # the VS of each, among the public VSs
     positions: dict[str, int]  # host -> position
-    own: dict[str, list[int]]  # namespace -> positions of its services
+    own: dict[str, list[int]]  # namespace -> positions of the services named under it
     taken: set[str]  # every domain of those vhosts
     foreign: list[dict[str, Any] | None]  # the vhosts, interned when a view first needs them
     missing: set[int]  # positions of ``foreign`` still None
+    drops: list[frozenset[str]]  # the domains each foreign vhost leaves to another
+    claims: _Claims  # what claims domains for a client seeing only the public VSs
+    domain_positions: dict[str, int] | None = None  # alternative domain -> position, on demand
 
 
 def _plain_ok(index: ConfigIndex, ctx: Context) -> list[VirtualServiceInfo] | None:
@@ -97,18 +141,49 @@ class _Builder:
             ids = self.memo.route_ids[key] = _mesh_routes(self.tables, self.compiled.get(key, ()))
         return ids
 
-    def service(self, svc: Service, vs: VirtualServiceInfo | None, ns: str) -> dict[str, Any]:
-        """The vhost of ``svc`` routed by ``vs`` for clients in ``ns``."""
-        key = (id(svc), id(vs), svc.namespace == ns)  # both live as long as the index
+    def domains(self, svc: Service, ns: str) -> tuple[list[str], int]:
+        """The domains of ``svc`` on a sidecar of ``ns`` (:func:`vhost_domains`) and how many
+        after the first are alternative names (:func:`alt_hosts`)."""
+        domain = self.index.domain
+        own = alias_namespace(svc.host, domain) == ns
+        key = (id(svc), own)  # the service lives as long as the index
+        found = self.memo.domains.get(key)
+        if found is None:
+            client = ns if own else OTHER_NAMESPACE
+            listed = vhost_domains(svc.host, client, domain, headless=svc.headless, addresses=svc.addresses)
+            found = self.memo.domains[key] = (listed, len(alt_hosts(svc.host, client, domain)))
+        return found
+
+    def dropped(
+        self, svc: Service, vs: VirtualServiceInfo | None, ns: str, claims: _Claims
+    ) -> frozenset[str]:
+        """The domains of ``svc`` another vhost of the view claims first (:class:`_Claims`): an
+        alternative name that is another service's host, and a domain that is a VS's non-service
+        host when that VS comes before the one routing ``svc`` (or ``svc`` has none)."""
+        listed, alternatives = self.domains(svc, ns)
+        out: list[str] = []
+        for i in range(1, len(listed)):
+            name = listed[i]
+            if name in claims.services:
+                if i <= alternatives:
+                    out.append(name)
+                continue
+            owner = claims.vs_host(name)
+            if owner is not None and (vs is None or claims.rank(owner) <= claims.rank(vs)):
+                out.append(name)
+        return frozenset(out) if out else _NONE
+
+    def service(
+        self, svc: Service, vs: VirtualServiceInfo | None, ns: str, drop: frozenset[str] = _NONE
+    ) -> dict[str, Any]:
+        """The vhost of ``svc`` routed by ``vs`` for clients in ``ns``, without ``drop``."""
+        own = alias_namespace(svc.host, self.index.domain) == ns
+        key = (id(svc), id(vs), own, drop)  # both live as long as the index
         vhost = self.memo.vhosts.get(key)
         if vhost is None:
-            domains = (
-                k8s_aliases(svc.host, svc.namespace, ns, self.index.domain)
-                if svc.origin == "Kubernetes"
-                else [svc.host]
-            )
+            listed, _ = self.domains(svc, ns)
             vhost = self.memo.vhosts[key] = {
-                "domains": domains,
+                "domains": [d for d in listed if d not in drop] if drop else list(listed),
                 "routes": self.routes_of(vs) if vs else [],
                 "default_target": self.tables.target(svc.host, None, None),
                 "default_port": svc.single_port,
@@ -144,26 +219,34 @@ def _extra_hosts(
     return out
 
 
-def _plain(index: ConfigIndex) -> _Plain:
+def _plain(index: ConfigIndex, build: _Builder) -> _Plain:
     """The :class:`_Plain` pieces; nothing interned yet (views intern in their own order)."""
     services = index.visible_services(OTHER_NAMESPACE, None)
-    _, picker = index.mesh_candidates(OTHER_NAMESPACE, None)  # the public VSs only
+    public, picker = index.mesh_candidates(OTHER_NAMESPACE, None)  # the public VSs only
+    claims = _Claims(index.registry.hosts, picker, public)
     own: dict[str, list[int]] = {}
     taken: set[str] = set()
+    picks: list[VirtualServiceInfo | None] = []
+    drops: list[frozenset[str]] = []
     for i, svc in enumerate(services):
-        own.setdefault(svc.namespace, []).append(i)
-        if svc.origin == "Kubernetes":
-            taken.update(k8s_aliases(svc.host, svc.namespace, OTHER_NAMESPACE, index.domain))
-        else:
-            taken.add(svc.host)
+        ns = alias_namespace(svc.host, index.domain)
+        if ns is not None:
+            own.setdefault(ns, []).append(i)
+        vs = picker.pick(svc.host)
+        drop = build.dropped(svc, vs, OTHER_NAMESPACE, claims)
+        picks.append(vs)
+        drops.append(drop)
+        taken.update(d for d in build.domains(svc, OTHER_NAMESPACE)[0] if d not in drop)
     return _Plain(
         services=services,
-        picks=[picker.pick(svc.host) for svc in services],
+        picks=picks,
         positions={svc.host: i for i, svc in enumerate(services)},
         own=own,
         taken=taken,
         foreign=[None] * len(services),
         missing=set(range(len(services))),
+        drops=drops,
+        claims=claims,
     )
 
 
@@ -182,11 +265,14 @@ def mesh_view(
     candidates, picker = index.mesh_candidates(ns, ctx.sidecar)
     local = _plain_ok(index, ctx)
     if local is not None:
-        vhosts, taken = _plain_vhosts(index, build, ns, local, picker)
+        vhosts, taken = _plain_vhosts(index, build, ns, local, picker, candidates)
     else:
         vhosts, taken = [], set()
-        for svc in index.visible_services(ns, ctx.sidecar):
-            vhost = build.service(svc, picker.pick(svc.host), ns)
+        visible = index.visible_services(ns, ctx.sidecar)
+        claims = _Claims({svc.host for svc in visible}, picker, candidates)
+        for svc in visible:
+            vs = picker.pick(svc.host)
+            vhost = build.service(svc, vs, ns, build.dropped(svc, vs, ns, claims))
             vhosts.append(vhost)
             taken.update(vhost["domains"])
     vhosts += [build.host(host, vs) for host, vs in _extra_hosts(candidates, picker, taken)]
@@ -196,46 +282,77 @@ def mesh_view(
         "scope": -1,  # filled in once all targets are known
         "ports": [],
         "https_redirect_hosts": [],
-        "unknown_host": ctx.sidecar.unknown_host if ctx.sidecar else "passthrough",
+        "unknown_host": ctx.sidecar.unknown_host if ctx.sidecar else index.mesh.unknown_host,
         "vhosts": vhosts,
     }
 
 
 def _plain_vhosts(
-    index: ConfigIndex, build: _Builder, ns: str, local: list[VirtualServiceInfo], picker: HostPicker
+    index: ConfigIndex,
+    build: _Builder,
+    ns: str,
+    local: list[VirtualServiceInfo],
+    picker: HostPicker,
+    candidates: Sequence[VirtualServiceInfo],
 ) -> tuple[list[dict[str, Any]], set[str]]:
     """The service vhosts of a view that starts from :class:`_Plain` (see :func:`_plain_ok`), and
-    their domains: the shared list, with the namespace's own services (short name added) and the
-    services its ``local`` VSs claim replaced. The same objects, in the same order, as the
-    general loop; a vhost is interned at the same point as there (position order)."""
+    their domains: the shared list, with the namespace's own services (short names added), the
+    services its ``local`` VSs claim and those one of whose domains a ``local`` VS names
+    replaced. The same objects, in the same order, as the general loop; a vhost is interned at
+    the same point as there (position order)."""
     plain = build.memo.plain
     if plain is None:
-        plain = build.memo.plain = _plain(index)
+        plain = build.memo.plain = _plain(index, build)
     changed = set(plain.own.get(ns, ()))
-    changed.update(plain.positions[h] for vs in local for h in vs.hosts if h in plain.positions)
+    for vs in local:
+        for h in vs.hosts:
+            at = plain.positions.get(h)
+            if at is None:
+                at = _domain_positions(plain, build).get(h)
+            if at is not None:
+                changed.add(at)
     vhosts = list(plain.foreign)
     taken = set(plain.taken)
+    claims = _Claims(index.registry.hosts, picker, candidates) if changed else plain.claims
     for i in sorted(changed | plain.missing):
         svc = plain.services[i]
         if i in changed:
-            vhost = build.service(svc, picker.pick(svc.host), ns)
+            chosen = picker.pick(svc.host)
+            drop = build.dropped(svc, chosen, ns, claims)
+            vhost = build.service(svc, chosen, ns, drop)
+            foreign = build.domains(svc, OTHER_NAMESPACE)[0]
+            taken.difference_update(d for d in foreign if d not in plain.drops[i])
             taken.update(vhost["domains"])  # adds the short name of an own service
         else:
-            vhost = plain.foreign[i] = build.service(svc, plain.picks[i], OTHER_NAMESPACE)
+            vhost = plain.foreign[i] = build.service(svc, plain.picks[i], OTHER_NAMESPACE, plain.drops[i])
             plain.missing.discard(i)
         vhosts[i] = vhost
     return vhosts, taken  # type: ignore[return-value]  # no None left: every gap was filled
 
 
+def _domain_positions(plain: _Plain, build: _Builder) -> dict[str, int]:
+    """Each alternative domain (every domain but the host) of the shared services -> the
+    position of its service, built the first time a view needs it."""
+    if plain.domain_positions is None:
+        found: dict[str, int] = {}
+        for i, svc in enumerate(plain.services):
+            for d in build.domains(svc, OTHER_NAMESPACE)[0][1:]:
+                found.setdefault(d, i)
+        plain.domain_positions = found
+    return plain.domain_positions
+
+
 def gateway_pieces(
-    routes: Sequence[CompiledRoute], ref: str, port: int
+    routes: Sequence[CompiledRoute], ref: str, port: int, holds: SourceCheck | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(ordinary routes, catch-all routes) of one VS on one gateway port.
 
     Istio stops emitting a VS's routes after its first catch-all match and then moves catch-all
     routes behind every other VS's routes. A route whose catch-all block is not its first block is
     split: its earlier blocks stay in place, and the moved copy keeps them too (they cannot match
-    there, having failed already) so the catch-all block keeps its match index.
+    there, having failed already) so the catch-all block keeps its match index. ``holds`` says
+    whether a block's source conditions hold for the gateway's proxies; a block whose conditions
+    do not is left out, as Istio leaves it out of a gateway's routes (§4).
     """
     normal: list[dict[str, Any]] = []
     for route in routes:
@@ -243,17 +360,42 @@ def gateway_pieces(
             if route.bound_to(ref):
                 return normal, [route.ir(None)]
             continue
-        usable = route.usable_blocks(ref, port)
+        usable = route.usable_blocks(ref, port, holds)
         if not usable:
             continue
         catch = next((i for i, b in enumerate(route.blocks) if b in usable and b.catch_all), None)
         if catch is None:
-            normal.append(route.ir(route.blocks))
+            normal.append(route.ir(route.blocks, holds))
             continue
         if any(b in usable for b in route.blocks[:catch]):
-            normal.append(route.ir(route.blocks[:catch]))
-        return normal, [route.ir(route.blocks[: catch + 1])]
+            normal.append(route.ir(route.blocks[:catch], holds))
+        return normal, [route.ir(route.blocks[: catch + 1], holds)]
     return normal, []
+
+
+def gateway_source(index: ConfigIndex, gw: GatewayInfo) -> SourceCheck:
+    """Whether a match block's ``sourceLabels`` / ``sourceNamespace`` hold for the proxies of
+    ``gw`` (Istio ``sourceMatchHTTP`` against the gateway proxy's labels and namespace): the labels
+    of the known workloads its ``selector`` selects (Pods, Deployments, …, any namespace), else
+    the selector's own labels, which every selected proxy carries; the namespace of the first such
+    workload, else the Gateway's."""
+    selected: list[tuple[str, Mapping[str, str]]] = [
+        (ns, labels)
+        for ns, pools in index.registry.workloads.items()
+        for labels in pools
+        if gw.selector and all(labels.get(k) == v for k, v in gw.selector.items())
+    ]
+    candidates = [labels for _, labels in selected] or [gw.selector]
+    namespace = selected[0][0] if selected else gw.namespace
+
+    def holds(block: Block) -> bool:
+        wanted = block.ir["source_labels"]
+        source_ns = block.ir["source_namespace"]
+        if source_ns is not None and source_ns != namespace:
+            return False
+        return any(all(labels.get(k) == v for k, v in wanted.items()) for labels in candidates)
+
+    return holds
 
 
 def _domains(vs: VirtualServiceInfo, servers: Sequence[Server]) -> list[str]:
@@ -288,6 +430,7 @@ def gateway_views(
     """One view per server port of a Gateway; VSs merged per host, catch-alls last (§2.16, §4)."""
     out: dict[int, dict[str, Any]] = {}
     candidates = index.gateway_virtual_services(gw)
+    holds = gateway_source(index, gw)
     for port in sorted({s.port for s in gw.servers}):
         servers = [s for s in gw.servers if s.port == port]
         by_domain: dict[str, list[VirtualServiceInfo]] = {}
@@ -301,7 +444,7 @@ def gateway_views(
             normal: list[dict[str, Any]] = []
             last: list[dict[str, Any]] = []
             for vs in group:
-                pieces, catch_all = gateway_pieces(compiled.get(_key(vs), ()), gw.ref, port)
+                pieces, catch_all = gateway_pieces(compiled.get(_key(vs), ()), gw.ref, port, holds)
                 normal += pieces
                 last += catch_all
             vhosts.append(

@@ -104,15 +104,19 @@ def _add(
     name = cluster_name(port.number, subset, svc.host)
     found = discover(svc, port, labels, weights)
     cluster, warnings = build_cluster(name, svc.host, port, found, policy, options)
-    out.clusters.append(cluster)
+    if cluster is not None:
+        out.clusters.append(cluster)
     for message in dict.fromkeys([*found.warnings, *warnings]):
         out.diagnostics.append(svc.resource.warning("envoy-cluster", (), f"cluster {name}: {message}"))
 
 
 def build_cluster(
     name: str, host: str, port: ServicePort, found: Discovery, policy: Policy, options: Options
-) -> tuple[Json, list[str]]:
-    """One cluster from its discovery and effective policy (§3.2 merging already applied)."""
+) -> tuple[Json | None, list[str]]:
+    """One cluster from its discovery and effective policy (§3.2 merging already applied); None
+    when its TLS names certificate files that cannot be read (Envoy would reject the whole
+    bootstrap): requests routed to it then get 503, as from an Istio proxy whose cluster never
+    gets its certificates."""
     warnings: list[str] = []
     pool = _block(policy, "connectionPool")
     tcp, http = _block(pool, "tcp"), _block(pool, "http")
@@ -149,6 +153,8 @@ def build_cluster(
     if keepalive:
         cluster["upstream_connection_options"] = {"tcp_keepalive": keepalive}
     tls = client_tls(_block(policy, "tls") or None, host, options.system_ca)
+    if tls.missing:
+        return None, [*warnings, f"{tls.warning}; the cluster is left out (requests to it get 503)"]
     if tls.warning:
         warnings.append(tls.warning)
     if tls.socket:

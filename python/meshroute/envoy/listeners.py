@@ -141,9 +141,11 @@ def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
             if protocol == "HTTPS" or (tls.get("mode") and not tls.get("httpsRedirect")):
                 result = server_tls(tls, secrets, res.namespace)
                 if result.socket is None:
-                    out.diagnostics.append(
-                        res.warning("envoy-server-skipped", path, f"port {number}: {result.warning}")
-                    )
+                    why = result.warning
+                    if result.missing:  # Istio loses only this server, not the whole gateway
+                        name = server["port"].get("name") or f"servers[{i}]"
+                        why = f"server {name} of Gateway {gw.ref}: {why}; it gets no listener"
+                    out.diagnostics.append(res.warning("envoy-server-skipped", path, f"port {number}: {why}"))
                     continue
                 port.tls.append((hosts, result.socket, res, i))
                 out.inline_keys |= bool(tls.get("credentialName") or tls.get("credentialNames"))

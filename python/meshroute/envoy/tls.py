@@ -37,6 +37,29 @@ class Outcome:
     socket: Json | None
     warning: str | None = None
     auto_sni: bool = False  # upstream: no SNI could be derived, so Envoy takes it from the Host
+    # Certificate files the context would name that cannot be read here: Envoy rejects a whole
+    # bootstrap naming one, so its listener (or cluster) is left out instead.
+    missing: tuple[str, ...] = ()
+
+
+def unreadable(paths: list[Any]) -> tuple[str, ...]:
+    """The ``paths`` (certificate, key, CA, CRL files) that are not readable files, in order.
+
+    >>> unreadable(["/nonexistent/cert.pem", __file__])
+    ('/nonexistent/cert.pem',)
+    """
+    out: list[str] = []
+    for raw in paths:
+        path = str(raw)
+        if path not in out and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            out.append(path)
+    return tuple(out)
+
+
+def _missing_outcome(missing: tuple[str, ...], what: str) -> Outcome:
+    files = ", ".join(missing)
+    noun = "file" if len(missing) == 1 else "files"
+    return Outcome(None, f"{what} {noun} {files} cannot be read (no such file)", missing=missing)
 
 
 def _file(path: Any) -> Json:
@@ -112,6 +135,10 @@ def server_tls(tls: Mapping[str, Any], secrets: Secrets | None = None, namespace
         )
     if mutual and not tls.get("caCertificates"):
         return Outcome(None, f"tls.mode {mode} needs caCertificates (a file) to verify clients")
+    files = [c[k]["filename"] for c in certs for k in ("certificate_chain", "private_key")]
+    files += [tls[k] for k in ("caCertificates", "caCrl") if mutual and tls.get(k)]
+    if missing := unreadable(files):
+        return _missing_outcome(missing, "certificate")
     ca = _file(tls["caCertificates"]) if mutual else None
     return _downstream(tls, mode, certs, ca, _file(tls["caCrl"]) if tls.get("caCrl") else None)
 
@@ -167,6 +194,12 @@ def client_tls(tls: Mapping[str, Any] | None, host: str, system_ca: str) -> Outc
             None, "tls.mode ISTIO_MUTUAL needs Istio-issued certificates; the cluster stays plaintext"
         )
     common: Json = {}
+    if mode in ("SIMPLE", "MUTUAL"):
+        named = [tls[k] for k in ("clientCertificate", "privateKey") if mode == "MUTUAL" and tls.get(k)]
+        if not tls.get("insecureSkipVerify"):
+            named += [tls[k] for k in ("caCertificates", "caCrl") if tls.get(k)]
+        if missing := unreadable(named):
+            return _missing_outcome(missing, "TLS")
     if mode == "MUTUAL":
         if not (tls.get("clientCertificate") and tls.get("privateKey")):
             return Outcome(

@@ -39,6 +39,7 @@ from meshroute.config.validate import (
 from meshroute.config.validate.common import parse_duration_ms, parse_duration_ns
 from meshroute.config.validate.context import Ctx
 from meshroute.config.validate.fields import normalize_spec, remember_normalized, walk_spec
+from meshroute.config.validate.mesh_config import is_mesh_config, validate_mesh_config
 
 __all__ = [
     "normalize_spec",
@@ -60,7 +61,14 @@ _FORBIDDEN_ANNOTATIONS = ("istio.io/dry-run", "istio.io/alwaysReject")
 
 
 def validate_resource(res: Resource) -> list[Diagnostic]:
-    """Errors and warnings for one resource; ``[]`` for kinds meshroute does not validate."""
+    """Errors and warnings for one resource (an Istio networking resource, or a mesh config
+    document: :mod:`meshroute.config.meshconfig`); ``[]`` for kinds meshroute does not validate."""
+    if is_mesh_config(res):
+        try:
+            return validate_mesh_config(res)
+        except Exception as exc:  # a validator bug must not hide the rest of the config's problems
+            message = f"validation failed unexpectedly ({type(exc).__name__}: {exc}); please report this"
+            return [res.error("internal-error", (), message)]
     validator = _VALIDATORS.get(res.kind)
     if validator is None or not res.is_istio:
         return []

@@ -77,10 +77,23 @@ def _handler(echo: Echo) -> type[BaseHTTPRequestHandler]:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 super().handle()
 
-        def _answer(self) -> None:
+        def _read_body(self) -> None:
+            # Read the whole body, chunked included: bytes left unread on a kept-alive connection
+            # would be parsed as the next request Envoy sends on it (a 502 protocol error there).
+            if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                            pass
+                        return
+                    self.rfile.read(size + 2)  # the chunk and its CRLF
             length = int(self.headers.get("content-length") or 0)
             if length:
                 self.rfile.read(length)
+
+        def _answer(self) -> None:
+            self._read_body()
             headers: dict[str, str] = {}
             for k, v in self.headers.items():  # repeated headers are joined, as HTTP allows
                 headers[k.lower()] = f"{headers[k.lower()]},{v}" if k.lower() in headers else v

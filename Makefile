@@ -51,7 +51,7 @@ bench: build ## pytest-benchmark (bench/) and criterion (rust) benchmarks
 	cargo bench -p meshroute-core --bench route
 
 .PHONY: bench-envoy
-bench-envoy: build ## Envoy alone vs Envoy + meshroute ext_proc under wrk (bench/README.md)
+bench-envoy: build ## Envoy alone vs Envoy + meshroute (ext_proc, embedded) under wrk (bench/README.md)
 	bash scripts/bench-tools.sh
 	$(VENV)/bin/meshroute bench --envoy --duration 10 --rounds 2 $(BENCH_ENVOY_ARGS)
 

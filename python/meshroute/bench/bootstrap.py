@@ -1,4 +1,5 @@
-"""The configs the benchmark runs: two plain Envoy bootstraps and the Istio config for meshroute."""
+"""The configs the benchmark runs: plain Envoy bootstraps (the upstream, Envoy alone, Envoy's own
+routing of a generated route table) and the Istio config for meshroute."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .routes import RouteTable
 
 LOOPBACK = "127.0.0.1"
 HOST = "bench-a.local"  # the Host every request carries
@@ -21,6 +24,14 @@ def _addr(port: int) -> dict[str, Any]:
 
 
 def _bootstrap(admin_port: int, listener_port: int, name: str, route: dict[str, Any]) -> dict[str, Any]:
+    vhost = {"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, **route}]}
+    return _bootstrap_vhosts(admin_port, listener_port, name, [vhost])
+
+
+def _bootstrap_vhosts(
+    admin_port: int, listener_port: int, name: str, virtual_hosts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One HTTP listener (router only, no access log) with these virtual hosts."""
     return {
         "admin": {"address": _addr(admin_port)},
         "static_resources": {
@@ -37,16 +48,7 @@ def _bootstrap(admin_port: int, listener_port: int, name: str, route: dict[str, 
                                         "@type": HCM,
                                         "stat_prefix": name,
                                         "codec_type": "AUTO",
-                                        "route_config": {
-                                            "name": name,
-                                            "virtual_hosts": [
-                                                {
-                                                    "name": "all",
-                                                    "domains": ["*"],
-                                                    "routes": [{"match": {"prefix": "/"}, **route}],
-                                                }
-                                            ],
-                                        },
+                                        "route_config": {"name": name, "virtual_hosts": virtual_hosts},
                                         "http_filters": [ROUTER],
                                     },
                                 }
@@ -70,18 +72,42 @@ def upstream_bootstrap(admin_port: int, port: int) -> dict[str, Any]:
 def plain_front_bootstrap(admin_port: int, port: int, upstream_port: int) -> dict[str, Any]:
     """``envoy-alone``: ``prefix: /`` → the upstream cluster; no ext_proc, no other filter."""
     cfg = _bootstrap(admin_port, port, "front", {"route": {"cluster": "upstream"}})
-    cfg["static_resources"]["clusters"] = [
-        {
-            "name": "upstream",
-            "type": "STATIC",
-            "connect_timeout": "1s",
-            "load_assignment": {
-                "cluster_name": "upstream",
-                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _addr(upstream_port)}}]}],
-            },
-        }
-    ]
+    cfg["static_resources"]["clusters"] = [_static_cluster("upstream", upstream_port)]
     return cfg
+
+
+def native_routes_bootstrap(
+    admin_port: int, port: int, upstream_port: int, table: RouteTable
+) -> dict[str, Any]:
+    """Envoy routing ``table`` itself: one virtual host per VirtualService host, the same routes in
+    the same order, to clusters named as meshroute names them (all on the upstream); no filter
+    but the router."""
+    vhosts = table.envoy_virtual_hosts(cluster_name)
+    cfg = _bootstrap_vhosts(admin_port, port, "front", vhosts)
+    clusters = sorted({cluster_name(d) for d in table.destinations})
+    cfg["static_resources"]["clusters"] = [_static_cluster(c, upstream_port) for c in clusters]
+    return cfg
+
+
+def cluster_name(host: str, port: int = 80) -> str:
+    """meshroute's (Istio's) name for the cluster of a service port.
+
+    >>> cluster_name("bench-a.local")
+    'outbound|80||bench-a.local'
+    """
+    return f"outbound|{port}||{host}"
+
+
+def _static_cluster(name: str, upstream_port: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _addr(upstream_port)}}]}],
+        },
+    }
 
 
 def istio_config(upstream_port: int) -> str:
@@ -126,9 +152,15 @@ spec:
 
 
 # Which upstream cluster each of the two alternating requests must reach through meshroute.
-EXPECTED_CLUSTERS = ("outbound|80||bench-a.local", "outbound|80||bench-b.local")
+EXPECTED_CLUSTERS = (cluster_name("bench-a.local"), cluster_name("bench-b.local"))
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def write_routes_istio(path: Path, table: RouteTable, upstream_port: int) -> Path:
+    """``table`` as Istio config, every host a STATIC ServiceEntry on the upstream."""
+    path.write_text(yaml.safe_dump_all(table.istio_docs(LOOPBACK, upstream_port), sort_keys=False))
     return path

@@ -1,5 +1,5 @@
 """``meshroute bench``: routing decisions from Python, or ``--envoy``: Envoy alone vs Envoy +
-meshroute ext_proc under real load (bench/README.md)."""
+meshroute (ext_proc and the embedded module) under real load (bench/README.md)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ ENVOY_DEFAULTS: dict[str, Any] = {
     "workers": (1, 2),
     "no_meshroute": False,
     "no_floor": False,
+    "no_embedded": False,
+    "routes": 0,
+    "routes_only": False,
     "warmup": 2.0,
     "load": "auto",
     "workdir": None,
@@ -61,7 +64,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="FILE",
         help="machine-readable results: to stdout, or to FILE (--envoy default: WORKDIR/results.json)",
     )
-    e = p.add_argument_group("--envoy: Envoy alone vs Envoy + meshroute ext_proc (needs wrk for figures)")
+    e = p.add_argument_group(
+        "--envoy: Envoy alone vs Envoy + meshroute, ext_proc and embedded (needs wrk for figures)"
+    )
     e.add_argument("--envoy", action="store_true", help="run the Envoy load harness instead")
     e.add_argument("--duration", type=float, help="seconds per wrk run (default 10)")
     e.add_argument("--rounds", type=int, help="rounds, alternating scenario order (default 2)")
@@ -74,6 +79,25 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=None,
         help="no envoy+floor-extproc (constant-reply Python ext_proc)",
     )
+    e.add_argument(
+        "--no-embedded",
+        action="store_true",
+        default=None,
+        help="no envoy+meshroute-embedded (the dynamic module inside the front Envoy)",
+    )
+    e.add_argument(
+        "--routes",
+        type=int,
+        metavar="N",
+        help="also a generated table of about N routes (√N VirtualServices of √N routes): Envoy's "
+        "native routing of it, the embedded engine and serve (the first --workers)",
+    )
+    e.add_argument(
+        "--routes-only",
+        action="store_true",
+        default=None,
+        help="with --routes: only envoy-alone and the --routes scenarios",
+    )
     e.add_argument("--warmup", type=float, help="seconds of unmeasured load per scenario first (2)")
     e.add_argument(
         "--load",
@@ -81,11 +105,22 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="load generator; auto (default) = wrk if installed, else a bounded Python client (smoke test)",
     )
     e.add_argument("--workdir", type=Path, help="configs and logs (default: a new /tmp/mrbench-* directory)")
+    p.add_argument(
+        "--scale",
+        nargs="?",
+        const="100,1000,3000,10000",
+        metavar="N[,N...]",
+        help="generated meshes of N services instead (bench/README.md, Scale); --seconds per route() mix",
+    )
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.scale:
+        from . import scale
+
+        return scale.bench_command(args)
     try:
         envoy = _envoy_options(args)
     except ValueError as exc:
@@ -115,6 +150,10 @@ def _envoy_options(args: argparse.Namespace) -> argparse.Namespace | None:
     envoy = argparse.Namespace(**{k: _or(getattr(args, k), v) for k, v in ENVOY_DEFAULTS.items()})
     if envoy.duration <= 0 or envoy.duration > 600 or envoy.rounds < 1 or envoy.rounds > 20:
         raise ValueError("--duration must be in (0, 600] and --rounds in [1, 20]")
+    if not 0 <= envoy.routes <= 100_000:
+        raise ValueError("--routes must be in [0, 100000]")
+    if envoy.routes_only and not envoy.routes:
+        raise ValueError("--routes-only needs --routes N")
     return envoy
 
 
@@ -150,6 +189,9 @@ def _envoy(args: argparse.Namespace, json_out: str | None) -> int:
         connections=args.connections,
         workers=() if args.no_meshroute else args.workers,
         floor=not args.no_floor,
+        embedded=not args.no_embedded,
+        routes=args.routes,
+        routes_only=args.routes_only,
         warmup=args.warmup,
         load_tool=args.load,
         workdir=args.workdir,

@@ -1,6 +1,7 @@
 """Load generators: ``wrk`` for the real figures, a bounded Python client for the CI smoke test.
 
-Both send the same two requests alternately (see ``requests.lua``) over N keep-alive HTTP/1.1
+Both send a list of requests in turn (``alternating``: the same path with and without the
+``x-variant: b`` header; ``requests.lua`` reads the list from a file) over N keep-alive HTTP/1.1
 connections for a fixed duration and return a ``LoadResult``. Errors are counted, never dropped:
 connect/read/write/timeout errors and responses with status >= 400 (wrk's own definition).
 """
@@ -12,6 +13,7 @@ import json
 import resource
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +23,27 @@ from typing import Any
 LUA = Path(__file__).with_name("requests.lua")
 PATH = "/api/v1/items"
 VARIANT_HEADER = ("x-variant", "b")
+Request = tuple[str, dict[str, str]]  # (path, headers), ``Host`` among the headers
+
+
+def alternating(host: str) -> list[Request]:
+    """The default pair: the catch-all route, then the ``x-variant: b`` header route."""
+    return [(PATH, {"Host": host}), (PATH, {"Host": host, VARIANT_HEADER[0]: VARIANT_HEADER[1]})]
+
+
+def requests_text(requests: list[Request]) -> str:
+    """The file ``requests.lua`` reads: one request a line, ``PATH<TAB>Name: value<TAB>...``.
+
+    >>> requests_text(alternating("h")).splitlines()[1].split("\\t")
+    ['/api/v1/items', 'Host: h', 'x-variant: b']
+    """
+    lines = []
+    for path, headers in requests:
+        fields = [path, *(f"{k}: {v}" for k, v in headers.items())]
+        if any(c in f for f in fields for c in "\t\r\n") or not path.startswith("/"):
+            raise ValueError(f"cannot write request {path!r} {headers!r} for wrk")
+        lines.append("\t".join(fields) + "\n")
+    return "".join(lines)
 
 
 @dataclass
@@ -78,8 +101,17 @@ def parse_wrk(stdout: str, connections: int, client_cpu_s: float = 0.0) -> LoadR
     )
 
 
-def run_wrk(port: int, host: str, connections: int, duration: float, wrk: str = "wrk") -> LoadResult:
+def run_wrk(
+    port: int, requests: list[Request], connections: int, duration: float, wrk: str = "wrk"
+) -> LoadResult:
     """``wrk -t1 -cN -dDs --latency``; killed if it overruns the duration by 30 s."""
+    with tempfile.NamedTemporaryFile("w", prefix="mrbench-requests-", suffix=".tsv") as fh:
+        fh.write(requests_text(requests))
+        fh.flush()
+        return _run_wrk(port, fh.name, connections, duration, wrk)
+
+
+def _run_wrk(port: int, requests_file: str, connections: int, duration: float, wrk: str) -> LoadResult:
     secs = max(1, round(duration))
     args = [
         wrk,
@@ -93,7 +125,7 @@ def run_wrk(port: int, host: str, connections: int, duration: float, wrk: str = 
         str(LUA),
         f"http://127.0.0.1:{port}{PATH}",
         "--",
-        host,
+        requests_file,
     ]
     before = _children_cpu()
     try:
@@ -124,7 +156,7 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[int(rank) - 1]
 
 
-def run_python(port: int, host: str, connections: int, duration: float) -> LoadResult:
+def run_python(port: int, requests: list[Request], connections: int, duration: float) -> LoadResult:
     """A small bounded stand-in for wrk: one thread per connection, keep-alive, fixed duration.
 
     Much slower than wrk (the GIL and http.client cost more than Envoy does), so its figures only
@@ -148,13 +180,11 @@ def run_python(port: int, host: str, connections: int, duration: float) -> LoadR
                     conn = None
                     time.sleep(0.05)
                     continue
-            headers = {"Host": host}
-            if n % 2:
-                headers[VARIANT_HEADER[0]] = VARIANT_HEADER[1]
+            path, headers = requests[(n + i) % len(requests)]
             n += 1
             t0 = time.perf_counter()
             try:
-                conn.request("GET", PATH, headers=headers)
+                conn.request("GET", path, headers=headers)
                 resp = conn.getresponse()
                 resp.read()
             except TimeoutError:

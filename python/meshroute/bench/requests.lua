@@ -1,17 +1,32 @@
--- Two requests, alternating: the default route (bench-a) and the header-matched route (bench-b).
--- The harness passes HOST as the first script argument; done() prints one JSON line it parses.
+-- Requests in turn from a file (load.requests_text: "PATH<TAB>Name: value<TAB>..." per line),
+-- whose path the harness passes as the first script argument; done() prints one JSON line it parses.
 local reqs = {}
 local n = 0
 
 function init(args)
-  local host = args[1] or "bench-a.local"
-  reqs[1] = wrk.format("GET", "/api/v1/items", { ["Host"] = host })
-  reqs[2] = wrk.format("GET", "/api/v1/items", { ["Host"] = host, ["x-variant"] = "b" })
+  local f = assert(io.open(args[1], "r"))
+  for line in f:lines() do
+    local path = nil
+    local headers = {}
+    for field in string.gmatch(line, "[^\t]+") do
+      if path == nil then
+        path = field
+      else
+        local k, v = string.match(field, "^([^:]+): (.*)$")
+        headers[k] = v
+      end
+    end
+    if path ~= nil then
+      reqs[#reqs + 1] = wrk.format("GET", path, headers)
+    end
+  end
+  f:close()
+  assert(#reqs > 0, "no request in " .. args[1])
 end
 
 function request()
   n = n + 1
-  return reqs[(n % 2) + 1]
+  return reqs[(n % #reqs) + 1]
 end
 
 function done(summary, latency, requests)

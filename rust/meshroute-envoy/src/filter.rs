@@ -97,7 +97,7 @@ pub(crate) fn request_headers(envoy: &mut HttpFilter<'_>, stream: &mut Stream) -
     let (outcome, status) = match config.decide(&headers.pairs()) {
         Exchange::Forward(forward) => {
             let outcome = forward.outcome;
-            stream.response = apply_forward(envoy, forward);
+            stream.response = apply_forward(envoy, forward, |name| headers.get(name).is_some());
             (outcome, HeadersStatus::Continue)
         }
         Exchange::Reply(reply) => {
@@ -118,14 +118,23 @@ pub(crate) fn request_headers(envoy: &mut HttpFilter<'_>, stream: &mut Stream) -
 
 /// Request mutations in order — set, append, remove — then a route-cache clear so the router
 /// reads the cluster header the module set, not one cached from the client's headers.
-fn apply_forward(envoy: &mut HttpFilter<'_>, forward: Forward) -> Option<ResponseOps> {
+///
+/// A removal is sent only for a header the request carries (`present`, read from the copy taken
+/// before any change): the exchange removes every control header it does not set, ~20 names of
+/// which a normal request has none, and each would otherwise be one more callback into Envoy.
+fn apply_forward(
+    envoy: &mut HttpFilter<'_>,
+    forward: Forward,
+    present: impl Fn(&str) -> bool,
+) -> Option<ResponseOps> {
     let Forward {
         set,
         append,
-        remove,
+        mut remove,
         response,
         ..
     } = forward;
+    remove.retain(|name| present(name));
     apply_ops(envoy, HeaderMap::RequestHeaders, &set, &append, &remove);
     envoy.clear_route_cache();
     response.filter(|ops| !(ops.set.is_empty() && ops.append.is_empty() && ops.remove.is_empty()))

@@ -41,7 +41,6 @@ impl HeaderBlock {
     }
 
     /// The first value of header `name` (Envoy's names are lower-case).
-    #[cfg_attr(not(feature = "panic-test"), allow(dead_code))]
     pub(crate) fn get(&self, name: &str) -> Option<&[u8]> {
         self.iter()
             .find(|(k, _)| *k == name.as_bytes())

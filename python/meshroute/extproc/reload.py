@@ -64,6 +64,17 @@ from meshroute.render import render_diagnostics
 
 log = logging.getLogger("meshroute.serve")
 
+
+def failure(exc: Exception) -> tuple[list[str], str]:
+    """A failed reload's errors (for the status file) and its report (for the log): a config with
+    errors gives its diagnostics; anything else (a file vanished mid-read, unreadable YAML) its
+    exception."""
+    if isinstance(exc, ConfigError):
+        return [d.render() for d in exc.diagnostics if d.is_error], render_diagnostics(exc.diagnostics, None)
+    text = f"{type(exc).__name__}: {exc}"
+    return [text], text
+
+
 Snapshot = frozenset[tuple[str, int, int]]
 
 
@@ -294,12 +305,8 @@ class Reloader(_Status):
         start = time.perf_counter()
         try:
             routing = await self._compile()
-        except ConfigError as exc:
-            errors = [d.render() for d in exc.diagnostics if d.is_error]
-            report = render_diagnostics(exc.diagnostics, None)
-        except Exception as exc:  # a file vanished mid-read, unreadable YAML...: keep serving
-            errors = [f"{type(exc).__name__}: {exc}"]
-            report = errors[0]
+        except Exception as exc:  # a bad config, a file vanished mid-read...: keep serving
+            errors, report = failure(exc)
         else:
             h.swap(routing)
             errors, report = [], ""
@@ -397,12 +404,8 @@ class Publisher:
         try:
             compiled = compile_config(self.paths)
             routing_from(compiled, self.seed)  # the table the workers will build: it must build
-        except ConfigError as exc:
-            errors = [d.render() for d in exc.diagnostics if d.is_error]
-            report = render_diagnostics(exc.diagnostics, None)
-        except Exception as exc:  # a file vanished mid-read, unreadable YAML...: keep serving
-            errors = [f"{type(exc).__name__}: {exc}"]
-            report = errors[0]
+        except Exception as exc:  # a bad config, a file vanished mid-read...: keep serving
+            errors, report = failure(exc)
         else:
             errors, report = [], ""
         ms = (time.perf_counter() - start) * 1000

@@ -20,6 +20,7 @@ from meshroute.config.httproute import CompiledRoute, compile_route
 from meshroute.config.index import ConfigIndex, build_index
 from meshroute.config.load import Resource
 from meshroute.config.meshconfig import MeshSettings
+from meshroute.config.model import VirtualServiceInfo
 from meshroute.config.policy import MergedRule, rule_policy
 from meshroute.config.registry import Service
 from meshroute.config.tables import Tables
@@ -140,38 +141,54 @@ def _empty_ir() -> dict[str, Any]:
 def _compile_routes(
     index: ConfigIndex, tables: Tables, vs_ids: dict[str, int], diags: list[Diagnostic]
 ) -> dict[str, list[CompiledRoute]]:
+    out: dict[str, list[CompiledRoute]] = {}
+    for vs in index.roots():
+        out.setdefault(f"{vs.namespace}/{vs.name}", []).extend(
+            compile_vs_routes(index, tables, vs_ids, vs, diags)
+        )
+    return out
+
+
+def compile_vs_routes(
+    index: ConfigIndex,
+    tables: Tables,
+    vs_ids: Mapping[str, int],
+    vs: VirtualServiceInfo,
+    diags: list[Diagnostic],
+) -> list[CompiledRoute]:
+    """The compiled HTTP routes of one root VS (delegates merged); a route with nothing to do is
+    left out with a ``vs-route-skipped`` warning in ``diags``."""
+
     def single_port(host: str) -> int | None:
         svc = index.registry.lookup(host)
         return svc.single_port if svc else None
 
-    out: dict[str, list[CompiledRoute]] = {}
+    key = f"{vs.namespace}/{vs.name}"
     retries = index.mesh.default_retries()
-    for vs in index.roots():
-        key = f"{vs.namespace}/{vs.name}"
-        routes = out.setdefault(key, [])
-        for position, route in index.merged.get(key, []):
-            compiled = compile_route(
-                vs_ids[key],
-                position,
-                route,
-                vs.gateways,
-                tables.target,
-                tables.gateway,
-                single_port,
-                default_retries=retries,
-                default_timeout_ms=index.mesh.route_timeout_ms,
-            )
-            if compiled is None:
-                diags.append(
-                    vs.resource.warning(
-                        "vs-route-skipped",
-                        ("spec", "http", position),
-                        "route has no usable destination, redirect or direct response; it is left out",
-                    )
+    routes: list[CompiledRoute] = []
+    for position, route in index.merged.get(key, []):
+        compiled = compile_route(
+            vs_ids[key],
+            position,
+            route,
+            vs.gateways,
+            tables.target,
+            tables.gateway,
+            single_port,
+            default_retries=retries,
+            default_timeout_ms=index.mesh.route_timeout_ms,
+        )
+        if compiled is None:
+            diags.append(
+                vs.resource.warning(
+                    "vs-route-skipped",
+                    ("spec", "http", position),
+                    "route has no usable destination, redirect or direct response; it is left out",
                 )
-            else:
-                routes.append(compiled)
-    return out
+            )
+        else:
+            routes.append(compiled)
+    return routes
 
 
 def gateway_servers(index: ConfigIndex) -> list[list[Any]]:
@@ -302,7 +319,24 @@ class _Scopes:
         return rows
 
 
-def _compile(resources: list[Resource], domain: str) -> tuple[dict[str, Any], list[Diagnostic]]:
+@dataclass
+class Compilation:
+    """A compile's result and what produced it, kept by :mod:`meshroute.config.session` so that
+    a later edit can recompile only what depends on the changed resource."""
+
+    index: ConfigIndex
+    tables: Tables
+    compiled: dict[str, list[CompiledRoute]]  # root VS "ns/name" -> its compiled routes
+    shared: Shared
+    vs_ids: dict[str, int]
+    contexts: list[Context]  # by ViewId
+    scopes: _Scopes
+    ir: dict[str, Any]
+    diagnostics: list[Diagnostic]  # the index's, then the compile's own
+
+
+def compile_state(resources: list[Resource], domain: str = "cluster.local") -> Compilation:
+    """:func:`compile_config`, keeping the :class:`Compilation` (may raise on a compiler bug)."""
     index = build_index(resources, domain)
     diags = list(index.diagnostics)
     tables = Tables()
@@ -356,4 +390,9 @@ def _compile(resources: list[Resource], domain: str) -> tuple[dict[str, Any], li
         "gateway_servers": gateway_servers(index),
         "default_extra": default_extra(index.mesh),
     }
-    return ir, diags
+    return Compilation(index, tables, compiled, shared, vs_ids, contexts, scopes, ir, diags)
+
+
+def _compile(resources: list[Resource], domain: str) -> tuple[dict[str, Any], list[Diagnostic]]:
+    state = compile_state(resources, domain)
+    return state.ir, state.diagnostics

@@ -15,16 +15,25 @@ from meshroute.config.hosts import MESH, intersect, is_wildcard, matches
 if TYPE_CHECKING:
     from meshroute.config.index import ConfigIndex
     from meshroute.config.model import VirtualServiceInfo
+    from meshroute.config.policy import DestinationRuleInfo
 
 
 def check_all(index: ConfigIndex) -> list[Diagnostic]:
+    """Every cross-resource diagnostic, in this order: each VS's own references (config order),
+    the conflicts between VSs, each DR's own references (:mod:`meshroute.config.session`
+    recomputes one resource's part and relies on that order)."""
     out: list[Diagnostic] = []
     for vs in index.virtual_services:
-        out.extend(_gateways(vs, index))
-        out.extend(_destinations(vs, index))
+        out.extend(check_virtual_service(vs, index))
     out.extend(_duplicate_mesh_hosts(index))
-    out.extend(_destination_rules(index))
+    for dr in index.destination_rules:
+        out.extend(check_destination_rule(dr, index))
     return out
+
+
+def check_virtual_service(vs: VirtualServiceInfo, index: ConfigIndex) -> list[Diagnostic]:
+    """A VS's gateway and destination references."""
+    return [*_gateways(vs, index), *_destinations(vs, index)]
 
 
 def _gateways(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagnostic]:
@@ -153,20 +162,22 @@ def _duplicate_mesh_hosts(index: ConfigIndex) -> Iterator[Diagnostic]:
             )
 
 
-def _destination_rules(index: ConfigIndex) -> Iterator[Diagnostic]:
+def check_destination_rule(dr: DestinationRuleInfo, index: ConfigIndex) -> list[Diagnostic]:
     """``dr-host-unknown`` (IST0174) and ``dr-subset-no-workload`` (IST0173)."""
-    for dr in index.destination_rules:
-        known = index.registry.knows(dr.host) if not is_wildcard(dr.host) else index.registry.covers(dr.host)
-        if not known:
-            message = f"host {dr.host} matches no service or ServiceEntry; the rule is unused"
-            yield dr.resource.warning("dr-host-unknown", ("spec", "host"), message)
-            continue
-        svc = index.registry.lookup(dr.host)
-        for sub in dr.subsets:
-            if svc is not None and index.registry.selects_workload(svc, sub.labels) is False:
-                yield dr.resource.warning(
+    known = index.registry.knows(dr.host) if not is_wildcard(dr.host) else index.registry.covers(dr.host)
+    if not known:
+        message = f"host {dr.host} matches no service or ServiceEntry; the rule is unused"
+        return [dr.resource.warning("dr-host-unknown", ("spec", "host"), message)]
+    svc = index.registry.lookup(dr.host)
+    out = []
+    for sub in dr.subsets:
+        if svc is not None and index.registry.selects_workload(svc, sub.labels) is False:
+            out.append(
+                dr.resource.warning(
                     "dr-subset-no-workload",
                     (*sub.path, "labels"),
                     f"subset {sub.name!r} selects no known workload of {dr.host}; "
                     "requests routed to it get 503 (no healthy upstream)",
                 )
+            )
+    return out

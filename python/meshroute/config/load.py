@@ -318,21 +318,27 @@ def load_paths(paths: Iterable[str | os.PathLike[str]]) -> LoadResult:
     """Read every YAML document under ``paths`` into resources; problems become diagnostics."""
     result = LoadResult()
     for path, problem in iter_files(paths):
-        if problem:
-            result.diagnostics.append(_file_diag(path, None, "file-unreadable", problem))
-            continue
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:
-            result.diagnostics.append(_file_diag(path, None, "file-unreadable", str(exc.strerror)))
-            continue
-        if len(data) > MAX_FILE_BYTES:
-            msg = f"file larger than {MAX_FILE_BYTES} bytes"
-            result.diagnostics.append(_file_diag(path, None, "file-too-large", msg))
-            continue
-        load_text(data, path, result)
+        data = read_file(path, problem)
+        if isinstance(data, Diagnostic):
+            result.diagnostics.append(data)
+        else:
+            load_text(data, path, result)
     return result
+
+
+def read_file(path: str, problem: str | None = None) -> bytes | Diagnostic:
+    """The bytes of a config file, or the diagnostic that says why there are none (``problem``:
+    what :func:`iter_files` found wrong with the path)."""
+    if problem:
+        return _file_diag(path, None, "file-unreadable", problem)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return _file_diag(path, None, "file-unreadable", str(exc.strerror))
+    if len(data) > MAX_FILE_BYTES:
+        return _file_diag(path, None, "file-too-large", f"file larger than {MAX_FILE_BYTES} bytes")
+    return data
 
 
 def load_text(data: bytes | str, file: str, result: LoadResult | None = None) -> LoadResult:
@@ -370,6 +376,17 @@ def load_text(data: bytes | str, file: str, result: LoadResult | None = None) ->
             continue
         _add_document(doc, file, node.start_mark.line + 1, conv.positions, conv.duplicates, result)
     return result
+
+
+def load_fast(text: str, file: str) -> LoadResult | None:
+    """:func:`load_text` of ``text`` when PyYAML alone can parse it, else None (then
+    :func:`load_text` would parse the whole stream with ruamel, which may read every document of
+    it differently): what a per-document reader needs to agree with a whole-file one."""
+    result = LoadResult()
+    try:
+        return result if _load_fast(text, file, result) else None
+    except Exception:  # any other parser failure: load_text reports it
+        return None
 
 
 def _load_fast(text: str, file: str, result: LoadResult) -> bool:

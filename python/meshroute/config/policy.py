@@ -110,6 +110,31 @@ class DestinationRules:
         private = {r.host for r in self.rules if r.export_to and "*" not in r.export_to}
         self._varying = None if any(is_wildcard(h) for h in private) else private
 
+    def replace(self, old: DestinationRuleInfo, new: DestinationRuleInfo) -> None:
+        """Put ``new`` where ``old`` is (an edit that keeps the host, namespace, ``exportTo`` and
+        selector, so nothing but that host's lookups can change): what an incremental compile
+        (:mod:`meshroute.config.session`) needs instead of a new index."""
+        if (old.host, old.namespace, old.export_to, old.has_selector) != (
+            new.host,
+            new.namespace,
+            new.export_to,
+            new.has_selector,
+        ):
+            raise ValueError("replace() keeps the host, namespace, exportTo and selector")
+        if old.has_selector:
+            return  # left out of lookups (see __init__)
+
+        def swap(rules: list[DestinationRuleInfo]) -> None:
+            rules[next(i for i, r in enumerate(rules) if r is old)] = new
+
+        swap(self.rules)
+        swap(self._by_host[old.namespace][old.host])
+        if is_wildcard(old.host):  # any host's lookup may have found it
+            swap(self._wildcards[old.namespace])
+            self._cache.clear()
+        for key in [k for k in self._cache if k[0] == old.host]:
+            del self._cache[key]
+
     def varying_hosts(self) -> set[str] | None:
         """Hosts of the rules not exported everywhere: the only hosts whose rule a client without
         rules of its own (none for the host, no wildcard one, not the root namespace) can see

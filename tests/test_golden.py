@@ -10,8 +10,8 @@ Each case is a directory ``tests/golden/<case>/`` with
     ``reviews``). ``inline``: a list of extra documents, applied after the files.
 ``istio`` (optional): for a case transcribed from an Istio test that checks virtual-host domain
     lists, ``namespace`` (the sidecar's), ``vhosts`` (Istio's expected domain lists, each exactly
-    one vhost's, in order) and ``complete: true`` when those are every vhost of the sidecar's
-    view (:func:`test_istio_vhost_domains`).
+    one vhost's, in order), ``complete: true`` when those are every vhost of the sidecar's
+    view, and ``absent`` (domains the test expects no vhost to have) (:func:`test_istio_vhost_domains`).
 ``calls.yaml``
     A list of requests: ``name`` (unique), ``host``, and optionally ``path``, ``method``, ``headers``
     (mapping or list of ``[name, value]`` pairs), ``scheme``, ``port``, ``gateway``,
@@ -141,7 +141,8 @@ ISTIO_CASES = [
 @pytest.mark.parametrize("case", ISTIO_CASES)
 def test_istio_vhost_domains(case: str) -> None:
     """The domain lists of an Istio test, exactly and in Istio's order, in the sidecar view of its
-    namespace (each domain is also routed by the case's calls)."""
+    namespace (each domain is also routed by the case's calls), and the domains it expects no vhost
+    of that view to have."""
     from meshroute.compile import expand_vhost_pool
 
     want = yaml.safe_load((GOLDEN / case / "config.yaml").read_text())["istio"]
@@ -151,10 +152,13 @@ def test_istio_vhost_domains(case: str) -> None:
     namespaces = ir["mesh"]["namespaces"]
     view_id = namespaces[want["namespace"]]["default_view"]
     got = [vhost["domains"] for vhost in ir["views"][view_id]["vhosts"]]
-    for domains in want["vhosts"]:
+    for domains in want.get("vhosts", []):
         assert domains in got, f"{case}: no vhost with exactly {domains}; vhosts: {got}"
     if want.get("complete"):
         assert sorted(got) == sorted(want["vhosts"])
+    present = {domain for domains in got for domain in domains}
+    for domain in want.get("absent", []):
+        assert domain not in present, f"{case}: {domain} is a domain of a vhost; vhosts: {got}"
 
 
 def update_expected(path: Path, results: Mapping[str, dict[str, Any]]) -> None:

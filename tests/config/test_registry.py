@@ -115,3 +115,56 @@ spec:
     plain = reg.lookup("plain.default.svc.cluster.local")
     assert plain is not None
     assert reg.selects_workload(plain, {"version": "v1"}) is None  # nothing known about workloads
+
+
+EXTERNAL_NAMES = """
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: x}
+spec: {type: ExternalName, externalName: b.y.svc.cluster.local}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b, namespace: y}
+spec: {type: ExternalName, externalName: Concrete.default.svc.cluster.local, ports: [{port: 80, name: http}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: concrete, namespace: default}
+spec: {clusterIP: 10.0.0.1, ports: [{port: 80, name: http}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: loop1, namespace: x}
+spec: {type: ExternalName, externalName: loop2.x.svc.cluster.local}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: loop2, namespace: x}
+spec: {type: ExternalName, externalName: loop1.x.svc.cluster.local}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless, namespace: x}
+spec: {type: ExternalName, externalName: concrete.default.svc.cluster.local, clusterIP: None}
+"""
+
+
+def test_external_name_services_are_aliases_of_what_they_resolve_to() -> None:
+    # semantics §13: chains are followed, loops resolve to nothing, aliases listed by (ns, host);
+    # clusterIP None makes a headless service of it, as in Istio.
+    reg = build_registry(resources(EXTERNAL_NAMES))
+    concrete = reg.lookup("concrete.default.svc.cluster.local")
+    assert concrete is not None and not concrete.is_alias
+    assert concrete.aliases == ("a.x.svc.cluster.local", "b.y.svc.cluster.local")
+    alias = reg.lookup("b.y.svc.cluster.local")
+    assert (
+        alias is not None and alias.is_alias and alias.external_name == "concrete.default.svc.cluster.local"
+    )
+    assert reg.alias_target("a.x.svc.cluster.local") is concrete
+    assert reg.alias_target("loop1.x.svc.cluster.local") is None
+    assert "loop1.x.svc.cluster.local" not in reg.alias_targets
+    headless = reg.lookup("headless.x.svc.cluster.local")
+    assert headless is not None and headless.headless and not headless.is_alias
+    assert reg.has_aliases
+    assert not build_registry(resources(service("plain"))).has_aliases

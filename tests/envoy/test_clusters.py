@@ -300,3 +300,20 @@ def test_lb_rust_without_a_module_path_uses_the_packaged_module(tmp_path: Path) 
     (policy,) = clusters(generated.config)[f"outbound|8000||{HOST}"]["load_balancing_policy"]["policies"]
     module = policy["typed_extension_config"]["typed_config"]["dynamic_module_config"]["module"]
     assert module == {"local": {"filename": str(module_path())}}
+
+
+def test_external_name_service_has_no_cluster(tmp_path: Path) -> None:
+    # semantics §13: an alias is routed to the clusters of the service it names.
+    text = (
+        SERVICE
+        + """
+---
+apiVersion: v1
+kind: Service
+metadata: {name: alias, namespace: other}
+spec: {type: ExternalName, externalName: httpbin.default.svc.cluster.local, ports: [{name: http, port: 8000}]}
+"""
+    )
+    names = set(clusters(generate(tmp_path, text).config))
+    assert f"outbound|8000||{HOST}" in names
+    assert not any("alias.other" in name for name in names)

@@ -167,23 +167,40 @@ def vhost_domains(
     *,
     headless: bool = False,
     addresses: Sequence[str] = (),
+    aliases: Sequence[str] = (),
 ) -> list[str]:
     """The virtual-host domains of a service on a sidecar of ``client_ns``, in Istio's order
-    (``generateVirtualHostDomains``): the host, its :func:`alt_hosts`, for a headless Kubernetes
-    service each of those again as ``*.`` wildcard (its pods' names), then the addresses it is
-    reached by (:func:`proxy_addresses`). No ``:port`` forms: sidecars ignore the port in host
-    matching (§1.1).
+    (``generateVirtualHostDomains``): the host and its :func:`alt_hosts`, then each of its
+    ``aliases`` (the ExternalName services naming it, §13) and that alias's alternative names, for
+    a headless Kubernetes service each of those again as ``*.`` wildcard (its pods' names), then
+    the addresses it is reached by (:func:`proxy_addresses`). No ``:port`` forms: sidecars ignore
+    the port in host matching (§1.1).
 
     >>> vhost_domains("db.prod.svc.cluster.local", "web", headless=True)[4:]
     ['*.db.prod.svc.cluster.local', '*.db.prod.svc.cluster.local.', '*.db.prod', '*.db.prod.svc']
     >>> vhost_domains("reviews.default.svc.cluster.local", "prod", addresses=["10.0.0.7"])[-1]
     '10.0.0.7'
+    >>> vhost_domains("db.prod.svc.cluster.local", "web", aliases=["pg.web.svc.cluster.local"])[4:]
+    ['pg.web.svc.cluster.local', 'pg.web.svc.cluster.local.', 'pg', 'pg.web.svc', 'pg.web']
     """
     domains = [ipv6_compliant(host), *alt_hosts(host, client_ns, domain)]
+    for alias in aliases:
+        domains += [ipv6_compliant(alias), *alt_hosts(alias, client_ns, domain)]
     if headless:
         domains += [f"*.{d}" for d in domains]
     domains += [ipv6_compliant(a) for a in proxy_addresses(addresses)]
     return domains
+
+
+def overlaps_any(pattern: str, hosts: Iterable[str]) -> bool:
+    """Whether a (wildcard) host pattern overlaps any of ``hosts`` (Istio ``host.Name.Matches``,
+    either way round): a wildcard VirtualService host that does is no host of its own on a
+    sidecar (§1.1).
+
+    >>> overlaps_any("*.cluster.local", ["a.ns.svc.cluster.local"]), overlaps_any("*.org", ["a.com"])
+    (True, False)
+    """
+    return any(intersect(pattern, host) for host in hosts)
 
 
 def gateway_ref(raw: str, namespace: str, domain: str = "cluster.local") -> str:

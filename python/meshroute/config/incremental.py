@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from meshroute.config.crosscheck import check_destination_rule, check_virtual_service
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.hosts import MESH, is_wildcard
+from meshroute.config.index import alias_destinations
 from meshroute.config.load import Resource
 from meshroute.config.model import VirtualServiceInfo, parse_virtual_service
 from meshroute.config.policy import DestinationRuleInfo, parse_destination_rule
@@ -89,7 +90,9 @@ class Incremental:
             recheck = self._routing_to(old_dr.host)
         kept = [d for d in state.diagnostics if not _owned(d, edit.old)]
         mine = [d for d in state.diagnostics if _owned(d, edit.old)]
-        allowed = VS_CODES | VS_COMPILE_CODES | VS_SHAPE_CODES if edit.new.kind == "VirtualService" else DR_CODES
+        allowed = (
+            VS_CODES | VS_COMPILE_CODES | VS_SHAPE_CODES if edit.new.kind == "VirtualService" else DR_CODES
+        )
         if any(d.code not in allowed for d in mine):
             raise NotIncremental(f"{_name(edit.new)} has diagnostics an edit alone cannot renew")
         # Decided: from here on the compilation changes.
@@ -98,10 +101,16 @@ class Incremental:
         self._renew_resources(new_files[edit.file].docs[edit.position + 1 :])
         if edit.new.kind == "VirtualService":
             cross = self._apply_vs(old, new, bound, patch)
-            cross += [dataclasses.replace(d, line=edit.new.line_of(d.path)) for d in mine if d.code in VS_SHAPE_CODES]
+            cross += [
+                dataclasses.replace(d, line=edit.new.line_of(d.path))
+                for d in mine
+                if d.code in VS_SHAPE_CODES
+            ]
         else:
             cross = self._apply_dr(old_dr, new_dr, patch)
-            kept = [d for d in kept if not (d.code in VS_CODES and any(_owned(d, vs.resource) for vs in recheck))]
+            kept = [
+                d for d in kept if not (d.code in VS_CODES and any(_owned(d, vs.resource) for vs in recheck))
+            ]
             for vs in recheck:
                 cross += check_virtual_service(vs, state.index)
         state.diagnostics = kept + cross
@@ -112,10 +121,17 @@ class Incremental:
     def _vs_shape(self, old: VirtualServiceInfo, res: Resource) -> tuple[VirtualServiceInfo, set[str]]:
         index = self.state.index
         new = parse_virtual_service(res, old.order[1], index.domain, index.mesh.virtual_service_export_to)
-        if (new.hosts, new.export_to, new.gateways, new.order) != (old.hosts, old.export_to, old.gateways, old.order):
+        if (new.hosts, new.export_to, new.gateways, new.order) != (
+            old.hosts,
+            old.export_to,
+            old.gateways,
+            old.order,
+        ):
             raise NotIncremental(f"{_name(res)}: hosts, exportTo, gateways or order changed")
         if old.is_delegate or _delegates(old) or _delegates(new):
             raise NotIncremental(f"{_name(res)}: delegation")
+        if index.registry.has_aliases:  # alias vhosts are built per view (config/views.py)
+            raise NotIncremental("ExternalName services are present")
         bound = _bound(new)
         if bound != index.bound_gateways(old):
             raise NotIncremental(f"{_name(res)}: the gateways its routes bind changed")
@@ -131,7 +147,10 @@ class Incremental:
         key = f"{new.namespace}/{new.name}"
         _swap(index.virtual_services, old, new)
         self._replaced(old, new)
-        index.merged[key] = list(enumerate(new.http))
+        merged: list[tuple[int, Any]] = list(enumerate(new.http))
+        if index.registry.has_aliases:  # as build_index merges: alias destinations rewritten
+            merged = [(i, alias_destinations(route, index.registry)) for i, route in merged]
+        index.merged[key] = merged
         index._roots = index._by_name = index._mesh_public = None
         index._bound.pop(id(old), None)
         self._dest_hosts = None
@@ -195,13 +214,19 @@ class Incremental:
     def _dr_shape(self, old: DestinationRuleInfo, res: Resource) -> DestinationRuleInfo:
         index = self.state.index
         new = parse_destination_rule(res, index.domain, index.mesh.destination_rule_export_to)
-        if new is None or (new.host, new.export_to, new.has_selector) != (old.host, old.export_to, old.has_selector):
+        if new is None or (new.host, new.export_to, new.has_selector) != (
+            old.host,
+            old.export_to,
+            old.has_selector,
+        ):
             raise NotIncremental(f"{_name(res)}: host, exportTo or selector changed")
         if is_wildcard(new.host):
             raise NotIncremental(f"{_name(res)}: a wildcard host")
         return new
 
-    def _apply_dr(self, old: DestinationRuleInfo, new: DestinationRuleInfo, patch: _Patch) -> list[Diagnostic]:
+    def _apply_dr(
+        self, old: DestinationRuleInfo, new: DestinationRuleInfo, patch: _Patch
+    ) -> list[Diagnostic]:
         index = self.state.index
         _swap(index.destination_rules, old, new)
         self._replaced(old, new)
@@ -278,7 +303,8 @@ class Incremental:
         """The VS and DR models of a resource key (kept up to date as edits replace them)."""
         if self._infos is None:
             self._infos = {}
-            for info in (*self.state.index.virtual_services, *self.state.index.destination_rules):
+            models: list[Any] = [*self.state.index.virtual_services, *self.state.index.destination_rules]
+            for info in models:
                 self._infos.setdefault(info.resource.key, []).append(info)
         return self._infos.get(key, [])
 

@@ -276,9 +276,47 @@ def build_index(resources: Iterable[Resource], domain: str = DEFAULT_DOMAIN) -> 
         diagnostics=diags,
     )
     for vs in index.roots():
-        index.merged[_key(vs)] = merge_delegates(vs, index, index.diagnostics)
+        merged = merge_delegates(vs, index, index.diagnostics)
+        if index.registry.has_aliases:
+            merged = [(i, alias_destinations(route, index.registry)) for i, route in merged]
+        index.merged[_key(vs)] = merged
     index.diagnostics.extend(check_all(index))
     return index
+
+
+def alias_destinations(route: Route, registry: Registry) -> Route:
+    """``route`` with each destination (and mirror) that names an ExternalName alias declaring
+    a port sent to the host the alias names, on the alias's port when the destination gives
+    none and the alias has exactly one (Istio ``GetDestinationCluster``: the cluster of the named
+    service; an alias without ports is no service of the listener's port, so its own cluster,
+    which does not exist, stays: 503; semantics §13). ``route`` itself when nothing changes."""
+    changed = False
+
+    def target(dest: Any) -> Any:
+        nonlocal changed
+        host = dest.get("host") if isinstance(dest, Mapping) else None
+        svc = registry.lookup(host) if isinstance(host, str) else None
+        if svc is None or not svc.is_alias or not svc.ports:
+            return dest
+        changed = True
+        out = {**dest, "host": svc.external_name}
+        if not isinstance(dest.get("port"), Mapping) and len(svc.ports) == 1:
+            out["port"] = {"number": svc.ports[0].number}
+        return out
+
+    def item(entry: Any) -> Any:
+        if not isinstance(entry, Mapping):
+            return entry
+        return {**entry, "destination": target(entry.get("destination"))}
+
+    out = dict(route)
+    if isinstance(route.get("route"), list):
+        out["route"] = [item(d) for d in route["route"]]
+    if "mirror" in route:
+        out["mirror"] = target(route["mirror"])
+    if isinstance(route.get("mirrors"), list):
+        out["mirrors"] = [item(m) for m in route["mirrors"]]
+    return out if changed else route
 
 
 def merge_delegates(

@@ -4,7 +4,9 @@ Sources: Kubernetes ``Service`` (host ``name.ns.svc.<domain>``), ``Endpoints``/`
 (addresses), workload templates and ``Pod`` labels (only to tell whether a subset selects anything),
 ``ServiceEntry`` (hosts as written, incl. wildcards) with its ``endpoints`` or ``workloadSelector``
 over ``WorkloadEntry`` objects of its namespace; a Kubernetes Service's ``selector`` also selects
-WorkloadEntries of its namespace, as in Istio.
+WorkloadEntries of its namespace, as in Istio. A Kubernetes ``ExternalName`` Service is an alias of
+the host it names (semantics §13): it keeps its place in the registry, and the service it resolves
+to lists it in ``aliases``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,15 @@ class Service:
     # Cluster IPs (Kubernetes ``clusterIP``/``clusterIPs``) or ServiceEntry ``addresses``, as written.
     addresses: tuple[str, ...] = ()
     headless: bool = False  # a Kubernetes service with ``clusterIP: None`` (Istio: resolution Passthrough)
+    # A Kubernetes ExternalName service: the host it names, as written (lower-case); "" otherwise.
+    external_name: str = ""
+    # The hosts of the ExternalName services that resolve to this one, by (namespace, host) (§13).
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def is_alias(self) -> bool:
+        """An ExternalName service: no cluster and no vhost of its own (§13)."""
+        return bool(self.external_name)
 
     def port(self, number: int) -> ServicePort | None:
         return next((p for p in self.ports if p.number == number), None)
@@ -82,6 +93,9 @@ class Registry:
     _wildcards: tuple[Service, ...] = field(init=False, repr=False, compare=False)
     _visible: dict[str, tuple[Service, ...]] = field(init=False, repr=False, compare=False)
     all_public: bool = field(init=False, repr=False, compare=False)  # every service exported everywhere
+    # ExternalName alias host -> the host it resolves to (chains followed, loops left out; §13).
+    alias_targets: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    has_aliases: bool = field(init=False, repr=False, compare=False)  # some service is ExternalName
 
     def __post_init__(self) -> None:
         hosts: dict[str, list[Service]] = {}
@@ -92,6 +106,8 @@ class Registry:
         object.__setattr__(self, "_visible", {})
         public = all(not s.export_to or "*" in s.export_to for s in self.services)
         object.__setattr__(self, "all_public", public)
+        object.__setattr__(self, "alias_targets", resolve_aliases(self.services))
+        object.__setattr__(self, "has_aliases", any(svc.is_alias for svc in self.services))
 
     @property
     def hosts(self) -> Mapping[str, tuple[Service, ...]]:
@@ -107,6 +123,12 @@ class Registry:
             if client_ns is None or svc.visible_from(client_ns):
                 return svc
         return None
+
+    def alias_target(self, host: str) -> Service | None:
+        """For an ExternalName alias host, the service it resolves to (the first entry of that
+        host, whatever its exportTo); None for any other host or an alias of no service (§13)."""
+        target = self.alias_targets.get(host)
+        return self.lookup(target) if target is not None else None
 
     def knows(self, host: str) -> bool:
         """The host is a service, or lies within a wildcard ServiceEntry host."""
@@ -181,7 +203,50 @@ def build_registry(
     for res in entries:
         labels = _labels(_spec(res).get("labels"))
         workloads.setdefault(res.namespace, []).append(labels)
-    return Registry(tuple(k8s + external), {ns: tuple(v) for ns, v in workloads.items()})
+    return Registry(_with_aliases(k8s + external), {ns: tuple(v) for ns, v in workloads.items()})
+
+
+def resolve_aliases(services: Iterable[Service]) -> dict[str, str]:
+    """ExternalName alias host -> the host it finally names (Istio ``resolveServiceAliases``):
+    an alias naming another alias is followed to the first host that is no alias; a loop resolves
+    to nothing (Kubernetes DNS answers NXDOMAIN for it). Alias hosts are not namespaced in this
+    walk, as an ``externalName`` is not.
+
+    >>> res = lambda h, t: Service(h, "ns", "Kubernetes", (), None, external_name=t)  # type: ignore[arg-type]
+    >>> resolve_aliases([res("a.ns.svc.cluster.local", "b.ns.svc.cluster.local"),
+    ...                  res("b.ns.svc.cluster.local", "c.example.com"),
+    ...                  res("x.ns.svc.cluster.local", "y.ns.svc.cluster.local"),
+    ...                  res("y.ns.svc.cluster.local", "x.ns.svc.cluster.local")])
+    {'a.ns.svc.cluster.local': 'c.example.com', 'b.ns.svc.cluster.local': 'c.example.com'}
+    """
+    raw = {svc.host: svc.external_name for svc in services if svc.is_alias}
+    out: dict[str, str] = {}
+    for alias, target in raw.items():
+        seen = {alias}
+        while target in raw and target not in seen:
+            seen.add(target)
+            target = raw[target]
+        if target not in raw:
+            out[alias] = target
+    return out
+
+
+def _with_aliases(services: list[Service]) -> tuple[Service, ...]:
+    """``services`` with each one's ``aliases`` set: the ExternalName services resolving to its
+    host, ordered by namespace, then host (Istio sorts them so)."""
+    if not any(svc.is_alias for svc in services):
+        return tuple(services)
+    targets = resolve_aliases(services)
+    by_target: dict[str, list[tuple[str, str]]] = {}
+    for svc in services:
+        if svc.host in targets:
+            by_target.setdefault(targets[svc.host], []).append((svc.namespace, svc.host))
+    return tuple(
+        replace(svc, aliases=tuple(host for _, host in sorted(set(by_target[svc.host]))))
+        if svc.host in by_target
+        else svc
+        for svc in services
+    )
 
 
 def _spec(res: Resource) -> dict[str, Any]:
@@ -301,6 +366,9 @@ def _k8s_service(res: Resource, endpoints: tuple[Endpoint, ...], domain: str) ->
     if isinstance(first, str) and first and first not in ips:
         ips.insert(0, first)
     headless = isinstance(first, str) and first.lower() == "none"
+    # An ExternalName service is an alias of its target (§13); a headless one stays headless, as
+    # Istio lets clusterIP None decide the resolution last.
+    external = spec.get("externalName") if spec.get("type") == "ExternalName" and not headless else None
     return Service(
         host=f"{res.name}.{res.namespace}.svc.{domain}".lower(),
         namespace=res.namespace,
@@ -312,6 +380,7 @@ def _k8s_service(res: Resource, endpoints: tuple[Endpoint, ...], domain: str) ->
         endpoints=endpoints,
         addresses=tuple(ip for ip in ips if ip.lower() != "none"),
         headless=headless,
+        external_name=external.strip().lower() if isinstance(external, str) else "",
     )
 
 

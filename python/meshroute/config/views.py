@@ -1,11 +1,12 @@
 """Client-context views: one host index per sidecar context and per gateway port (docs/ir.md
 "View"), following semantics §2.16 step 1 (sidecars: one VS per host; gateways: merge per host,
-catch-all routes last) and §4 (gateway server host binding).
+catch-all routes last), §1.1 (which vhost a domain belongs to; wildcard VirtualService hosts),
+§4 (gateway server host binding) and §13 (ExternalName aliases).
 """
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from meshroute.config.hosts import (
     intersect,
     is_wildcard,
     narrower,
+    overlaps_any,
     vhost_domains,
 )
 from meshroute.config.httproute import Block, CompiledRoute, SourceCheck
@@ -52,11 +54,13 @@ class Shared:
     needs it (the IR then holds the same objects, so it serialises to the same text):
 
     - ``route_ids``: a VS's mesh route ids (they do not depend on the client);
-    - ``vhosts``: a vhost per (service, VS chosen, client in the service's namespace or not,
-      domains another vhost claims) — the short names are the only part of a service's domains
-      that depends on the client's namespace (:func:`~meshroute.config.hosts.alt_hosts`);
-    - ``domains``: a service's domains (and how many of them are alternative names) per
-      (service, client in its namespace or not);
+    - ``vhosts``: a vhost per (service, VS chosen, client namespace when it is one its names
+      have short forms in — the service's, or an alias's — else any other, domains another vhost
+      claims): the short names are the only part of a service's domains that depends on the
+      client's namespace (:func:`~meshroute.config.hosts.alt_hosts`);
+    - ``domains``: a service's :class:`_Domains` per (service, client namespace as above);
+    - ``covered``: whether a wildcard VS host overlaps a service of a view (§1.1), per (what the
+      view sees, host);
     - ``plain``: the vhosts of a client that sees every service and only the public mesh VSs
       (:class:`_Plain`): a namespace view that sees every service copies that list and replaces
       what differs for it — its own services (short name) and the hosts of the VSs exported to
@@ -66,24 +70,38 @@ class Shared:
     def __init__(self) -> None:
         self.route_ids: dict[str, list[int]] = {}
         self.vhosts: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.domains: dict[tuple[int, bool], tuple[list[str], int]] = {}
+        self.domains: dict[tuple[int, str], _Domains] = {}
+        self.covered: dict[tuple[Any, str], bool] = {}
         self.plain: _Plain | None = None
 
 
 _NONE: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class _Domains:
+    """A service's domains on a sidecar (:func:`vhost_domains`), which of them are alternative
+    names (Istio drops one equal to another service's host), and the alias each domain coming
+    from an ExternalName alias belongs to (§13)."""
+
+    listed: list[str]
+    alternatives: frozenset[str]
+    owners: Mapping[str, str]
+
+
 @dataclass
 class _Claims:
     """What may claim a service's alternative domain before its own vhost does, in one view
     (Istio ``dedupeDomains``, which keeps the first vhost's claim): the hosts of the services the
-    view sees (an alternative name equal to another service's host is that service's), and the
+    view sees (an alternative name equal to another service's host is that service's), the
     VirtualService hosts that are no service (Istio builds each VS's non-service hosts before its
-    services, and VSs before services without one)."""
+    services, and VSs before services without one), and the ExternalName aliases with a vhost of
+    their own here, each with the VS routing it (§13)."""
 
     services: Container[str]
     picker: HostPicker
     candidates: Sequence[VirtualServiceInfo]
+    aliases: Mapping[str, VirtualServiceInfo] = field(default_factory=dict)
     _rank: dict[int, int] | None = field(default=None, repr=False)
 
     def vs_host(self, host: str) -> VirtualServiceInfo | None:
@@ -97,6 +115,24 @@ class _Claims:
         if self._rank is None:
             self._rank = {id(v): i for i, v in enumerate(self.candidates)}
         return self._rank.get(id(vs), len(self.candidates))
+
+    def first(
+        self, vs: VirtualServiceInfo, host: str, other: VirtualServiceInfo | None, other_host: str
+    ) -> bool:
+        """Whether the vhost of ``host`` routed by ``vs`` is built before that of ``other_host``
+        (routed by ``other``, None: no VS): VSs in precedence order, services without one last;
+        the services of one VS in the order it names them, those only a wildcard of it covers
+        after (Istio leaves their order open; here by host)."""
+        if other is None:
+            return True
+        if vs is not other:
+            return self.rank(vs) < self.rank(other)
+        hosts = vs.hosts
+
+        def position(h: str) -> tuple[int, str]:
+            return (hosts.index(h) if h in hosts else len(hosts), h)
+
+        return position(host) < position(other_host)
 
 
 @dataclass
@@ -122,6 +158,8 @@ def _plain_ok(index: ConfigIndex, ctx: Context) -> list[VirtualServiceInfo] | No
     sidecar = ctx.sidecar
     if (sidecar is not None and sidecar.egress is not None) or not index.registry.all_public:
         return None
+    if index.registry.has_aliases:  # an alias's vhost depends on the VS the view picks for it
+        return None
     local = index.mesh_local_candidates(ctx.namespace, sidecar)
     if any(is_wildcard(host) for vs in local for host in vs.hosts):
         return None
@@ -141,31 +179,59 @@ class _Builder:
             ids = self.memo.route_ids[key] = _mesh_routes(self.tables, self.compiled.get(key, ()))
         return ids
 
-    def domains(self, svc: Service, ns: str) -> tuple[list[str], int]:
-        """The domains of ``svc`` on a sidecar of ``ns`` (:func:`vhost_domains`) and how many
-        after the first are alternative names (:func:`alt_hosts`)."""
+    def client(self, svc: Service, ns: str) -> str:
+        """``ns`` when some name of ``svc`` (its host, an alias's) has short forms there, else
+        :data:`OTHER_NAMESPACE`: the client namespaces that see the same domains of ``svc``."""
         domain = self.index.domain
-        own = alias_namespace(svc.host, domain) == ns
-        key = (id(svc), own)  # the service lives as long as the index
+        if alias_namespace(svc.host, domain) == ns:
+            return ns
+        if any(alias_namespace(alias, domain) == ns for alias in svc.aliases):
+            return ns
+        return OTHER_NAMESPACE
+
+    def domains(self, svc: Service, ns: str) -> _Domains:
+        """The domains of ``svc`` on a sidecar of ``ns`` (:func:`vhost_domains`), its
+        alternative names (:func:`alt_hosts`) and the alias of each domain an alias gives it."""
+        domain = self.index.domain
+        client = self.client(svc, ns)
+        key = (id(svc), client)  # the service lives as long as the index
         found = self.memo.domains.get(key)
         if found is None:
-            client = ns if own else OTHER_NAMESPACE
-            listed = vhost_domains(svc.host, client, domain, headless=svc.headless, addresses=svc.addresses)
-            found = self.memo.domains[key] = (listed, len(alt_hosts(svc.host, client, domain)))
+            listed = vhost_domains(
+                svc.host,
+                client,
+                domain,
+                headless=svc.headless,
+                addresses=svc.addresses,
+                aliases=svc.aliases,
+            )
+            alternatives = set(alt_hosts(svc.host, client, domain))
+            owners: dict[str, str] = {}
+            for alias in svc.aliases:
+                names = alt_hosts(alias, client, domain)
+                alternatives.update(names)
+                for name in (alias, *names):
+                    owners.setdefault(name, alias)
+            found = self.memo.domains[key] = _Domains(listed, frozenset(alternatives), owners)
         return found
 
     def dropped(
         self, svc: Service, vs: VirtualServiceInfo | None, ns: str, claims: _Claims
     ) -> frozenset[str]:
         """The domains of ``svc`` another vhost of the view claims first (:class:`_Claims`): an
-        alternative name that is another service's host, and a domain that is a VS's non-service
-        host when that VS comes before the one routing ``svc`` (or ``svc`` has none)."""
-        listed, alternatives = self.domains(svc, ns)
+        alternative name that is another service's host, a domain that is a VS's non-service
+        host when that VS comes before the one routing ``svc`` (or ``svc`` has none), and the
+        names of an alias of ``svc`` whose own vhost comes first (§13)."""
+        found = self.domains(svc, ns)
         out: list[str] = []
-        for i in range(1, len(listed)):
-            name = listed[i]
+        for name in found.listed[1:]:
+            alias = found.owners.get(name)
+            alias_vs = claims.aliases.get(alias) if alias is not None else None
+            if alias is not None and alias_vs is not None and claims.first(alias_vs, alias, vs, svc.host):
+                out.append(name)
+                continue
             if name in claims.services:
-                if i <= alternatives:
+                if name in found.alternatives:
                     out.append(name)
                 continue
             owner = claims.vs_host(name)
@@ -176,17 +242,18 @@ class _Builder:
     def service(
         self, svc: Service, vs: VirtualServiceInfo | None, ns: str, drop: frozenset[str] = _NONE
     ) -> dict[str, Any]:
-        """The vhost of ``svc`` routed by ``vs`` for clients in ``ns``, without ``drop``."""
-        own = alias_namespace(svc.host, self.index.domain) == ns
-        key = (id(svc), id(vs), own, drop)  # both live as long as the index
+        """The vhost of ``svc`` routed by ``vs`` for clients in ``ns``, without ``drop``. An
+        ExternalName alias's default route is that of the service it names (§13)."""
+        key = (id(svc), id(vs), self.client(svc, ns), drop)  # both live as long as the index
         vhost = self.memo.vhosts.get(key)
         if vhost is None:
-            listed, _ = self.domains(svc, ns)
+            listed = self.domains(svc, ns).listed
+            target = self.index.registry.alias_target(svc.host) if svc.is_alias else svc
             vhost = self.memo.vhosts[key] = {
                 "domains": [d for d in listed if d not in drop] if drop else list(listed),
                 "routes": self.routes_of(vs) if vs else [],
-                "default_target": self.tables.target(svc.host, None, None),
-                "default_port": svc.single_port,
+                "default_target": self.tables.target(target.host, None, None) if target else None,
+                "default_port": target.single_port if target else None,
             }
         return vhost
 
@@ -205,18 +272,42 @@ class _Builder:
 
 
 def _extra_hosts(
-    candidates: Sequence[VirtualServiceInfo], picker: HostPicker, taken: set[str]
+    candidates: Sequence[VirtualServiceInfo],
+    picker: HostPicker,
+    taken: set[str],
+    covered: Callable[[str], bool],
 ) -> list[tuple[str, VirtualServiceInfo]]:
     """VS hosts that are not services (external names, wildcards): the first VS by precedence.
-    Adds them to ``taken``."""
+    A wildcard host that ``covered`` says overlaps a service of the view is none: the services
+    it covers take its routes, other names under it go to the catch-all (§1.1). Adds them to
+    ``taken``."""
     out = []
     for vs in candidates:
         for host in vs.hosts:
-            if host in taken or (not is_wildcard(host) and picker.pick(host) is not vs):
+            if host in taken or (covered(host) if is_wildcard(host) else picker.pick(host) is not vs):
                 continue
             taken.add(host)
             out.append((host, vs))
     return out
+
+
+def _coverage(index: ConfigIndex, memo: Shared, ctx: Context) -> Callable[[str], bool]:
+    """Whether a wildcard VS host overlaps a service the view sees (Istio: a service of the
+    listener's port, so one with a port; an ExternalName alias only when it declares one), each
+    answer kept in ``memo`` for the views that see the same services."""
+    sidecar = ctx.sidecar
+    everyone = index.registry.all_public and (sidecar is None or sidecar.egress is None)
+    seen: Any = "*" if everyone else (ctx.namespace, id(sidecar))
+
+    def covered(host: str) -> bool:
+        key = (seen, host)
+        found = memo.covered.get(key)
+        if found is None:
+            services = index.visible_services(ctx.namespace, sidecar)
+            found = memo.covered[key] = overlaps_any(host, (s.host for s in services if s.ports))
+        return found
+
+    return covered
 
 
 def _plain(index: ConfigIndex, build: _Builder) -> _Plain:
@@ -236,7 +327,7 @@ def _plain(index: ConfigIndex, build: _Builder) -> _Plain:
         drop = build.dropped(svc, vs, OTHER_NAMESPACE, claims)
         picks.append(vs)
         drops.append(drop)
-        taken.update(d for d in build.domains(svc, OTHER_NAMESPACE)[0] if d not in drop)
+        taken.update(d for d in build.domains(svc, OTHER_NAMESPACE).listed if d not in drop)
     return _Plain(
         services=services,
         picks=picks,
@@ -269,13 +360,19 @@ def mesh_view(
     else:
         vhosts, taken = [], set()
         visible = index.visible_services(ns, ctx.sidecar)
-        claims = _Claims({svc.host for svc in visible}, picker, candidates)
+        claims = _claims(visible, picker, candidates)
         for svc in visible:
             vs = picker.pick(svc.host)
-            vhost = build.service(svc, vs, ns, build.dropped(svc, vs, ns, claims))
+            if svc.is_alias:
+                vhost = _alias_vhost(index, build, svc, ns, claims)
+                if vhost is None:
+                    continue
+            else:
+                vhost = build.service(svc, vs, ns, build.dropped(svc, vs, ns, claims))
             vhosts.append(vhost)
             taken.update(vhost["domains"])
-    vhosts += [build.host(host, vs) for host, vs in _extra_hosts(candidates, picker, taken)]
+    covered = _coverage(index, memo, ctx)
+    vhosts += [build.host(host, vs) for host, vs in _extra_hosts(candidates, picker, taken, covered)]
     return {
         "gateway": 0,
         "namespace": ns if ns in index.namespaces else OTHER_NAMESPACE,
@@ -285,6 +382,39 @@ def mesh_view(
         "unknown_host": ctx.sidecar.unknown_host if ctx.sidecar else index.mesh.unknown_host,
         "vhosts": vhosts,
     }
+
+
+def _claims(
+    visible: Sequence[Service], picker: HostPicker, candidates: Sequence[VirtualServiceInfo]
+) -> _Claims:
+    """The :class:`_Claims` of a view that sees ``visible``. An ExternalName alias counts as a
+    service host only when it declares a port (Istio: a service of the listener's port); one
+    that also has a VS has a vhost of its own (§13)."""
+    aliases = {
+        svc.host: vs
+        for svc in visible
+        if svc.is_alias and svc.ports and (vs := picker.pick(svc.host)) is not None
+    }
+    hosts = {svc.host for svc in visible if svc.ports or not svc.is_alias}
+    return _Claims(hosts, picker, candidates, aliases)
+
+
+def _alias_vhost(
+    index: ConfigIndex, build: _Builder, alias: Service, ns: str, claims: _Claims
+) -> dict[str, Any] | None:
+    """The vhost of an ExternalName alias, which it has only when it declares a port and a VS
+    routes it, and the service it names does not claim its names first (§13); None otherwise
+    (its names are then domains of the service it names)."""
+    vs = claims.aliases.get(alias.host)
+    if vs is None:
+        return None
+    target = index.registry.alias_target(alias.host)
+    if target is not None and target.host in claims.services:
+        target_vs = claims.picker.pick(target.host)
+        if target_vs is not None and claims.first(target_vs, target.host, vs, alias.host):
+            return None
+    vhost = build.service(alias, vs, ns, build.dropped(alias, vs, ns, claims))
+    return vhost if vhost["domains"] else None
 
 
 def _plain_vhosts(
@@ -320,7 +450,7 @@ def _plain_vhosts(
             chosen = picker.pick(svc.host)
             drop = build.dropped(svc, chosen, ns, claims)
             vhost = build.service(svc, chosen, ns, drop)
-            foreign = build.domains(svc, OTHER_NAMESPACE)[0]
+            foreign = build.domains(svc, OTHER_NAMESPACE).listed
             taken.difference_update(d for d in foreign if d not in plain.drops[i])
             taken.update(vhost["domains"])  # adds the short name of an own service
         else:
@@ -336,7 +466,7 @@ def _domain_positions(plain: _Plain, build: _Builder) -> dict[str, int]:
     if plain.domain_positions is None:
         found: dict[str, int] = {}
         for i, svc in enumerate(plain.services):
-            for d in build.domains(svc, OTHER_NAMESPACE)[0][1:]:
+            for d in build.domains(svc, OTHER_NAMESPACE).listed[1:]:
                 found.setdefault(d, i)
         plain.domain_positions = found
     return plain.domain_positions

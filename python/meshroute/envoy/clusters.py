@@ -7,6 +7,10 @@ client proxy its own clusters with the DestinationRule found from *its* namespac
 must be unique, so the subset-less cluster takes the policy seen from ``--source-namespace`` (else
 from the service's own namespace), and each subset the policy of the first client namespace whose
 lookup defines that subset (that namespace, then Gateway namespaces, then every other namespace).
+
+An ExternalName service has no cluster (semantics §13): requests to its names are routed to the
+clusters of the service it names, or, when it names no service, as any unknown host is (the
+Passthrough or BlackHole cluster).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from meshroute.config.hosts import is_ip
 from meshroute.config.index import ConfigIndex
 from meshroute.config.policy import Policy, effective_policy
 from meshroute.config.registry import Service, ServicePort
+from meshroute.config.validate.destination_rule import LOAD_BALANCER_ANNOTATION
 from meshroute.envoy.common import UNLIMITED, Json, duration, endpoint_address, pipe_path, typed
 from meshroute.envoy.endpoints import Discovery, Weights, discover
 from meshroute.envoy.module import lb_policy_config, load_balancing_policy
@@ -72,6 +77,8 @@ def service_clusters(index: ConfigIndex, options: Options) -> Built:
         if svc.host in seen:
             continue
         seen.add(svc.host)
+        if svc.is_alias:  # an alias of another service: no cluster of its own (§13)
+            continue
         primary = options.source_namespace or svc.namespace
         clients = list(dict.fromkeys([primary, *gateway_namespaces, *index.namespaces]))
         for port in svc.ports:
@@ -139,6 +146,11 @@ def build_cluster(
             warnings.append("warmup (slow start) is not applied by the meshroute balancer (--lb rust)")
     else:
         cluster.update(load_balancer(lb))
+        if lb.get(LOAD_BALANCER_ANNOTATION):
+            warnings.append(
+                f"{LOAD_BALANCER_ANNOTATION}: {lb[LOAD_BALANCER_ANNOTATION]} needs the meshroute balancer "
+                f"(--lb rust); Envoy's own balancer uses {cluster['lb_policy']}"
+            )
     if not passthrough:
         cluster["load_assignment"] = {
             "cluster_name": name,

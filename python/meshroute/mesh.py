@@ -135,6 +135,57 @@ def table_from_ir_json(ir_json: str, diagnostics: Iterable[Diagnostic] = ()) -> 
         raise ConfigError([*diagnostics, diag]) from None
 
 
+def table_from_patch(
+    table: RouteTable, patch_json: str, diagnostics: Iterable[Diagnostic] = ()
+) -> RouteTable:
+    """``table`` with an IR patch applied (docs/ir.md "Patch"; the core works without the GIL);
+    a patch the core rejects raises ConfigError with ``diagnostics`` plus the reason, and
+    ``table`` is left as it was."""
+    try:
+        return table.patched(patch_json)
+    except CompileError as exc:
+        diag = Diagnostic(Severity.ERROR, "compile-failed", f"route table patch rejected: {exc}")
+        raise ConfigError([*diagnostics, diag]) from None
+
+
+class MeshSession:
+    """Config files kept loaded: :meth:`refresh` gives the :class:`Mesh` of the files as they are
+    now, patching the previous table when the edit allows (docs/incremental.md).
+
+    >>> session = MeshSession(bookinfo_path())
+    >>> mesh = session.refresh()
+    >>> session.refresh() is mesh, session.last.kind
+    (True, 'unchanged')
+    """
+
+    def __init__(self, *paths: str | os.PathLike[str], domain: str = "cluster.local") -> None:
+        from meshroute.config.session import ConfigSession
+
+        self.config = ConfigSession(paths, domain=domain)
+        self.mesh: Mesh | None = None
+        self.last: Any = None  # the last refresh's meshroute.config.session.Update
+        self._tag: tuple[str, int] | None = None  # the session version self.mesh was built from
+
+    def refresh(self) -> Mesh:
+        """The mesh of the files now. Raises :class:`meshroute.ConfigError` when they have
+        errors; the previous mesh stays :attr:`mesh`."""
+        from meshroute.compile import ir_json
+
+        before = self.config.tag
+        update = self.last = self.config.refresh()
+        analysis = update.analysis
+        if update.kind == "unchanged" and self.mesh is not None and self._tag == before:
+            return self.mesh
+        if not analysis.ok or analysis.ir is None:
+            raise ConfigError(analysis.diagnostics)
+        if update.kind == "patch" and self.mesh is not None and self._tag == before:
+            table = table_from_patch(self.mesh.table, json.dumps(update.patch), analysis.diagnostics)
+        else:
+            table = table_from_ir_json(ir_json(analysis.ir), analysis.diagnostics)
+        self.mesh, self._tag = Mesh(table, analysis), self.config.tag
+        return self.mesh
+
+
 def bookinfo_path() -> str:
     """Path of the Bookinfo config shipped in the package (Kubernetes services, DestinationRules,
     the ingress Gateway and the request-routing VirtualServices)."""

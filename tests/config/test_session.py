@@ -1,5 +1,6 @@
-"""ConfigSession: after any sequence of edits, the diagnostics are those of a full load of the same
-files and every request is routed as a table built from a full load routes it.
+"""ConfigSession / MeshSession: after any sequence of edits, the diagnostics are those of a full
+load of the same files, and the session's table — patched by the Rust core after an edit compiled
+alone — routes every request as a table built from a full load does.
 
 Edits are drawn from a seeded generator over the generated mesh (``meshroute bench --scale``'s
 ``edge`` variant: Gateways, Sidecars, exportTo, a client-side DestinationRule, warnings). Some keep
@@ -22,6 +23,8 @@ from meshroute.bench.scale import write_mesh
 from meshroute.compile import ir_json
 from meshroute.config import analyze
 from meshroute.config.session import ConfigSession
+from meshroute.errors import ConfigError
+from meshroute.mesh import MeshSession
 
 SERVICES = 60
 NAMESPACES = 20
@@ -36,9 +39,17 @@ def _requests(n: int) -> list[dict[str, Any]]:
             out.append({"host": host, "headers": {"end-user": "jason"}, "source_namespace": source})
         out.append({"host": host, "path": "/", "source_namespace": "ns1", "seed": 3})
         g = (i // 10) % 3
-        out.append({"host": f"svc{i}.edge{g}.example.com", "gateway": "istio-system/edge" + str(g), "port": 80})
-        out.append({"host": f"svc{i}.edge{g}.example.com", "gateway": f"istio-system/edge{g}", "port": 80,
-                    "headers": {"x-canary": "1"}})
+        out.append(
+            {"host": f"svc{i}.edge{g}.example.com", "gateway": "istio-system/edge" + str(g), "port": 80}
+        )
+        out.append(
+            {
+                "host": f"svc{i}.edge{g}.example.com",
+                "gateway": f"istio-system/edge{g}",
+                "port": 80,
+                "headers": {"x-canary": "1"},
+            }
+        )
     out.append({"host": "api.ext.example.com", "headers": {"x-version": "v9"}, "source_namespace": "ns0"})
     return out
 
@@ -67,8 +78,12 @@ def _sub_nth(pattern: str, text: str, rng: random.Random, repl: Callable[[re.Mat
 
 def weights(text: str, rng: random.Random) -> str | None:
     w = rng.randrange(0, 101)
-    return _sub_nth(r"weight: 90\}, \{destination: \{host: (\w+), subset: v2\}, weight: 10", text, rng,
-                    lambda m: f"weight: {w}}}, {{destination: {{host: {m[1]}, subset: v2}}, weight: {100 - w}")
+    return _sub_nth(
+        r"weight: 90\}, \{destination: \{host: (\w+), subset: v2\}, weight: 10",
+        text,
+        rng,
+        lambda m: f"weight: {w}}}, {{destination: {{host: {m[1]}, subset: v2}}, weight: {100 - w}",
+    )
 
 
 def header_value(text: str, rng: random.Random) -> str | None:
@@ -77,12 +92,18 @@ def header_value(text: str, rng: random.Random) -> str | None:
 
 def new_subset_route(text: str, rng: random.Random) -> str | None:
     # a route to a subset no route used before (a new target), sometimes one no DR defines
-    return _sub_nth(r"subset: v2\}\}\]", text, rng, lambda m: f"subset: {rng.choice(['v1', 'v3', 'v2'])}}}}}]")
+    return _sub_nth(
+        r"subset: v2\}\}\]", text, rng, lambda m: f"subset: {rng.choice(['v1', 'v3', 'v2'])}}}}}]"
+    )
 
 
 def subset_names(text: str, rng: random.Random) -> str | None:
-    return _sub_nth(r"\{name: v2, labels: \{version: v2\}\}", text, rng,
-                    lambda m: f"{{name: {rng.choice(['v2', 'v3'])}, labels: {{version: v2}}}}")
+    return _sub_nth(
+        r"\{name: v2, labels: \{version: v2\}\}",
+        text,
+        rng,
+        lambda m: f"{{name: {rng.choice(['v2', 'v3'])}, labels: {{version: v2}}}}",
+    )
 
 
 def pool_size(text: str, rng: random.Random) -> str | None:
@@ -111,15 +132,36 @@ def fix_timeout(text: str, rng: random.Random) -> str | None:
 
 
 def service_port(text: str, rng: random.Random) -> str | None:  # not a VS or DR: full compile
-    return _sub_nth(r"ports: \[\{port: 8080, name: http\}\]", text, rng,
-                    lambda m: "ports: [{port: 8080, name: http}, {port: 9090, name: http-b}]")
+    return _sub_nth(
+        r"ports: \[\{port: 8080, name: http\}\]",
+        text,
+        rng,
+        lambda m: "ports: [{port: 8080, name: http}, {port: 9090, name: http-b}]",
+    )
 
 
 EDITS: list[Edit] = [
-    weights, weights, header_value, new_subset_route, subset_names, pool_size, extra_lines, drop_lines,
-    rename_host, bad_timeout, service_port,
+    weights,
+    weights,
+    header_value,
+    new_subset_route,
+    subset_names,
+    pool_size,
+    extra_lines,
+    drop_lines,
+    rename_host,
+    bad_timeout,
+    service_port,
 ]
-FAST = {"weights", "header_value", "new_subset_route", "subset_names", "pool_size", "extra_lines", "drop_lines"}
+FAST = {
+    "weights",
+    "header_value",
+    "new_subset_route",
+    "subset_names",
+    "pool_size",
+    "extra_lines",
+    "drop_lines",
+}
 
 
 @pytest.fixture(scope="module")
@@ -133,11 +175,13 @@ def test_random_edits_agree_with_a_full_load(tmp_path: Path, requests: list[dict
     # A second VS for svc0's host (vs-duplicate-mesh-host on both): edits move and change it.
     text = ns_files[0].read_text()
     vs = text[text.index("kind: VirtualService") : text.index("---", text.index("kind: VirtualService"))]
-    ns_files[0].write_text(text + "---\napiVersion: networking.istio.io/v1\n" + vs.replace("name: svc0,", "name: svc0-copy,"))
+    ns_files[0].write_text(
+        text + "---\napiVersion: networking.istio.io/v1\n" + vs.replace("name: svc0,", "name: svc0-copy,")
+    )
     ns_files += [ns_files[0]] * 4  # edited more often
-    session = ConfigSession([tmp_path])
-    first = session.refresh()
-    assert first.kind == "full" and first.analysis.ok
+    session = MeshSession(tmp_path)
+    session.refresh()
+    assert session.last.kind == "full"
     rng = random.Random(20261206)
     kinds: dict[str, int] = {}
     fast_edits = 0
@@ -150,24 +194,33 @@ def test_random_edits_agree_with_a_full_load(tmp_path: Path, requests: list[dict
             if changed is None:
                 continue
             path.write_text(changed)
-            was_ok = session.analysis is not None and session.analysis.ok
-            update = session.refresh()
+            was_ok = session.last.analysis.ok
+            _check(session, tmp_path, requests, (step, change.__name__))
+            update = session.last
             kinds[update.kind] = kinds.get(update.kind, 0) + 1
             if change.__name__ in FAST and update.kind != "unchanged" and was_ok:
                 assert update.kind == "patch", (step, change.__name__, update.why)
                 fast_edits += 1
-            _check(update, tmp_path, requests, (step, change.__name__))
     assert fast_edits >= 10 and kinds.get("full", 0) >= 3, kinds
 
 
-def _check(update: Any, root: Path, requests: list[dict[str, Any]], where: tuple[int, str]) -> None:
+def _check(session: MeshSession, root: Path, requests: list[dict[str, Any]], where: tuple[int, str]) -> None:
+    """Refresh ``session``; its diagnostics and its table's answers must be a full load's."""
     full = analyze([root])
-    assert update.analysis.diagnostics == full.diagnostics, where
-    assert update.analysis.ok == full.ok, where
-    if full.ok:
-        mine = RouteTable.from_json(ir_json(update.analysis.ir or {}))
-        theirs = RouteTable.from_json(ir_json(full.ir or {}))
-        assert _answers(mine, requests) == _answers(theirs, requests), where
+    try:
+        mesh = session.refresh()
+    except ConfigError as exc:
+        assert not full.ok, where
+        assert list(exc.diagnostics) == full.diagnostics, where
+        return
+    update = session.last
+    assert update.analysis.diagnostics == full.diagnostics == list(mesh.diagnostics), where
+    assert full.ok, where
+    theirs = RouteTable.from_json(ir_json(full.ir or {}))
+    assert _answers(mesh.table, requests) == _answers(theirs, requests), where
+    if update.kind == "patch":  # the IR the session patched in place builds the same table
+        rebuilt = RouteTable.from_json(ir_json(update.analysis.ir or {}))
+        assert _answers(rebuilt, requests) == _answers(theirs, requests), where
 
 
 def test_only_the_edited_document_is_parsed(tmp_path: Path) -> None:
@@ -175,7 +228,9 @@ def test_only_the_edited_document_is_parsed(tmp_path: Path) -> None:
     session = ConfigSession([tmp_path])
     session.refresh()
     before = session.documents.parsed
-    path.write_text(path.read_text().replace("weight: 90", "weight: 80", 1).replace("weight: 10", "weight: 20", 1))
+    path.write_text(
+        path.read_text().replace("weight: 90", "weight: 80", 1).replace("weight: 10", "weight: 20", 1)
+    )
     update = session.refresh()
     assert update.kind == "patch" and session.documents.parsed == before + 1
     assert session.refresh().kind == "unchanged"
@@ -190,8 +245,10 @@ def test_a_removed_file_and_a_new_one(tmp_path: Path, requests: list[dict[str, A
     assert update.kind == "full"
     assert update.analysis.diagnostics == analyze([tmp_path]).diagnostics
     extra = tmp_path / "zz.yaml"
-    extra.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: z, namespace: ns1}\n"
-                     "spec: {ports: [{port: 80, name: http}]}\n")
+    extra.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: z, namespace: ns1}\n"
+        "spec: {ports: [{port: 80, name: http}]}\n"
+    )
     update = session.refresh()
     assert update.kind == "full" and len(update.analysis.resources) == len(analyze([tmp_path]).resources)
 
@@ -204,13 +261,18 @@ def test_an_edit_keeps_the_diagnostics_of_its_shape(tmp_path: Path, requests: li
     start = text.index("kind: VirtualService")
     vs = text[start : text.index("---", start)]
     copy = "---\napiVersion: networking.istio.io/v1\n" + vs.replace("name: svc0,", "name: svc0-copy,")
-    path.write_text(text[: text.index("apiVersion: networking.istio.io/v1\nkind: VirtualService")] + copy[4:] + "---\n"
-                    + text[text.index("apiVersion: networking.istio.io/v1\nkind: VirtualService"):])
-    session = ConfigSession([tmp_path])
-    assert [d.code for d in session.refresh().analysis.diagnostics] == ["vs-duplicate-mesh-host"] * 2
-    for old, new in (("spec:\n  hosts: [svc0]", "spec:\n  # a note\n  # another\n  hosts: [svc0]"),
-                     ("exact: jason", "exact: kim")):
+    path.write_text(
+        text[: text.index("apiVersion: networking.istio.io/v1\nkind: VirtualService")]
+        + copy[4:]
+        + "---\n"
+        + text[text.index("apiVersion: networking.istio.io/v1\nkind: VirtualService") :]
+    )
+    session = MeshSession(tmp_path)
+    assert [d.code for d in session.refresh().diagnostics] == ["vs-duplicate-mesh-host"] * 2
+    for old, new in (
+        ("spec:\n  hosts: [svc0]", "spec:\n  # a note\n  # another\n  hosts: [svc0]"),
+        ("exact: jason", "exact: kim"),
+    ):
         path.write_text(path.read_text().replace(old, new, 1))  # the copy (first in the file)
-        update = session.refresh()
-        assert update.kind == "patch", update.why
-        _check(update, tmp_path, requests, (0, old))
+        _check(session, tmp_path, requests, (0, old))
+        assert session.last.kind == "patch", session.last.why

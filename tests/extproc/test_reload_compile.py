@@ -56,12 +56,12 @@ def test_reloader_compiles_in_a_child_process(tmp_path: Path) -> None:
         assert asyncio.run(reloader.reload()) is True
         assert reloader._compiler is not None  # the compile process exists and is reused
         pid = next(iter(reloader._compiler._processes))
-        assert asyncio.run(reloader.reload()) is True
+        assert asyncio.run(reloader.reload()) is True  # the same content: nothing to swap
         assert next(iter(reloader._compiler._processes)) == pid
     finally:
         reloader.close()
     d = holder.routing.mesh.route("reviews", "/", headers={"end-user": "jason"})
-    assert (holder.generation, d.subset) == (3, "v3")
+    assert (holder.generation, d.subset) == (2, "v3")
 
 
 def test_one_compile_serves_every_follower_even_one_that_missed_an_update(tmp_path: Path) -> None:
@@ -104,3 +104,79 @@ def test_one_compile_serves_every_follower_even_one_that_missed_an_update(tmp_pa
         assert holder.routing.mesh.route("reviews", "/", headers={"end-user": "jason"}).subset == "v3"
         counters = holder.metrics.snapshot()
         assert (counters["reloads_ok"], counters["reloads_rejected"], counters["compiles"]) == (2, 1, 0)
+
+
+def _edited(config: Path, old: str, new: str) -> None:
+    text = config.read_text()
+    assert old in text
+    config.write_text(text.replace(old, new, 1))
+
+
+def test_an_edit_reaches_the_served_table_as_a_patch(tmp_path: Path) -> None:
+    """serve primes its compile process with the files it loaded itself; an edit that keeps the
+    VirtualService's shape then comes back as a patch applied to the served table."""
+    config = tmp_path / "vs.yaml"
+    config.write_text((TASKS / "virtual-service-reviews-test-v2.yaml").read_text())
+    paths = [str(DATA / "bookinfo"), str(config)]
+    holder = Holder(compile_routing(paths))
+    reloader = Reloader(paths, holder)
+    try:
+        asyncio.run(reloader.prime())
+        assert holder.tag is not None
+        _edited(config, "subset: v2", "subset: v3")  # a subset no route used before: new clusters
+        assert asyncio.run(reloader.reload()) is True
+        assert holder.last_change == "patch"
+        jason = holder.routing.mesh.route("reviews", "/", headers={"end-user": "jason"})
+        assert (jason.subset, jason.outcome) == ("v3", "route")
+        _edited(config, "subset: v3", "subset: nope")  # undefined subset: still a patch, 503
+        assert asyncio.run(reloader.reload()) is True
+        assert holder.last_change == "patch"
+        assert (
+            holder.routing.mesh.route("reviews", "/", headers={"end-user": "jason"}).outcome == "no_cluster"
+        )
+        config.write_text(config.read_text().replace("name: reviews", "name: reviews-2"))  # another resource
+        assert asyncio.run(reloader.reload()) is True
+        assert holder.last_change == "full"
+    finally:
+        reloader.close()
+    assert holder.generation == 4
+    assert holder.routing.mesh.route("reviews", "/", headers={"end-user": "bob"}).subset == "v1"
+
+
+def test_workers_apply_the_patches_they_missed(tmp_path: Path) -> None:
+    import os
+
+    from meshroute.extproc.reload import Follower, Publisher
+    from meshroute.metrics import Metrics
+
+    config = tmp_path / "vs.yaml"
+    config.write_text((TASKS / "virtual-service-reviews-test-v2.yaml").read_text())
+    paths = [str(DATA / "bookinfo"), str(config)]
+    routing = compile_routing(paths, keep_session=True)
+    update = str(tmp_path / "update.pickle")
+    pipes = [os.pipe() for _ in range(2)]
+    for _r, w in pipes:
+        os.set_blocking(w, False)
+    publisher = Publisher(
+        paths, update, {i: w for i, (_r, w) in enumerate(pipes)}, metrics=Metrics(), routing=routing
+    )
+    holders = [Holder(routing, metrics=Metrics(), worker=i) for i in range(2)]
+    for h in holders:
+        h.tag = routing.tag
+    followers = [Follower(h, update, r) for h, (r, _w) in zip(holders, pipes, strict=True)]
+    try:
+        _edited(config, "subset: v2", "subset: v3")
+        assert publisher.check() is True
+        asyncio.run(followers[0].follow())
+        _edited(config, "exact: jason", "exact: kim")
+        assert publisher.check() is True
+        for follower in followers:  # worker 1 missed the first patch: it applies both
+            asyncio.run(follower.follow())
+    finally:
+        publisher.close()
+        for follower in followers:
+            follower.close()
+    for holder in holders:
+        assert (holder.generation, holder.last_change) == (3, "patch")
+        assert holder.routing.mesh.route("reviews", "/", headers={"end-user": "kim"}).subset == "v3"
+        assert holder.routing.mesh.route("reviews", "/", headers={"end-user": "jason"}).subset == "v1"

@@ -235,6 +235,7 @@ GOAL_FLOOR_RATIO = 5.0  # × the PyYAML C loader's parse of the same files
 GOAL_RSS_MB = 1024.0
 GOAL_ROUTE_US = 0.5
 GOAL_GROWTH = 1.1  # time ratio ≤ 1.1 × size ratio (10× the services in ≤ 11× the time)
+GOAL_EDIT_MS = 200.0  # one edited VirtualService or DestinationRule serving, at GOAL_SIZE
 
 Request = tuple[str, str, dict[str, str], str]  # host, path, headers, source namespace
 Json = dict[str, Any]
@@ -466,6 +467,7 @@ def run(
             load["runs"] = [r["seconds"]["total"] for r in loads]
             floor = _child("floor", str(directory))
             size = _child("table", str(ir_path))
+            edit = _child("edit", str(directory)) if variant == "plain" else None
             ir_path.unlink()
             rows.append(
                 {
@@ -476,6 +478,7 @@ def run(
                     "floor": floor,
                     "floor_ratio": load["seconds"]["total"] / floor["seconds"],
                     "table": size,
+                    "edit": edit,
                 }
             )
             if log:
@@ -511,6 +514,9 @@ def goals(rows: list[Json]) -> Json:
         "route_spread": None if at is None else at["route_us"]["spread"]["median"] <= GOAL_ROUTE_US,
         "route_hot": None if at is None else at["route_us"]["hot"]["median"] <= GOAL_ROUTE_US,
         "growth": growth,
+        "edit": None
+        if at is None or not at.get("edit")
+        else max(at["edit"]["vs_ms"]["median"], at["edit"]["dr_ms"]["median"]) <= GOAL_EDIT_MS,
     }
 
 
@@ -519,9 +525,9 @@ def table(results: Json) -> str:
     head = (
         "| services | files | resources | load + validate + compile | parse / validate / compile / "
         "IR text + Rust table | C-YAML parse | ratio | peak RSS | table (est.) | IR text "
-        "| route() spread / hot |"
+        "| route() spread / hot | one edit: VS / DR |"
     )
-    lines = [head, "|---" * 11 + "|"]
+    lines = [head, "|---" * 12 + "|"]
     for r in results["rows"]:
         s, route = r["seconds"], r["route_us"]
         table_s = s["ir_json"] + s["rust_table"]
@@ -530,7 +536,8 @@ def table(results: Json) -> str:
             f"| {r['services']:,} | {r['files']} | {r['resources']:,} | {s['total']:.2f} s | {split} "
             f"| {r['floor']['seconds']:.2f} s | {r['floor_ratio']:.1f}× | {r['peak_rss_mb']:.0f} MB "
             f"| {r['table']['table_mb']:.0f} MB | {r['ir_mb']:.1f} MB "
-            f"| {route['spread']['median']:.2f} / {route['hot']['median']:.2f} µs |"
+            f"| {route['spread']['median']:.2f} / {route['hot']['median']:.2f} µs "
+            f"| {_edit_cell(r.get('edit'))} |"
         )
     g = results["goals"]
     verdict = {None: "not measured", True: "met", False: "missed"}
@@ -546,7 +553,8 @@ def table(results: Json) -> str:
         f"{GOAL_FLOOR_RATIO:g}× the C-YAML parse {verdict[g['floor_ratio']]}; peak RSS ≤ "
         f"{GOAL_RSS_MB:g} MB {verdict[g['peak_rss']]}; route() ≤ {GOAL_ROUTE_US} µs: spread mix "
         f"{verdict[g['route_spread']]}, hot mix {verdict[g['route_hot']]}. Growth (≤ "
-        f"{GOAL_GROWTH:g}× the size ratio): {growth or 'n/a'}.",
+        f"{GOAL_GROWTH:g}× the size ratio): {growth or 'n/a'}. One edit serving ≤ {GOAL_EDIT_MS:g} ms "
+        f"(median): {verdict[g['edit']]}.",
         "",
         f"Variant {results['variant']}; {results['seconds']:.0f} s on {machine['cpu_model']}, "
         f"{machine['cpu_count']} CPUs, load average {machine['loadavg_at_start'][0]:.2f}, Python "
@@ -554,6 +562,13 @@ def table(results: Json) -> str:
         "is its ru_maxrss; the table size is the RSS a table built from the same IR keeps.",
     ]
     return "\n".join(lines)
+
+
+def _edit_cell(edit: Json | None) -> str:
+    if not edit:
+        return "n/a"
+    vs, dr = edit["vs_ms"], edit["dr_ms"]
+    return f"{vs['median']:.0f} / {dr['median']:.0f} ms (max {max(vs['max'], dr['max']):.0f})"
 
 
 def report(
@@ -656,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     ld.add_argument("--ir")
     sub.add_parser("floor").add_argument("directory")
     sub.add_parser("table").add_argument("ir")
+    sub.add_parser("edit").add_argument("directory")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["bench"])
     if args.step == "generate":
         for path in write_mesh(args.services, args.out, variant=args.variant, single_file=args.single_file):
@@ -669,6 +685,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.step == "table":
         print(json.dumps(measure_table(args.ir)))
+        return 0
+    if args.step == "edit":
+        from .edits import measure_edits
+
+        print(json.dumps(measure_edits(args.directory)))
         return 0
     return report(
         args.sizes,

@@ -69,8 +69,10 @@ class _Shifted(Mapping[Path, int]):
 
     def __init__(self, lines: Mapping[Path, int], delta: int) -> None:
         if isinstance(lines, _Shifted):  # moved twice: one wrapper
-            lines, delta = lines._lines, lines._delta + delta
-        self._lines, self._delta = lines, delta
+            delta += lines._delta
+            lines = lines._lines
+        self._lines: Mapping[Path, int] = lines
+        self._delta: int = delta
 
     def __getitem__(self, key: Path) -> int:
         return self._lines[key] + self._delta

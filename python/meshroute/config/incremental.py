@@ -42,7 +42,10 @@ if TYPE_CHECKING:
 # Cross-resource diagnostics a VirtualService's or DestinationRule's own content decides.
 VS_CODES = frozenset({"vs-gateway-unknown", "vs-host-unknown", "vs-subset-undefined", "vs-port-required"})
 VS_COMPILE_CODES = frozenset({"vs-route-skipped"})
-VS_SHAPE_CODES = frozenset({"vs-duplicate-mesh-host"})  # decided by the shape: kept, lines renewed
+# Decided by the shape or by other resources: kept, at the line their field is on now. (A
+# duplicate-resource warning is on the later definition and names the earlier one, which comes
+# before it in the load order: the edit does not move it.)
+SHAPE_CODES = frozenset({"vs-duplicate-mesh-host", "duplicate-resource"})
 DR_CODES = frozenset({"dr-host-unknown", "dr-subset-no-workload"})
 
 
@@ -90,10 +93,8 @@ class Incremental:
             recheck = self._routing_to(old_dr.host)
         kept = [d for d in state.diagnostics if not _owned(d, edit.old)]
         mine = [d for d in state.diagnostics if _owned(d, edit.old)]
-        allowed = (
-            VS_CODES | VS_COMPILE_CODES | VS_SHAPE_CODES if edit.new.kind == "VirtualService" else DR_CODES
-        )
-        if any(d.code not in allowed for d in mine):
+        own = VS_CODES | VS_COMPILE_CODES if edit.new.kind == "VirtualService" else DR_CODES
+        if any(d.code not in own | SHAPE_CODES for d in mine):
             raise NotIncremental(f"{_name(edit.new)} has diagnostics an edit alone cannot renew")
         # Decided: from here on the compilation changes.
         patch = _Patch(state)
@@ -101,11 +102,6 @@ class Incremental:
         self._renew_resources(new_files[edit.file].docs[edit.position + 1 :])
         if edit.new.kind == "VirtualService":
             cross = self._apply_vs(old, new, bound, patch)
-            cross += [
-                dataclasses.replace(d, line=edit.new.line_of(d.path))
-                for d in mine
-                if d.code in VS_SHAPE_CODES
-            ]
         else:
             cross = self._apply_dr(old_dr, new_dr, patch)
             kept = [
@@ -113,6 +109,9 @@ class Incremental:
             ]
             for vs in recheck:
                 cross += check_virtual_service(vs, state.index)
+        cross += [
+            dataclasses.replace(d, line=edit.new.line_of(d.path)) for d in mine if d.code in SHAPE_CODES
+        ]
         state.diagnostics = kept + cross
         return patch.finish(), list(state.diagnostics)
 

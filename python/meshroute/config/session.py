@@ -18,8 +18,10 @@ tests compare them after random edits), and the IR routes every request as a ful
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +80,23 @@ class ConfigSession:
         self._analysis: Analysis | None = None
         self._state: Any = None  # the Compilation of the IR being patched (None: not compiled)
         self._incremental: Any = None
+        # (lineage, version) names the IR a patch applies to: a new session is a new lineage and
+        # every refresh that changes something a new version.
+        self.lineage = uuid.uuid4().hex
+        self.version = 0
+
+    @property
+    def tag(self) -> tuple[str, int]:
+        return (self.lineage, self.version)
+
+    def digest(self) -> str:
+        """A hash of the files as last read (their names and bytes)."""
+        h = hashlib.sha256()
+        for path in sorted(self._files):
+            data = self._files[path].data
+            h.update(f"{path}\0{-1 if data is None else len(data)}\0".encode())
+            h.update(data or b"")
+        return h.hexdigest()
 
     @property
     def analysis(self) -> Analysis | None:
@@ -95,6 +114,7 @@ class ConfigSession:
             # compilation's cycles can be collected.
             if update.kind != "unchanged":
                 gc.freeze()
+                self.version += 1
         return update
 
     def _refresh(self) -> Update:

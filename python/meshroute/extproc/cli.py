@@ -27,9 +27,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--reload-interval",
         type=float,
-        default=0.5,
+        default=0.1,
         metavar="SECONDS",
-        help="how often to poll the config files for changes (default 0.5)",
+        # a stat of each file: cheap, and an edit compiled alone serves within ~0.1 s more
+        help="how often to poll the config files for changes (default 0.1)",
     )
     p.add_argument(
         "--metrics",

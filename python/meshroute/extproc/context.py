@@ -77,10 +77,14 @@ def listener_from_metadata(metadata: Iterable[tuple[str, Any]]) -> ListenerConte
 class Routing:
     """One loaded config ready to answer ext_proc requests."""
 
-    __slots__ = ("_answer", "_seeds", "mesh")
+    __slots__ = ("_answer", "_seeds", "digest", "mesh", "tag")
 
     def __init__(self, mesh: Mesh, seed: int | None = None) -> None:
         self.mesh = mesh
+        # The config files' contents it was compiled from, when known (serve's first load).
+        self.digest: str | None = None
+        # Its compile session's (lineage, version) (meshroute.extproc.reload.Tag), when known.
+        self.tag: tuple[str, int] | None = None
         self._answer = mesh.table.extproc_answer
         # --seed: request i draws from seed+i (weighted pick, faults, then mirrors), so a run is
         # reproducible yet draws still vary; without it, from the core's per-thread stream.

@@ -23,11 +23,14 @@ Status file (``--status-file PATH``): JSON written atomically (temp file + renam
 load attempt, and refreshed at most once a second while counters change::
 
     {"generation": 3, "ok": true, "loaded_at": 1700000000.1, "checked_at": 1700000000.1,
-     "attempts": 4, "errors": [], "last_compile_ms": 41.2, "draining": false, "pid": 1234,
+     "attempts": 4, "errors": [], "last_compile_ms": 41.2, "last_change": "patch",
+     "draining": false, "pid": 1234,
      "worker": 0, "address": "unix:/tmp/m.sock", "counters": {"streams_started": 10, ...}}
 
-``generation`` counts successful loads (1 = the initial config; with several workers the parent's
-count, the same in every worker); ``ok`` and ``errors`` (one rendered line per error diagnostic)
+``last_change`` says how the served config was last built: ``full`` (a whole IR) or ``patch`` (an
+edit compiled alone and applied to the table, docs/incremental.md). ``generation`` counts
+successful loads (1 = the initial config; with several workers the parent's count, the same in
+every worker); ``ok`` and ``errors`` (one rendered line per error diagnostic)
 describe the last attempt; ``loaded_at`` is the time of the last successful load and ``checked_at``
 of the last attempt; ``draining`` turns true on SIGTERM. ``counters`` are read back from the
 worker's metrics (:meth:`meshroute.metrics.Metrics.snapshot`). With ``--workers N > 1`` worker
@@ -54,11 +57,11 @@ from pathlib import Path
 from typing import Any
 
 from meshroute.compile import ir_json
-from meshroute.config import Analysis, analyze
+from meshroute.config import Analysis
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.errors import ConfigError
 from meshroute.extproc.context import Routing, mirror_limit_warnings
-from meshroute.mesh import Mesh, load, table_from_ir_json
+from meshroute.mesh import Mesh, table_from_ir_json, table_from_patch
 from meshroute.metrics import Metrics, current
 from meshroute.render import render_diagnostics
 
@@ -97,35 +100,90 @@ def _stat_into(out: set[tuple[str, int, int]], path: str) -> None:
         out.add((path, st.st_mtime_ns, st.st_size))
 
 
-def compile_routing(paths: Sequence[str], seed: int | None = None) -> Routing:
+def compile_routing(paths: Sequence[str], seed: int | None = None, *, keep_session: bool = False) -> Routing:
     """Load, validate and compile ``paths`` in this process; raises :class:`ConfigError` with every
-    diagnostic. Used before serving starts; reloads use :func:`compile_config` in another process."""
-    return Routing(load(*paths), seed=seed)
+    diagnostic. Used before serving starts; reloads use :func:`compile_config` in another process.
+    The routing's ``digest`` names the file contents it was compiled from (:func:`session_tag`)."""
+    from meshroute.config.session import ConfigSession
+
+    session = ConfigSession(paths)
+    analysis = session.refresh().analysis
+    if keep_session:  # this process compiles the reloads (serve --workers N): it goes on from here
+        _SESSIONS[tuple(paths)] = session
+    if not analysis.ok or analysis.ir is None:
+        raise ConfigError(analysis.diagnostics)
+    table = table_from_ir_json(ir_json(analysis.ir), analysis.diagnostics)
+    routing = Routing(Mesh(table, analysis), seed=seed)
+    routing.digest = session.digest()
+    routing.tag = session.tag
+    return routing
+
+
+Tag = tuple[str, int]  # a ConfigSession's (lineage, version): which IR a patch applies to
 
 
 @dataclasses.dataclass(frozen=True)
 class Compiled:
     """A config compiled in the compile process: small, picklable, cheap to receive. Serve needs
-    only the IR (the Gateway servers included: the core picks a gateway listener's Gateway)."""
+    only the IR (the Gateway servers included: the core picks a gateway listener's Gateway), or,
+    after an edit the session compiled alone, the IR patch to the config tagged ``base``."""
 
-    ir_json: str | None  # None when the config has errors
+    ir_json: str | None  # None when the config has errors, or when ``patch_json`` is given
     diagnostics: list[Diagnostic]
     warnings: list[str]  # serve's own load-time warnings (mirror limit)
+    patch_json: str | None = None
+    base: Tag | None = None  # the config the patch applies to
+    tag: Tag | None = None  # this config
+    unchanged: bool = False  # the files changed on disk but not in content: nothing to swap
 
 
-def compile_config(paths: Sequence[str]) -> Compiled:
-    """Load, validate and compile ``paths`` to IR JSON; runs in the compile process."""
-    analysis = analyze(paths)
+_SESSIONS: dict[tuple[str, ...], Any] = {}  # the compile process's ConfigSessions, by paths
+
+
+def compile_config(paths: Sequence[str], base: Tag | None = None) -> Compiled:
+    """Load, validate and compile ``paths``; runs in the compile process, which keeps a
+    :class:`~meshroute.config.session.ConfigSession` per path list so that an edit recompiles only
+    what it changed. ``base``: the config the caller serves; an edit of it comes back as a patch
+    (``patch_json``), anything else as the whole IR."""
+    from meshroute.config.session import ConfigSession
+
+    session = _SESSIONS.get(tuple(paths))
+    if session is None:
+        session = _SESSIONS[tuple(paths)] = ConfigSession(paths)
+    before = session.tag
+    update = session.refresh()
+    analysis = update.analysis
     if not analysis.ok or analysis.ir is None:
-        return Compiled(None, analysis.diagnostics, [])
-    return Compiled(ir_json(analysis.ir), analysis.diagnostics, mirror_limit_warnings(analysis.resources))
+        return Compiled(None, analysis.diagnostics, [], tag=session.tag)
+    if update.kind == "unchanged" and base == session.tag:
+        return Compiled(None, analysis.diagnostics, [], tag=session.tag, unchanged=True)
+    warnings = mirror_limit_warnings(analysis.resources)
+    if update.kind == "patch" and base == before:
+        patch = json.dumps(update.patch)
+        return Compiled(None, analysis.diagnostics, warnings, patch_json=patch, base=before, tag=session.tag)
+    return Compiled(ir_json(analysis.ir), analysis.diagnostics, warnings, tag=session.tag)
 
 
-def routing_from(compiled: Compiled, seed: int | None = None) -> Routing:
-    """Build the serving config from a :class:`Compiled`; raises :class:`ConfigError`."""
-    if compiled.ir_json is None:
+def session_tag(paths: Sequence[str], digest: str) -> Tag | None:
+    """Load ``paths`` into the compile process's session; its tag when the files it read are
+    ``digest`` (what the serving process loaded itself), else None. Serve calls it once at start,
+    so that the first edit is already compiled alone."""
+    compiled = compile_config(paths)
+    session = _SESSIONS[tuple(paths)]
+    return compiled.tag if session.digest() == digest else None
+
+
+def routing_from(compiled: Compiled, seed: int | None = None, current: Routing | None = None) -> Routing:
+    """Build the serving config from a :class:`Compiled` (a patch applies to ``current``'s
+    table); raises :class:`ConfigError`."""
+    if compiled.patch_json is not None:
+        if current is None:
+            raise ValueError("a patch needs the config it applies to")
+        table = table_from_patch(current.mesh.table, compiled.patch_json, compiled.diagnostics)
+    elif compiled.ir_json is None:
         raise ConfigError(compiled.diagnostics)
-    table = table_from_ir_json(compiled.ir_json, compiled.diagnostics)
+    else:
+        table = table_from_ir_json(compiled.ir_json, compiled.diagnostics)
     for message in compiled.warnings:
         log.warning("%s", message)
     analysis = Analysis(resources=[], diagnostics=list(compiled.diagnostics))
@@ -139,6 +197,7 @@ class Holder:
         self, routing: Routing, compile_ms: float = 0.0, metrics: Metrics | None = None, worker: int = 0
     ) -> None:
         self.routing = routing
+        self.tag: Tag | None = None  # the compile process's name for the served config, once known
         self.metrics = metrics if metrics is not None else current()
         self.generation = 1
         self.attempts = 1
@@ -146,6 +205,7 @@ class Holder:
         self.errors: list[str] = []
         self.loaded_at = self.checked_at = time.time()
         self.last_compile_ms = round(compile_ms, 2)
+        self.last_change = "full"
         self.draining = False
         self._generation_gauge = self.metrics.generation(worker)
         self._generation_gauge.set(1)
@@ -154,9 +214,13 @@ class Holder:
     def current(self) -> Routing:
         return self.routing
 
-    def swap(self, routing: Routing, generation: int | None = None) -> None:
+    def swap(
+        self, routing: Routing, generation: int | None = None, tag: Tag | None = None, change: str = "full"
+    ) -> None:
         """Serve ``routing`` from now on (one reference assignment)."""
         self.routing = routing
+        self.tag = tag
+        self.last_change = change
         self.generation = self.generation + 1 if generation is None else generation
         self.loaded_at = time.time()
         self._generation_gauge.set(self.generation)
@@ -177,6 +241,7 @@ class Holder:
             "attempts": self.attempts,
             "errors": list(self.errors),
             "last_compile_ms": self.last_compile_ms,
+            "last_change": self.last_change,
             "draining": self.draining,
             "pid": os.getpid(),
             **extra,
@@ -274,18 +339,31 @@ class Reloader(_Status):
             self._compiler.shutdown(wait=False, cancel_futures=True)
             self._compiler = None
 
-    async def _compile(self) -> Routing:
+    async def _compile(self) -> Compiled:
         loop = asyncio.get_running_loop()
         try:
-            compiled = await loop.run_in_executor(self._pool(), compile_config, self.paths)
+            return await loop.run_in_executor(self._pool(), compile_config, self.paths, self.holder.tag)
         except BrokenProcessPool:
             self._compiler = None  # it died (killed, out of memory): a new one next time
+            self.holder.tag = None  # and its session with it
             raise
-        return await asyncio.to_thread(routing_from, compiled, self.seed)
+
+    async def prime(self) -> None:
+        """Load the served config into the compile process's session, so that the first edit is
+        compiled alone too (a patch needs the compile process to know what is served)."""
+        digest = getattr(self.holder.routing, "digest", None)
+        if digest is None or self.holder.tag is not None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            self.holder.tag = await loop.run_in_executor(self._pool(), session_tag, self.paths, digest)
+        except Exception:  # the next reload compiles everything instead
+            log.exception("could not prime the compile process")
 
     async def run(self) -> None:
         """Poll until cancelled."""
         self.write_status()
+        await self.prime()
         while True:
             await asyncio.sleep(self.interval)
             await self.check()
@@ -304,11 +382,14 @@ class Reloader(_Status):
         h = self.holder
         start = time.perf_counter()
         try:
-            routing = await self._compile()
+            compiled = await self._compile()
+            if compiled.unchanged:  # touched, not changed: keep serving what is served
+                return True
+            routing = await asyncio.to_thread(routing_from, compiled, self.seed, h.routing)
         except Exception as exc:  # a bad config, a file vanished mid-read...: keep serving
             errors, report = failure(exc)
         else:
-            h.swap(routing)
+            h.swap(routing, tag=compiled.tag, change="full" if compiled.patch_json is None else "patch")
             errors, report = [], ""
         elapsed = time.perf_counter() - start
         h.metrics.compile_seconds.observe(elapsed)
@@ -338,6 +419,25 @@ class Update:
     compile_ms: float
     reloads_ok: int  # good loads so far, the initial one included
     reloads_rejected: int
+    # The good configs since the last whole IR (or since the initial one), oldest first: each patch
+    # applies to the one before it, so a worker that missed an update catches up.
+    chain: tuple[Compiled, ...] = ()
+
+
+MAX_CHAIN = 20  # patches published after one whole IR before the parent sends a whole IR again
+
+
+def catch_up(chain: Sequence[Compiled], tag: Tag | None) -> list[Compiled] | None:
+    """The configs of ``chain`` to apply, in order, to the config tagged ``tag``; None when the
+    chain cannot bring it up to date (it starts with a patch to another config)."""
+    for i in range(len(chain) - 1, -1, -1):
+        if chain[i].tag == tag:
+            return list(chain[i + 1 :])
+    if chain and chain[0].patch_json is None:
+        return list(chain)
+    if chain and chain[0].base == tag:
+        return list(chain)
+    return None
 
 
 def write_update(path: str, update: Update) -> None:
@@ -369,8 +469,11 @@ class Publisher:
         seed: int | None = None,
         metrics: Metrics | None = None,
         seen: Snapshot | None = None,
+        routing: Routing | None = None,
     ) -> None:
         self.paths = list(paths)
+        self.routing = routing  # the config the workers serve (patches apply to it)
+        self._chain: list[Compiled] = []
         self.update_path = update_path
         self.notify = dict(notify)  # worker index -> write end of its pipe
         self.interval = interval
@@ -401,13 +504,20 @@ class Publisher:
     def compile(self) -> bool:
         start = time.perf_counter()
         compiled: Compiled | None = None
+        tag = getattr(self.routing, "tag", None)
         try:
-            compiled = compile_config(self.paths)
-            routing_from(compiled, self.seed)  # the table the workers will build: it must build
+            # a whole IR now and then, so that the chain a late worker replays stays short
+            compiled = compile_config(self.paths, tag if len(self._chain) < MAX_CHAIN else None)
+            if compiled.unchanged:
+                return True
+            # the table the workers will build: it must build
+            routing = routing_from(compiled, self.seed, self.routing)
         except Exception as exc:  # a bad config, a file vanished mid-read...: keep serving
             errors, report = failure(exc)
         else:
             errors, report = [], ""
+            routing.tag = compiled.tag
+            self.routing = routing
         ms = (time.perf_counter() - start) * 1000
         self.metrics.compile_seconds.observe(ms / 1000)
         self.attempts += 1
@@ -419,6 +529,9 @@ class Publisher:
             self.reloads_ok += 1
             # Serve's own warnings were logged once, here: the workers need not repeat them.
             self._compiled = dataclasses.replace(compiled, warnings=[])
+            if self._compiled.patch_json is None:
+                self._chain = []
+            self._chain.append(self._compiled)
         log_compiled(ms, errors, self.generation, len(self.notify))
         if errors:
             log.error(
@@ -429,7 +542,7 @@ class Publisher:
             )
         update = Update(
             self.attempts, not errors, errors, self.generation, self._compiled, round(ms, 2),
-            self.reloads_ok, self.reloads_rejected,
+            self.reloads_ok, self.reloads_rejected, tuple(self._chain),
         )  # fmt: skip
         write_update(self.update_path, update)
         self.wake()
@@ -530,12 +643,18 @@ class Follower(_Status):
         errors = list(update.errors)
         if update.generation != h.generation and update.compiled is not None:
             try:
-                routing = await asyncio.to_thread(routing_from, update.compiled, self.seed)
+                steps = catch_up(update.chain or (update.compiled,), h.tag)
+                if steps is None:
+                    raise ValueError(f"no way from the config served to generation {update.generation}")
+                routing = h.routing
+                for compiled in steps:
+                    routing = await asyncio.to_thread(routing_from, compiled, self.seed, routing)
             except Exception as exc:  # the parent built this very table: should not happen
                 errors = [f"{type(exc).__name__}: {exc}"]
                 log.error("cannot build generation %d: %s", update.generation, errors[0])
             else:
-                h.swap(routing, update.generation)
+                change = "patch" if all(c.patch_json is not None for c in steps) else "full"
+                h.swap(routing, update.generation, update.compiled.tag, change)
                 log.info("config reloaded: generation %d", h.generation, extra={"generation": h.generation})
         h.last_compile_ms = update.compile_ms
         h.attempted(errors, update.attempts)

@@ -99,7 +99,7 @@ def serve(
         seen = snapshot(paths)  # before compiling: a change made meanwhile is compiled again
         start = time.perf_counter()
         try:
-            routing = compile_routing(paths, seed)
+            routing = compile_routing(paths, seed, keep_session=workers > 1)
         except ConfigError as exc:
             log.error("config has errors; not serving:\n%s", render_diagnostics(exc.diagnostics, None))
             return 1
@@ -158,6 +158,7 @@ def _parent(
                         os.close(r)
                 CONTEXT["worker"] = index
                 holder = Holder(routing, compile_ms, worker=index)
+                holder.tag = routing.tag  # the parent's session compiled it: its patches apply
                 follower = Follower(
                     holder, update_path, pipes[index][0], status_file=statuses[index], seed=seed,
                     status_extra={"worker": index, "address": address},
@@ -176,7 +177,7 @@ def _parent(
     own.compile_seconds.observe(compile_ms / 1000)
     publisher = Publisher(
         paths, update_path, {i: w for i, (_r, w) in enumerate(pipes)}, interval=reload_interval, seed=seed,
-        metrics=own, seen=seen,
+        metrics=own, seen=seen, routing=routing,
     )  # fmt: skip
     stop = threading.Event()
     watcher = threading.Thread(target=publisher.run, args=(stop,), name="meshroute-config", daemon=True)

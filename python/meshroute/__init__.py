@@ -14,7 +14,7 @@ from meshroute._core import __version__ as __version__
 from meshroute.config import Analysis, analyze
 from meshroute.config.diagnostics import Diagnostic, Severity
 from meshroute.errors import ConfigError
-from meshroute.mesh import Mesh, bookinfo_path, load
+from meshroute.mesh import Mesh, MeshSession, bookinfo_path, load
 
 
 def envoy_module_path() -> Path:
@@ -32,6 +32,7 @@ __all__ = [
     "Decision",
     "Diagnostic",
     "Mesh",
+    "MeshSession",
     "RouteTable",
     "Severity",
     "__version__",

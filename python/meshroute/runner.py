@@ -37,7 +37,8 @@ from typing import Any
 import yaml
 
 from meshroute.envoy.cli import add_listener_arguments, options_from_args, with_lb_module
-from meshroute.envoy.live import Acks, Compiled, LiveConfig, LiveError, LiveFiles, files_options, generate
+from meshroute.envoy.live import Acks, Compiled, LiveConfig, LiveError, LiveFiles, files_options
+from meshroute.envoy.live_session import generate_live
 from meshroute.envoy.options import EMBEDDED, Options
 from meshroute.procs import LOOPBACK, ProcessError, ProcessGroup
 
@@ -200,9 +201,13 @@ class _Compiler:
         """Start the process now (it imports meshroute once), so the first change is quick."""
         self._executor().submit(_warm)
 
-    def __call__(self, paths: Sequence[str], options: Options, serve_copy: bool) -> Compiled:
+    def __call__(
+        self, paths: Sequence[str], options: Options, serve_copy: bool, base: tuple[str, int] | None = None
+    ) -> Compiled:
+        """The config now; ``base``: the route table Envoy has (an edit of it may come back as a
+        patch, docs/incremental.md)."""
         try:
-            return self._executor().submit(generate, paths, options, serve_copy).result()
+            return self._executor().submit(generate_live, paths, options, serve_copy, base).result()
         except BrokenProcessPool:
             self._pool = None  # it died (killed, out of memory): a new one next time
             raise
@@ -225,7 +230,7 @@ def _ignore_sigint() -> None:
 
 
 def _warm() -> None:
-    import meshroute.envoy.live  # noqa: F401
+    import meshroute.envoy.live_session  # noqa: F401
 
 
 def _say(message: str, *, error: bool = False) -> None:
@@ -365,7 +370,7 @@ def _follow(
     """One config change: compile, then rewrite the live files; every failure keeps the last good."""
     start = time.monotonic()
     try:
-        compiled = compiler(paths, options, serve_copy)
+        compiled = compiler(paths, options, serve_copy, files.ir_tag)
     except Exception as exc:  # the compile process died: keep serving, try again on the next change
         _say(f"config change not compiled ({type(exc).__name__}: {exc}); still serving "
              f"generation {files.generation}", error=True)  # fmt: skip

@@ -66,6 +66,10 @@ class _Edit:
 class Incremental:
     def __init__(self, state: Compilation) -> None:
         self.state = state
+        # What the last apply() changed: the resource before and after, and for a DestinationRule
+        # its host (whose Envoy clusters change with it).
+        self.edited: tuple[Resource, Resource] | None = None
+        self.host: str | None = None
         self._dest_hosts: dict[str, list[VirtualServiceInfo]] | None = None  # host -> VSs routing there
         self._visible: dict[tuple[str, int], frozenset[str]] = {}  # hosts a context sees
         self._infos: dict[tuple[str, str, str], list[Any]] | None = None  # key -> VS/DR models
@@ -98,6 +102,10 @@ class Incremental:
             raise NotIncremental(f"{_name(edit.new)} has diagnostics an edit alone cannot renew")
         # Decided: from here on the compilation changes.
         patch = _Patch(state)
+        self.edited, self.host = (
+            (edit.old, edit.new),
+            None if edit.new.kind == "VirtualService" else old_dr.host,
+        )
         kept = _shift(kept, edit)
         self._renew_resources(new_files[edit.file].docs[edit.position + 1 :])
         if edit.new.kind == "VirtualService":

@@ -45,6 +45,9 @@ class Update:
     patch: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     why: str = ""  # why a full compile was needed (empty for the first one)
+    # A patch: the edited resource before and after, and a DestinationRule's host.
+    edited: tuple[Resource, Resource] | None = None
+    host: str | None = None
 
 
 _Flat = tuple[list[Resource], list[Diagnostic], list[Diagnostic], list[Resource]]
@@ -99,6 +102,12 @@ class ConfigSession:
         return h.hexdigest()
 
     @property
+    def index(self) -> Any:
+        """The :class:`~meshroute.config.index.ConfigIndex` of the last compile (None before one),
+        kept up to date by patches: what envoy-config builds listeners and clusters from."""
+        return self._state.index if self._state is not None else None
+
+    @property
     def analysis(self) -> Analysis | None:
         return self._analysis
 
@@ -141,7 +150,8 @@ class ConfigSession:
                 diags = load_diags + validation + cross
                 diags.sort(key=_order)
                 analysis = Analysis(resources=resources, diagnostics=diags, ir=self._state.ir)
-                update = Update(analysis, "patch", patch)
+                inc = self._incremental
+                update = Update(analysis, "patch", patch, edited=inc.edited, host=inc.host)
         if update is None:
             update = self._full(resources, load_diags + validation, admitted)
             update.why = why

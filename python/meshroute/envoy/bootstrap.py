@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from meshroute.config import Analysis
 from meshroute.config.diagnostics import Diagnostic, Severity
-from meshroute.config.index import build_index
+from meshroute.config.index import ConfigIndex, build_index
 from meshroute.config.load import Resource
 from meshroute.envoy import module
 from meshroute.envoy.clusters import builtin_clusters, extproc_cluster, service_clusters
@@ -39,10 +39,13 @@ class Generated:
     filters: dict[str, Json] = field(default_factory=dict)
 
 
-def build(source: Analysis | Iterable[Resource], options: Options | None = None) -> Generated:
+def build(
+    source: Analysis | Iterable[Resource], options: Options | None = None, *, index: ConfigIndex | None = None
+) -> Generated:
     """Build the bootstrap; an :class:`Analysis` with errors raises :class:`ConfigError`.
 
     Resources passed directly are taken as already validated (as ``analyze`` admits them).
+    ``index``: the config's index when the caller has it already (a compile session's).
     """
     options = options or Options()
     if options.engine not in ENGINES:
@@ -58,7 +61,8 @@ def build(source: Analysis | Iterable[Resource], options: Options | None = None)
         resources = list(source.resources)
     else:
         resources = list(source)
-    index = build_index(resources, options.domain)
+    if index is None:
+        index = build_index(resources, options.domain)
     warnings: list[Diagnostic] = []
     taken = {options.admin_port: "the admin interface"}
     listeners: list[Json] = []

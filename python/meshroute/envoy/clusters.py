@@ -15,7 +15,7 @@ Passthrough or BlackHole cluster).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,13 +65,17 @@ def cluster_name(port: int, subset: str | None, host: str) -> str:
     return f"outbound|{port}|{subset or ''}|{host}"
 
 
-def service_clusters(index: ConfigIndex, options: Options) -> Built:
-    """Every (service, port) cluster and every DestinationRule subset cluster."""
+def service_clusters(index: ConfigIndex, options: Options, hosts: Container[str] | None = None) -> Built:
+    """Every (service, port) cluster and every DestinationRule subset cluster; ``hosts``: those of
+    these hosts only (after an edit of their DestinationRule: each host's clusters depend on its
+    service, its rules and its endpoints alone)."""
     out = Built()
     seen: set[str] = set()
     weights = Weights(index.resources)
     gateway_namespaces = sorted({gw.namespace for gw in index.gateways.values()})
     for svc in index.registry.services:
+        if hosts is not None and svc.host not in hosts:
+            continue
         # The first entry of a host wins: a ServiceEntry naming a Kubernetes service only
         # decorates it (registry order puts Kubernetes first).
         if svc.host in seen:

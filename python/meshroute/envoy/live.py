@@ -10,6 +10,8 @@ one is renamed over it (inotify ``IN_MOVED_TO`` on its directory). Layout of the
                          (embedded engine; Envoy rejects a file holding several)
     ir-<generation>.json the route table the module loads (embedded engine; a new name per
                          generation, so no cache can serve a stale table; the newest few are kept)
+    patch-<g>-<k>.json   the k-th IR patch to ir-<g>.json (an edit compiled alone,
+                         docs/incremental.md); the filter configs name the table and its patches
     serve-config.yaml    the validated config ``meshroute serve`` reads (extproc engine under
                          ``meshroute run``: serve reloads it like any config file)
 
@@ -46,10 +48,10 @@ from typing import Any
 
 import yaml
 
-from meshroute.config import analyze
+from meshroute.config import Analysis, analyze
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.envoy import module
-from meshroute.envoy.bootstrap import build
+from meshroute.envoy.bootstrap import Generated, build
 from meshroute.envoy.common import Json, typed
 from meshroute.envoy.options import EMBEDDED, EXTPROC, Options
 from meshroute.errors import ConfigError
@@ -86,6 +88,11 @@ class LiveConfig:
     ir_json: str | None = None  # embedded: the table the module loads
     serve_yaml: str | None = None  # extproc under run: the validated config for serve
     inline_keys: bool = False  # a listener holds a private key (Secret): lds.yaml is kept 0600
+    # Embedded, after an edit compiled alone (docs/incremental.md): the IR patch to the table
+    # tagged ``ir_base`` (instead of ``ir_json``). ``ir_tag`` names this config's table.
+    ir_patch: str | None = None
+    ir_base: tuple[str, int] | None = None
+    ir_tag: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,16 @@ def generate(paths: Sequence[str], options: Options, serve_copy: bool = False) -
         return Compiled(None, render_diagnostics(exc.diagnostics, len(analysis.resources)))
     warnings = [*analysis.diagnostics, *generated.warnings]
     report = render_diagnostics(warnings, len(analysis.resources)) if warnings else ""
+    config = live_config(
+        analysis, generated, options, serve_copy, ir_json if options.engine == EMBEDDED else None
+    )
+    return Compiled(config, report, tuple(warnings))
+
+
+def live_config(
+    analysis: Analysis, generated: Generated, options: Options, serve_copy: bool, ir_json: str | None
+) -> LiveConfig:
+    """The :class:`LiveConfig` of a built bootstrap (``serve_copy``: with the config for serve)."""
     static = generated.config["static_resources"]
     serve_yaml = None
     if serve_copy:
@@ -126,16 +143,15 @@ def generate(paths: Sequence[str], options: Options, serve_copy: bool = False) -
         serve_yaml = "# written by meshroute run from the validated config\n" + yaml.dump_all(
             documents, Dumper=_Dumper, sort_keys=False
         )
-    config = LiveConfig(
+    return LiveConfig(
         base={k: v for k, v in generated.config.items() if k != "static_resources"},
         listeners=static["listeners"],
         clusters=static["clusters"],
         filters=generated.filters,
-        ir_json=ir_json if options.engine == EMBEDDED else None,
+        ir_json=ir_json,
         serve_yaml=serve_yaml,
         inline_keys=generated.inline_keys,
     )
-    return Compiled(config, report, tuple(warnings))
 
 
 class Acks:
@@ -214,6 +230,10 @@ class LiveFiles:
         self.generation = irs[-1][0] if irs else 0
         self.table: str | None = str(irs[-1][1]) if irs else None
         self.ir_json = irs[-1][1].read_text() if irs else None
+        # The patches the module applies to ``table`` (files, in order), and the compile
+        # session's tag of the result: what a new patch must apply to.
+        self.patches: list[str] = []
+        self.ir_tag: tuple[str, int] | None = None
         serve = self.dir / SERVE_FILE
         self.serve_yaml = serve.read_text() if serve.is_file() else None
 
@@ -258,12 +278,21 @@ class LiveFiles:
         new_listeners = {item["name"]: typed(LISTENER_TYPE, **item) for item in config.listeners}
         new_clusters = {item["name"]: typed(CLUSTER_TYPE, **item) for item in config.clusters}
         embedded = self.engine == EMBEDDED
+        patching = embedded and config.ir_patch is not None
+        if patching and (config.ir_base != self.ir_tag or self.table is None):
+            raise LiveError("a route-table patch for another table than the one Envoy has")
         ir_changed = embedded and config.ir_json is not None and config.ir_json != self.ir_json
         serve_changed = (
             not embedded and config.serve_yaml is not None and config.serve_yaml != self.serve_yaml
         )
         table = str(self.dir / f"ir-{self.generation + 1}.json") if ir_changed else self.table
-        ecds = {name: self._ecds_text(name, table, context) for name, context in config.filters.items()}
+        patches = [] if ir_changed else list(self.patches)
+        if patching:
+            base = IR_PATTERN.match(Path(self.table or "").name)
+            patches.append(str(self.dir / f"patch-{base.group(1) if base else 0}-{len(patches) + 1}.json"))
+        ecds = {
+            name: self._ecds_text(name, table, context, patches) for name, context in config.filters.items()
+        }
         applied = Applied(self.generation + 1)
         if self.dynamic:
             applied.listeners = _diff(self.listeners, new_listeners)
@@ -277,10 +306,16 @@ class LiveFiles:
         # the names Envoy watches now: their files change the routes of running listeners
         subscribed = set(module.filter_names(self.listeners.values())) if self.dynamic else set(self.ecds)
 
-        # 1. the table, under a new name
+        # 1. the table, under a new name (or the patch to it)
         if ir_changed and table is not None and config.ir_json is not None:
             write_atomic(Path(table), config.ir_json)
             self.ir_json, self.table = config.ir_json, table
+        if patching and config.ir_patch is not None:
+            write_atomic(Path(patches[-1]), config.ir_patch)
+        if ir_changed or patching:
+            self.patches, self.ir_tag = patches, config.ir_tag
+        elif embedded and config.ir_tag is not None:  # the same table, now known by this tag
+            self.ir_tag = config.ir_tag
         if self.dynamic:
             # 2. every cluster the old or the new routes may name
             self._write_clusters({**self.clusters, **new_clusters}, acks)
@@ -313,15 +348,20 @@ class LiveFiles:
         for _, path in self.ir_files()[: -self.keep_ir]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        kept = {str(n) for n, _ in self.ir_files()}
+        for path in self.dir.glob("patch-*-*.json"):  # those of the IR files removed
+            if path.name.split("-")[1] not in kept:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
         return applied
 
     def _subscribed(self) -> set[str]:
         """The filter configs the listeners Envoy has name (so Envoy watches their files)."""
         return set(module.filter_names(self.listeners.values()))
 
-    def _ecds_text(self, name: str, table: str | None, context: Json) -> str:
+    def _ecds_text(self, name: str, table: str | None, context: Json, patches: Sequence[str] = ()) -> str:
         assert self.module is not None and table is not None
-        config_json = module.filter_config_json(table, context, self.seed)
+        config_json = module.filter_config_json(table, context, self.seed, patches)
         return _discovery_text([module.extension_config(name, self.module, config_json)])
 
     def _write_ecds(self, name: str, text: str) -> None:

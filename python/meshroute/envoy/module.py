@@ -8,12 +8,13 @@ extension config discovery (ECDS) from ``ecds-<name>.yaml`` in the files directo
 table reaches Envoy without touching the listener. The ``filter_config`` is a ``StringValue``
 holding JSON::
 
-    {"table": "/abs/dir/ir-7.json",
+    {"table": "/abs/dir/ir-7.json", "patches": ["/abs/dir/patch-7-1.json"],
      "listener": {"gateway_port": 8080 | null, "source_namespace": "ns" | null,
                   "source_labels": {"k": "v"}},
      "seed": null | int}
 
 ``table`` is the IR JSON file :mod:`meshroute.envoy.live` writes (a new name per generation);
+``patches`` (absent = none) the IR patches of edits compiled alone since, applied in order;
 ``listener`` is the client context ext_proc gets as gRPC metadata.
 
 The same library is also a load-balancing policy (``--lb rust``, docs/envoy.md "Load balancing in
@@ -133,15 +134,22 @@ def disabled_on_route() -> Json:
     return typed(ROUTE_FILTER_CONFIG, disabled=True)
 
 
-def filter_config_json(table: str, listener: Json, seed: int | None) -> str:
+def filter_config_json(table: str, listener: Json, seed: int | None, patches: Iterable[str] = ()) -> str:
     """The module's ``filter_config`` JSON text (keys sorted: equal configs are equal bytes).
+    ``patches``: IR patch files the module applies to ``table``, in order (docs/ir.md "Patch").
 
     >>> text = filter_config_json("/d/ir-1.json", listener_context("meshroute-gateway-80", Options()), 7)
     >>> json.loads(text) == {"table": "/d/ir-1.json", "seed": 7,
     ...     "listener": {"gateway_port": 80, "source_namespace": None, "source_labels": {}}}
     True
+    >>> json.loads(filter_config_json("/d/ir-1.json", {}, None, ["/d/patch-1-1.json"]))["patches"]
+    ['/d/patch-1-1.json']
     """
-    return json.dumps({"table": table, "listener": listener, "seed": seed}, sort_keys=True)
+    config: Json = {"table": table, "listener": listener, "seed": seed}
+    patches = list(patches)
+    if patches:
+        config["patches"] = patches
+    return json.dumps(config, sort_keys=True)
 
 
 def extension_config(name: str, module: str | os.PathLike[str], config_json: str) -> Json:

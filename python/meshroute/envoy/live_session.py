@@ -36,7 +36,7 @@ class _Live:
     compiled: Compiled | None = None  # the last answer (for files touched but not changed)
 
 
-_SESSIONS: dict[tuple[tuple[str, ...], Options], _Live] = {}
+_SESSIONS: dict[tuple[tuple[str, ...], str], _Live] = {}  # by (paths, repr(options))
 
 
 def generate_live(paths: Sequence[str], options: Options, serve_copy: bool, base: Tag | None) -> Compiled:
@@ -45,7 +45,7 @@ def generate_live(paths: Sequence[str], options: Options, serve_copy: bool, base
     from meshroute.compile import ir_json
     from meshroute.mesh import table_from_ir_json
 
-    key = (tuple(paths), options)
+    key = (tuple(paths), repr(options))  # Options holds dicts: not hashable
     live = _SESSIONS.get(key)
     if live is None:
         live = _SESSIONS[key] = _Live(ConfigSession(paths, domain=options.domain), options)

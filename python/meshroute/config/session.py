@@ -146,6 +146,8 @@ class ConfigSession:
                 patch, cross = self._incremental.apply(old_files, files, changed)
             except NotIncremental as exc:
                 why = str(exc)
+            except Exception as exc:  # a bug here must cost a full compile, never the reload
+                why = f"incremental compile failed: {exc!r}"
             else:
                 diags = load_diags + validation + cross
                 diags.sort(key=_order)

@@ -158,6 +158,10 @@ class RouteTable:
 
     @staticmethod
     def from_json(ir: str) -> RouteTable: ...
+    def patched(self, patch_json: str) -> RouteTable:
+        """This table with an IR patch applied (docs/ir.md, "Patch"): a new table sharing what
+        the patch leaves unchanged; this one stays as it is. A bad patch raises
+        ``CompileError`` (naming the patch path of the problem), as ``from_json`` does."""
     @property
     def route_count(self) -> int: ...
     def route(
@@ -240,7 +244,8 @@ class Balancer:
     def __len__(self) -> int: ...
     @property
     def kind(self) -> str:
-        """``LEAST_REQUEST``, ``ROUND_ROBIN``, ``RANDOM``, ``RING_HASH``, ``MAGLEV`` or ``PASSTHROUGH``."""
+        """``LEAST_REQUEST``, ``ROUND_ROBIN``, ``RANDOM``, ``RING_HASH``, ``MAGLEV``, ``PEAK_EWMA``
+        or ``PASSTHROUGH``."""
     @property
     def hash_source(self) -> tuple[str, str | None, str | None, float | None] | None:
         """``(kind, name, cookie path, cookie ttl seconds)``; kind ``header``, ``cookie``,
@@ -260,9 +265,13 @@ class Balancer:
     def start(self, index: int) -> None: ...
     def finish(self, index: int) -> None: ...
     def active(self, index: int) -> int: ...
-    def record(self, index: int, outcome: int | str, now: float = 0.0) -> bool:
+    def record(self, index: int, outcome: int | str, now: float = 0.0, latency: float | None = None) -> bool:
         """Feed an outcome (status, or ``connect-failure`` / ``timeout`` / ``reset`` /
-        ``connect-success``) to outlier detection; True when it ejected the endpoint."""
+        ``connect-success``) to outlier detection; True when it ejected the endpoint. ``latency``
+        (seconds, sent to answered or failed) feeds PEAK_EWMA's estimate."""
+    def latency_estimate(self, index: int, now: float = 0.0) -> float | None:
+        """PEAK_EWMA: the endpoint's latency estimate (seconds) at ``now``; None before its first
+        answer, and for other policies."""
     def sweep(self, now: float) -> list[int]: ...
     def is_ejected(self, index: int) -> bool: ...
     @property

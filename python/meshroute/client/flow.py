@@ -8,7 +8,8 @@ The order is Envoy's filter chain as meshroute configures it (docs/envoy.md): th
 (``exchange``), then the fault filter (delay, then abort), then the router: mirrors, the
 endpoint pick with the cluster's balancer, the circuit breaker, the attempt with its per-try
 timeout inside the route timeout, retries with jittered exponential backoff (semantics §2.11),
-each outcome fed to outlier detection and least-request counts (§3.6, §3.7).
+each outcome fed to outlier detection and least-request counts (§3.6, §3.7), and each attempt's
+latency (sent to response headers, or to its failure) to the balancer, which PEAK_EWMA learns from.
 """
 
 from __future__ import annotations
@@ -262,17 +263,19 @@ class Client:
                 sent = _upstream_request(
                     request, fwd, target, body, _budget(fwd, deadline), upstream.connect_timeout
                 )
+                sent_at = time.monotonic()
                 result = yield Send(sent)
+                latency = time.monotonic() - sent_at  # to the response headers (PEAK_EWMA)
                 now = self.clock()
                 failure: str | None = None
                 if isinstance(result, httpx.Response):
                     if index is not None:
-                        balancer.record(index, result.status_code, now)
+                        balancer.record(index, result.status_code, now, latency)
                     retriable = fwd.retry.retries_status(result.status_code, result.headers)
                 else:
                     failure = _failure(result)
                     if index is not None:
-                        balancer.record(index, failure, now)
+                        balancer.record(index, failure, now, latency)
                     retriable = fwd.retry.retries_failure(failure)
                 expired = deadline is not None and time.monotonic() >= deadline
                 if retriable and not expired and attempts <= fwd.retry.max_retries:
@@ -360,12 +363,14 @@ class Client:
                 _budget(fwd, deadline),
                 upstream.connect_timeout,
             )
+            sent_at = time.monotonic()
             result = yield Send(sent)
+            latency = time.monotonic() - sent_at
             if isinstance(result, httpx.Response):
-                upstream.balancer.record(index, result.status_code, self.clock())
+                upstream.balancer.record(index, result.status_code, self.clock(), latency)
                 yield Discard(result)
             else:
-                upstream.balancer.record(index, _failure(result), self.clock())
+                upstream.balancer.record(index, _failure(result), self.clock(), latency)
         finally:
             attempt.done()
 

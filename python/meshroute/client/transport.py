@@ -82,6 +82,16 @@ class _Base:
         upstream = self._client.upstreams.cached(cluster)
         return upstream.balancer.stats() if upstream is not None else None
 
+    def latency_estimates(self, cluster: str) -> dict[str, float | None] | None:
+        """PEAK_EWMA: each endpoint's (``address:port``) latency estimate in seconds as the next
+        pick sees it (on the transport's clock), None for an endpoint that has not answered yet;
+        None if no request used ``cluster`` yet or its balancer is another one."""
+        upstream = self._client.upstreams.cached(cluster)
+        if upstream is None or upstream.balancer.kind != "PEAK_EWMA":
+            return None
+        now, balancer = self._client.clock(), upstream.balancer
+        return {t.hostport: balancer.latency_estimate(i, now) for i, t in enumerate(upstream.targets)}
+
 
 def _response(answer: Answer, stream: httpx.SyncByteStream | httpx.AsyncByteStream | None) -> httpx.Response:
     """The response the caller gets: a local answer, or the inner transport's own response with

@@ -12,6 +12,7 @@ from typing import Any
 
 from meshroute.config.hosts import ROOT_NAMESPACE, exported_to, fqdn, is_wildcard, matches
 from meshroute.config.load import Resource
+from meshroute.config.validate.destination_rule import LOAD_BALANCER_ANNOTATION, LOAD_BALANCERS
 from meshroute.config.validate.fields import normalize_spec as normalize
 
 Policy = dict[str, Any]
@@ -36,6 +37,8 @@ class DestinationRuleInfo:
     subsets: tuple[Subset, ...]
     export_to: tuple[str, ...]
     has_selector: bool
+    # meshroute's ``meshroute.io/load-balancer`` annotation (``PEAK_EWMA``), None without it
+    load_balancer: str | None = None
 
     @property
     def namespace(self) -> str:
@@ -51,6 +54,7 @@ class MergedRule:
     namespace: str
     traffic_policy: Mapping[str, Any] | None
     subsets: Mapping[str, Subset] = field(default_factory=dict)
+    load_balancer: str | None = None  # the first merged DR's ``meshroute.io/load-balancer``
 
 
 def parse_destination_rule(
@@ -71,6 +75,8 @@ def parse_destination_rule(
     tp = spec.get("trafficPolicy")
     export_to = spec.get("exportTo")
     export_to = export_to if isinstance(export_to, list) else []
+    annotations = res.metadata.get("annotations")
+    lb = annotations.get(LOAD_BALANCER_ANNOTATION) if isinstance(annotations, dict) else None
     return DestinationRuleInfo(
         resource=res,
         host=fqdn(spec["host"], res.namespace, domain),
@@ -78,6 +84,7 @@ def parse_destination_rule(
         subsets=tuple(subsets),
         export_to=tuple(str(e) for e in export_to) or tuple(default_export_to),
         has_selector=isinstance(spec.get("workloadSelector"), dict),
+        load_balancer=lb if lb in LOAD_BALANCERS else None,
     )
 
 
@@ -229,7 +236,26 @@ def rule_policy(rule: MergedRule | None, subset: str | None, port: int) -> Polic
     if rule is None:
         return {}
     sub = rule.subsets.get(subset) if subset else None
-    return effective_policy(rule.traffic_policy, sub.traffic_policy if sub else None, port)
+    policy = effective_policy(rule.traffic_policy, sub.traffic_policy if sub else None, port)
+    return with_load_balancer(policy, rule.load_balancer) if rule.load_balancer else policy
+
+
+def with_load_balancer(policy: Policy, name: str) -> Policy:
+    """``policy`` with meshroute's load balancer ``name`` (the DestinationRule annotation
+    ``meshroute.io/load-balancer``) as that key of its ``loadBalancer`` block, in place of
+    ``simple``; a ``consistentHash`` or ``simple: PASSTHROUGH`` in force for the cluster is kept
+    as it is (docs/client.md, "PEAK_EWMA").
+
+    >>> with_load_balancer({}, "PEAK_EWMA")
+    {'loadBalancer': {'meshroute.io/load-balancer': 'PEAK_EWMA'}}
+    >>> with_load_balancer({"loadBalancer": {"consistentHash": {"useSourceIp": True}}}, "PEAK_EWMA")
+    {'loadBalancer': {'consistentHash': {'useSourceIp': True}}}
+    """
+    lb = policy.get("loadBalancer")
+    lb = lb if isinstance(lb, Mapping) else {}
+    if "consistentHash" in lb or str(lb.get("simple", "")).upper() == "PASSTHROUGH":
+        return policy
+    return {**policy, "loadBalancer": {**lb, LOAD_BALANCER_ANNOTATION: name}}
 
 
 def merge_rules(rules: Sequence[DestinationRuleInfo]) -> MergedRule:
@@ -243,7 +269,8 @@ def merge_rules(rules: Sequence[DestinationRuleInfo]) -> MergedRule:
     for rule in group:
         for sub in rule.subsets:
             subsets.setdefault(sub.name, sub)
-    return MergedRule(first.host, first.namespace, policy, subsets)
+    load_balancer = next((r.load_balancer for r in group if r.load_balancer), None)
+    return MergedRule(first.host, first.namespace, policy, subsets, load_balancer)
 
 
 def _port_entry(policy: Mapping[str, Any], port: int | None) -> Mapping[str, Any] | None:

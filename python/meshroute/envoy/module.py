@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from meshroute.config.validate.destination_rule import LOAD_BALANCER_ANNOTATION
 from meshroute.envoy.common import TYPE_PREFIX, Json, typed
 from meshroute.envoy.options import Options
 from meshroute.extproc import HASH_HEADER  # the consistent-hash key the route hashes (Rust core)
@@ -190,10 +191,13 @@ def lb_policy_config(cluster: str, lb: Mapping[str, Any], seed: int | None = Non
     Istio's default LEAST_REQUEST, ROUND_ROBIN, RANDOM, or a consistent hash (ring hash, default
     minimum ring size 1024, or Maglev) on what the rule hashes. The hash itself is Envoy's, from
     the route's ``hash_policy`` (the ``x-meshroute-hash`` header); ``hash_header`` names that
-    header for a route without one.
+    header for a route without one. PEAK_EWMA when the DestinationRule's annotation
+    ``meshroute.io/load-balancer`` put it in ``lb`` (:func:`meshroute.config.policy.with_load_balancer`).
 
     >>> lb_policy_config("c", {"simple": "ROUND_ROBIN"})
     {'cluster': 'c', 'policy': 'ROUND_ROBIN'}
+    >>> lb_policy_config("c", {"simple": "ROUND_ROBIN", "meshroute.io/load-balancer": "PEAK_EWMA"})
+    {'cluster': 'c', 'policy': 'PEAK_EWMA'}
     >>> lb_policy_config("c", {"consistentHash": {"httpHeaderName": "end-user", "maglev": {}}}, seed=3)
     ... # doctest: +NORMALIZE_WHITESPACE
     {'cluster': 'c', 'policy': 'MAGLEV', 'hash': {'header': 'end-user'},
@@ -219,6 +223,8 @@ def lb_policy_config(cluster: str, lb: Mapping[str, Any], seed: int | None = Non
     else:
         simple = str(lb.get("simple", "UNSPECIFIED")).upper()
         out["policy"] = {"ROUND_ROBIN": "ROUND_ROBIN", "RANDOM": "RANDOM"}.get(simple, "LEAST_REQUEST")
+        if lb.get(LOAD_BALANCER_ANNOTATION) == "PEAK_EWMA":
+            out["policy"] = "PEAK_EWMA"
     if seed is not None:
         out["seed"] = seed
     return out

@@ -785,6 +785,15 @@ pub(crate) extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_wr
 /// the counters cx_connect_fail, cx_total, rq_error, rq_success, rq_timeout, rq_total, then the
 /// gauges cx_active, rq_active).
 const HOST_STAT_RQ_ACTIVE: u32 = 7;
+/// `envoy_dynamic_module_type_host_stat_RqTotal`: the per-host `rq_total` counter (PEAK_EWMA's
+/// latency estimate, with `rq_active`).
+const HOST_STAT_RQ_TOTAL: u32 = 5;
+
+/// The balancers' clock: time since the first pick of the process (monotonic).
+fn lb_now() -> std::time::Duration {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(std::time::Instant::now).elapsed()
+}
 
 /// A counter defined by a balancer config (Envoy's id, valid with that config).
 #[derive(Clone, Copy, Debug)]
@@ -1006,6 +1015,18 @@ impl crate::lb::Hosts for LbHosts<'_> {
             )
         }
     }
+
+    fn requests_total(&self, priority: u32, index: usize) -> u64 {
+        // SAFETY: as `active_requests`.
+        unsafe {
+            envoy_dynamic_module_callback_lb_get_host_stat(
+                self.ptr,
+                priority,
+                index,
+                HOST_STAT_RQ_TOTAL,
+            )
+        }
+    }
 }
 
 /// The request being balanced (`context_envoy_ptr`, never null here), during `choose_host`.
@@ -1168,7 +1189,10 @@ pub(crate) extern "C" fn envoy_dynamic_module_on_lb_choose_host(
         context: context_envoy_ptr,
         _hook: PhantomData,
     });
-    let chosen = match catch_unwind(AssertUnwindSafe(|| lb.choose(&hosts, request.as_ref()))) {
+    let now = lb_now();
+    let chosen = match catch_unwind(AssertUnwindSafe(|| {
+        lb.choose(&hosts, request.as_ref(), now)
+    })) {
         Ok(chosen) => chosen,
         Err(payload) => {
             let message = panic_message(&*payload);

@@ -12,10 +12,11 @@
 //! | key | value |
 //! |---|---|
 //! | `cluster` | the Istio cluster name, for log lines |
-//! | `policy` | `ROUND_ROBIN`, `RANDOM`, `LEAST_REQUEST`, `RING_HASH` or `MAGLEV` |
+//! | `policy` | `ROUND_ROBIN`, `RANDOM`, `LEAST_REQUEST`, `RING_HASH`, `MAGLEV` or `PEAK_EWMA` |
 //! | `minimum_ring_size`, `maximum_ring_size` | `RING_HASH` (defaults 1024 and 8M, Envoy's) |
 //! | `table_size` | `MAGLEV`, a prime (default 65537) |
 //! | `choice_count`, `active_request_bias` | `LEAST_REQUEST` (defaults 2 and 1.0, Envoy's) |
+//! | `decay_ms` | `PEAK_EWMA`: the estimate's time constant τ (default 10 000) |
 //! | `hash` | consistent hash: what the DestinationRule hashes, `{"header": name}`, `{"cookie": name}`, `{"query_parameter": name}` or `{"source_ip": true}` (informational: the HTTP filter turns it into the route's hash key) |
 //! | `hash_header` | consistent hash, when Envoy's route computes no hash: the request header whose value is hashed (xxHash64, as Envoy hashes a header) |
 //! | `seed` | `null` / absent: each worker's generator is seeded from the OS; an integer: every balancer of this cluster starts from `SplitMix64(seed)` (tests) |
@@ -33,6 +34,27 @@
 //! `rq_active` of the hosts it samples. A retry that must avoid the previous hosts
 //! (`should_select_another_host`) picks again, up to Envoy's `host_selection_retry_count`.
 //!
+//! PEAK_EWMA (the DestinationRule annotation `meshroute.io/load-balancer: PEAK_EWMA`) needs each
+//! request's latency, and a load-balancing policy module is never told when a request ends:
+//! Envoy 1.40's policy ABI has `choose_host` and `on_host_membership_update`, nothing on
+//! completion, and no per-host latency statistic. What it can read is each host's counters,
+//! shared by every worker: `rq_total` (requests started) and `rq_active` (in flight). From those
+//! the balancer *estimates* latency with Little's law ([`LatencySampler`]): at most every
+//! [`SAMPLE_EVERY`], at a pick, it samples both counters of every host, integrates `rq_active`
+//! over time (the requests-in-flight × seconds spent) and counts completions (started − change
+//! in flight); time in flight ÷ completions is the mean latency over that window, handed to
+//! meshroute-lb's PEAK_EWMA as one observation per window (a window closes after
+//! [`MIN_COMPLETIONS`] completions, or after [`MAX_WINDOW`] with at least one; a request this
+//! worker sends counts in flight from that moment). A host that completed nothing in a window of
+//! at least [`MAX_WINDOW`] while a request was in flight since its start is observed as taking at
+//! least the window (that request's age so far); samples more than [`MAX_GAP`] apart with
+//! completions in between (traffic paused) drop the window instead of guessing. What this
+//! measures is coarser than the proxyless client's per-request latency: a mean over a window,
+//! resolved no finer than the time between samples (so under light traffic, where picks are
+//! rarer than the latencies, about the time between requests), and the upstream request's whole
+//! life in Envoy (`rq_active` spans until the response ends), where the client measures each
+//! request to its response headers.
+//!
 //! Stats, on the balancer configs (see [`stats`]): the counters `meshroute_lb_picks`,
 //! `meshroute_lb_no_host`, `meshroute_lb_rebuilds` and `meshroute_lb_panics`, summed over the
 //! clusters that use the module.
@@ -40,12 +62,14 @@
 //! Everything here is safe Rust behind two traits (`Hosts`, `Request`) that `ffi` implements
 //! with Envoy's callbacks and the unit tests with plain values.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use meshroute_lb::{
     hash_key, Endpoint, EndpointSet, HashAlgorithm, HashSource, LbPolicy, LeastRequestConfig,
-    LoadBalancer, RandomConfig, SplitMix64, DEFAULT_MAXIMUM_RING_SIZE,
+    LoadBalancer, PeakEwmaConfig, RandomConfig, SplitMix64, DEFAULT_MAXIMUM_RING_SIZE,
 };
 use serde::Deserialize;
 
@@ -84,6 +108,8 @@ struct RawConfig {
     #[serde(default)]
     active_request_bias: Option<f64>,
     #[serde(default)]
+    decay_ms: Option<u64>,
+    #[serde(default)]
     hash: Option<RawHash>,
     #[serde(default)]
     hash_header: Option<String>,
@@ -99,6 +125,7 @@ enum PolicyName {
     LeastRequest,
     RingHash,
     Maglev,
+    PeakEwma,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +208,13 @@ impl LbConfig {
                     table_size: raw.table_size.unwrap_or(0),
                 },
             },
+            PolicyName::PeakEwma => {
+                let defaults = PeakEwmaConfig::default();
+                LbPolicy::PeakEwma(PeakEwmaConfig {
+                    decay: raw.decay_ms.map_or(defaults.decay, Duration::from_millis),
+                    ..defaults
+                })
+            }
         };
         // Build one now: a bad setting is refused with the cluster, never found at pick time.
         LoadBalancer::new(policy.clone()).map_err(|e| format!("lb_policy_config: {e}"))?;
@@ -236,6 +270,8 @@ pub(crate) trait Hosts {
     fn host_address(&self, priority: u32, index: usize) -> Option<String>;
     /// Requests in flight on host `index` of all hosts at `priority` (Envoy's `rq_active`).
     fn active_requests(&self, priority: u32, index: usize) -> u64;
+    /// Requests ever started on host `index` of all hosts at `priority` (Envoy's `rq_total`).
+    fn requests_total(&self, priority: u32, index: usize) -> u64;
 }
 
 /// What a balancer reads of the request being balanced (Envoy's load-balancer context).
@@ -254,6 +290,148 @@ pub(crate) trait Request {
 /// Seeds handed to the balancers of one process when no config names a seed.
 static NEXT_STREAM: AtomicU64 = AtomicU64::new(0);
 
+/// PEAK_EWMA in Envoy: how often at most a worker samples every host's counters (at a pick).
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+/// A latency window closes once this many requests completed in it...
+pub(crate) const MIN_COMPLETIONS: u64 = 4;
+/// ... or once it is this long and at least one did.
+pub(crate) const MAX_WINDOW: Duration = Duration::from_millis(250);
+/// Samples further apart than this, with requests completed in between, say nothing of when
+/// they completed: the window is dropped rather than guessed (traffic paused, then resumed).
+pub(crate) const MAX_GAP: Duration = Duration::from_secs(1);
+
+/// One host's counters at the last sample, and the window being measured.
+#[derive(Debug, Clone, Copy, Default)]
+struct HostWindow {
+    /// When the counters were last read (or a request was sent), and what they said.
+    at: Duration,
+    total: u64,
+    active: u64,
+    /// When the window opened, and the requests in flight then.
+    since: Duration,
+    active_at_start: u64,
+    /// Requests in flight × seconds, and completions, since the window opened.
+    busy: f64,
+    done: u64,
+    started: bool,
+}
+
+impl HostWindow {
+    fn open(&mut self, now: Duration, total: u64, active: u64) {
+        *self = HostWindow {
+            at: now,
+            total,
+            active,
+            since: now,
+            active_at_start: active,
+            busy: 0.0,
+            done: 0,
+            started: true,
+        };
+    }
+
+    /// This worker just sent a request to the host: count it in flight (and started) from now,
+    /// as Envoy's counters are about to.
+    fn sent(&mut self, now: Duration) {
+        if !self.started || now < self.at {
+            return;
+        }
+        self.busy += (now - self.at).as_secs_f64() * self.active as f64;
+        self.at = now;
+        self.active += 1;
+        self.total += 1;
+    }
+
+    /// Take a sample; the latency (seconds) of a window it closes.
+    fn sample(&mut self, now: Duration, total: u64, active: u64) -> Option<f64> {
+        // Counters of a host Envoy re-created are lower than before (one less is a request this
+        // worker sent that Envoy has not attached to a connection yet).
+        if !self.started || total.saturating_add(1) < self.total || now < self.at {
+            self.open(now, total, active);
+            return None;
+        }
+        let dt = now - self.at;
+        let started = total.saturating_sub(self.total);
+        let completed = (started + self.active).saturating_sub(active);
+        if dt > MAX_GAP && completed > 0 {
+            self.open(now, total, active);
+            return None;
+        }
+        // Trapezoid between the two samples: in flight then and now.
+        self.busy += dt.as_secs_f64() * (self.active + active) as f64 / 2.0;
+        self.done += completed;
+        (self.at, self.total, self.active) = (now, total, active);
+        let window = now - self.since;
+        let latency = if self.done >= MIN_COMPLETIONS || (self.done > 0 && window >= MAX_WINDOW) {
+            Some(self.busy / self.done as f64)
+        } else if self.done == 0 && window >= MAX_WINDOW && self.active_at_start > 0 {
+            // Nothing completed, yet a request was in flight when the window opened: it has
+            // taken the whole window so far.
+            Some(window.as_secs_f64())
+        } else {
+            None
+        };
+        if latency.is_some() || (self.done == 0 && window >= MAX_WINDOW) {
+            // A window closed, or one with nothing to tell (idle) starts over.
+            self.open(now, total, active);
+        }
+        latency
+    }
+}
+
+/// PEAK_EWMA's latency observations in Envoy, from every host's `rq_total` and `rq_active` by
+/// Little's law (see the module documentation). Windows are kept by host address.
+#[derive(Debug, Default)]
+pub(crate) struct LatencySampler {
+    /// By index of the worker's endpoint set.
+    windows: Vec<(String, HostWindow)>,
+    last: Option<Duration>,
+}
+
+impl LatencySampler {
+    /// Follow a rebuilt endpoint set, keeping the windows of the addresses it still has.
+    fn follow(&mut self, set: &EndpointSet) {
+        let mut old: HashMap<String, HostWindow> = self.windows.drain(..).collect();
+        self.windows = set
+            .endpoints()
+            .iter()
+            .map(|e| {
+                let window = old.remove(&e.address).unwrap_or_default();
+                (e.address.clone(), window)
+            })
+            .collect();
+    }
+
+    /// This worker sent a request to endpoint `index`.
+    fn sent(&mut self, index: usize, now: Duration) {
+        if let Some((_, window)) = self.windows.get_mut(index) {
+            window.sent(now);
+        }
+    }
+
+    /// Sample every host when [`SAMPLE_EVERY`] has passed; the latencies of the windows that
+    /// closed, by endpoint index.
+    fn sample(
+        &mut self,
+        now: Duration,
+        counters: impl Fn(usize) -> (u64, u64),
+        mut observe: impl FnMut(usize, Duration),
+    ) {
+        if self.last.is_some_and(|last| now < last + SAMPLE_EVERY) {
+            return;
+        }
+        self.last = Some(now);
+        for (index, (_, window)) in self.windows.iter_mut().enumerate() {
+            let (total, active) = counters(index);
+            if let Some(seconds) = window.sample(now, total, active) {
+                if let Ok(latency) = Duration::try_from_secs_f64(seconds) {
+                    observe(index, latency);
+                }
+            }
+        }
+    }
+}
+
 /// One worker's balancer for one cluster.
 pub(crate) struct WorkerLb {
     config: Arc<LbConfig>,
@@ -267,6 +445,8 @@ pub(crate) struct WorkerLb {
     seen: Vec<usize>,
     built: bool,
     rng: SplitMix64,
+    /// PEAK_EWMA only: latencies estimated from the hosts' counters.
+    sampler: Option<LatencySampler>,
 }
 
 impl WorkerLb {
@@ -278,7 +458,6 @@ impl WorkerLb {
             crate::config::os_seed() ^ NEXT_STREAM.fetch_add(1, Ordering::Relaxed)
         });
         WorkerLb {
-            config,
             balancer,
             set: EndpointSet::new(Vec::new()),
             priority: 0,
@@ -286,6 +465,8 @@ impl WorkerLb {
             seen: Vec::new(),
             built: false,
             rng: SplitMix64::new(seed),
+            sampler: matches!(config.policy, LbPolicy::PeakEwma(_)).then(LatencySampler::default),
+            config,
         }
     }
 
@@ -319,6 +500,9 @@ impl WorkerLb {
             .map(|(i, e)| everyone.get(&e.address).copied().unwrap_or(i))
             .collect();
         self.set = EndpointSet::new(endpoints);
+        if let Some(sampler) = &mut self.sampler {
+            sampler.follow(&self.set);
+        }
         self.built = true;
         self.config.count(self.config.ids.rebuilds);
     }
@@ -335,11 +519,13 @@ impl WorkerLb {
                 .any(|(p, &n)| hosts.healthy_count(priority_u32(p)) != n)
     }
 
-    /// The host for one request: (priority, index into that priority's healthy hosts).
+    /// The host for one request: (priority, index into that priority's healthy hosts). `now` is
+    /// the time on any monotonic clock (PEAK_EWMA's estimates decay with it).
     pub(crate) fn choose(
         &mut self,
         hosts: &impl Hosts,
         request: Option<&impl Request>,
+        now: Duration,
     ) -> Option<(u32, u32)> {
         #[cfg(feature = "panic-test")]
         if request
@@ -355,7 +541,11 @@ impl WorkerLb {
         if self.stale(hosts) {
             self.rebuild(hosts);
         }
-        let chosen = self.pick(hosts, request);
+        self.sample_latencies(hosts, now);
+        let chosen = self.pick(hosts, request, now);
+        if let (Some(sampler), Some((_, index))) = (&mut self.sampler, chosen) {
+            sampler.sent(index as usize, now);
+        }
         let ids = self.config.ids;
         self.config.count(if chosen.is_some() {
             ids.picks
@@ -365,7 +555,44 @@ impl WorkerLb {
         chosen
     }
 
-    fn pick(&mut self, hosts: &impl Hosts, request: Option<&impl Request>) -> Option<(u32, u32)> {
+    /// PEAK_EWMA: feed the latencies of the windows that closed to the balancer.
+    fn sample_latencies(&mut self, hosts: &impl Hosts, now: Duration) {
+        let WorkerLb {
+            balancer,
+            set,
+            priority,
+            all_index,
+            sampler,
+            ..
+        } = self;
+        let Some(sampler) = sampler else {
+            return;
+        };
+        let priority = *priority;
+        let counters = |i: usize| {
+            let all = all_index.get(i).copied().unwrap_or(i);
+            (
+                hosts.requests_total(priority, all),
+                hosts.active_requests(priority, all),
+            )
+        };
+        sampler.sample(now, counters, |index, latency| {
+            balancer.record_latency(set, index, latency, now);
+        });
+    }
+
+    /// PEAK_EWMA: endpoint `index`'s latency estimate at `now` (tests and logs).
+    #[cfg(test)]
+    fn estimate(&self, index: usize, now: Duration) -> Option<Duration> {
+        self.balancer.latency_estimate(&self.set, index, now)
+    }
+
+    fn pick(
+        &mut self,
+        hosts: &impl Hosts,
+        request: Option<&impl Request>,
+        now: Duration,
+    ) -> Option<(u32, u32)> {
         if self.set.is_empty() {
             return None;
         }
@@ -394,7 +621,7 @@ impl WorkerLb {
             // (Envoy does the same, with its own offsets): the same key would find the same host.
             let key = hash.map(|h| if attempt == 0 { h } else { rehash(h, attempt) });
             let index = balancer
-                .pick_with_active(set, key, rng, active)?
+                .pick_with_active_at(set, key, rng, now, active)?
                 .endpoint()?;
             let all = all_index.get(index).copied().unwrap_or(index);
             let rejected = request.is_some_and(|r| r.reject(priority, all));
@@ -528,10 +755,14 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
 
-    /// Hosts as plain values: (address, weight, healthy, active requests) per priority.
+    const T0: Duration = Duration::ZERO;
+
+    /// Hosts as plain values: (address, weight, healthy, active requests) per priority, and the
+    /// requests ever started per host (`rq_total`; absent: 0).
     #[derive(Default)]
     struct FakeHosts {
         priorities: Vec<Vec<(String, u32, bool, u64)>>,
+        totals: HashMap<(u32, usize), u64>,
     }
 
     impl FakeHosts {
@@ -541,7 +772,19 @@ mod tests {
                     .iter()
                     .map(|p| (format!("127.0.0.1:{p}"), 1, true, 0))
                     .collect()],
+                totals: HashMap::new(),
             }
+        }
+
+        /// A request starts on host `i` of priority 0.
+        fn start(&mut self, i: usize) {
+            self.priorities[0][i].3 += 1;
+            *self.totals.entry((0, i)).or_default() += 1;
+        }
+
+        /// A request of host `i` of priority 0 ends.
+        fn end(&mut self, i: usize) {
+            self.priorities[0][i].3 -= 1;
         }
 
         fn healthy(&self, p: u32) -> Vec<&(String, u32, bool, u64)> {
@@ -567,6 +810,9 @@ mod tests {
         }
         fn active_requests(&self, p: u32, i: usize) -> u64 {
             self.priorities[p as usize][i].3
+        }
+        fn requests_total(&self, p: u32, i: usize) -> u64 {
+            self.totals.get(&(p, i)).copied().unwrap_or(0)
         }
     }
 
@@ -640,7 +886,7 @@ mod tests {
         let hosts = FakeHosts::ports(&[1, 2, 3]);
         let mut lb = worker(r#"{"policy": "ROUND_ROBIN"}"#);
         let picks: Vec<u32> = (0..6)
-            .map(|_| lb.choose(&hosts, NO_REQUEST).expect("pick").1)
+            .map(|_| lb.choose(&hosts, NO_REQUEST, T0).expect("pick").1)
             .collect();
         assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
     }
@@ -649,16 +895,16 @@ mod tests {
     fn a_health_change_without_update_rebuilds_and_indexes_stay_healthy() {
         let mut hosts = FakeHosts::ports(&[1, 2, 3]);
         let mut lb = worker(r#"{"policy": "ROUND_ROBIN"}"#);
-        assert_eq!(lb.choose(&hosts, NO_REQUEST), Some((0, 0)));
+        assert_eq!(lb.choose(&hosts, NO_REQUEST, T0), Some((0, 0)));
         hosts.priorities[0][0].2 = false; // host 1 unhealthy: healthy list is [2, 3]
         for _ in 0..4 {
-            let (_, index) = lb.choose(&hosts, NO_REQUEST).expect("pick");
+            let (_, index) = lb.choose(&hosts, NO_REQUEST, T0).expect("pick");
             assert!(index < 2, "index {index} beyond the 2 healthy hosts");
         }
         for h in &mut hosts.priorities[0] {
             h.2 = false;
         }
-        assert_eq!(lb.choose(&hosts, NO_REQUEST), None, "no healthy host");
+        assert_eq!(lb.choose(&hosts, NO_REQUEST, T0), None, "no healthy host");
     }
 
     #[test]
@@ -670,7 +916,7 @@ mod tests {
         hosts.priorities[0][0].2 = false;
         hosts.priorities[0][1].2 = false;
         let mut lb = worker(r#"{"policy": "RANDOM", "seed": 1}"#);
-        assert_eq!(lb.choose(&hosts, NO_REQUEST), Some((1, 0)));
+        assert_eq!(lb.choose(&hosts, NO_REQUEST, T0), Some((1, 0)));
     }
 
     #[test]
@@ -680,7 +926,7 @@ mod tests {
         hosts.priorities[0][2].3 = 50; // port 3 is busy
         let mut lb = worker(r#"{"policy": "LEAST_REQUEST", "seed": 7}"#);
         let busy = (0..200)
-            .filter(|_| lb.choose(&hosts, NO_REQUEST) == Some((0, 1)))
+            .filter(|_| lb.choose(&hosts, NO_REQUEST, T0) == Some((0, 1)))
             .count();
         // P2C over two hosts picks the busy one only when both samples are it: ~1/4.
         assert!((20..=80).contains(&busy), "busy host picked {busy} times");
@@ -695,7 +941,7 @@ mod tests {
                 hash: Some(h),
                 ..FakeRequest::default()
             };
-            lb.choose(&hosts, Some(&request))
+            lb.choose(&hosts, Some(&request), T0)
         };
         for h in [1u64, 99, u64::MAX / 3] {
             let first = by_hash(h, &mut lb);
@@ -710,7 +956,7 @@ mod tests {
             ..FakeRequest::default()
         };
         let expected = by_hash(hash_key(b"jason"), &mut lb);
-        assert_eq!(lb.choose(&hosts, Some(&header)), expected);
+        assert_eq!(lb.choose(&hosts, Some(&header), T0), expected);
     }
 
     #[test]
@@ -721,14 +967,14 @@ mod tests {
             hash: Some(12345),
             ..FakeRequest::default()
         };
-        let (_, first) = lb.choose(&hosts, Some(&key)).expect("pick");
+        let (_, first) = lb.choose(&hosts, Some(&key), T0).expect("pick");
         let retry = FakeRequest {
             hash: Some(12345),
             retries: 5,
             rejected: vec![first as usize],
             ..FakeRequest::default()
         };
-        let (_, second) = lb.choose(&hosts, Some(&retry)).expect("pick");
+        let (_, second) = lb.choose(&hosts, Some(&retry), T0).expect("pick");
         assert_ne!(first, second);
         assert!(retry.asked.borrow().len() >= 2);
     }
@@ -744,7 +990,7 @@ mod tests {
                         hash: Some(h),
                         ..FakeRequest::default()
                     };
-                    let (p, i) = lb.choose(hosts, Some(&r)).expect("pick");
+                    let (p, i) = lb.choose(hosts, Some(&r), T0).expect("pick");
                     hosts.healthy_host(p, i as usize).expect("host").0
                 })
                 .collect()
@@ -761,5 +1007,147 @@ mod tests {
             to_new * 10 >= moved * 9,
             "{to_new} of {moved} moves went to the new host"
         );
+    }
+
+    #[test]
+    fn peak_ewma_config() {
+        let lb = LbConfig::parse(br#"{"policy": "PEAK_EWMA", "decay_ms": 5000}"#).expect("valid");
+        assert!(lb.describe().contains("PeakEwma"), "{}", lb.describe());
+        assert!(matches!(
+            lb.policy,
+            LbPolicy::PeakEwma(PeakEwmaConfig { decay, .. }) if decay == Duration::from_secs(5)
+        ));
+        let zero = LbConfig::parse(br#"{"policy": "PEAK_EWMA", "decay_ms": 0}"#).expect_err("0");
+        assert!(zero.contains("decay"), "{zero}");
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn littles_law_gives_the_mean_latency_of_a_window() {
+        let mut w = HostWindow::default();
+        assert_eq!(
+            w.sample(ms(0), 100, 2),
+            None,
+            "the first sample opens the window"
+        );
+        // Two requests always in flight, one completing (and one starting) every 10 ms: each
+        // takes 20 ms. Sampled every 20 ms: 2 completions per sample.
+        let mut got = None;
+        for k in 1..=2u64 {
+            got = w.sample(ms(20 * k), 100 + 2 * k, 2);
+        }
+        let latency = got.expect("4 completions close the window");
+        assert!((latency - 0.020).abs() < 1e-9, "{latency}");
+        // Two requests in flight since the window opened and nothing completed: each has taken
+        // at least the window.
+        let stuck = w
+            .sample(ms(40) + MAX_WINDOW, 104, 2)
+            .expect("stuck requests");
+        assert!((stuck - MAX_WINDOW.as_secs_f64()).abs() < 1e-9, "{stuck}");
+        // A pause: they completed sometime in 10 s; no guess.
+        assert_eq!(w.sample(Duration::from_secs(10), 104, 0), None);
+        // One request this worker sends, answered 80 ms later (seen at the next sample, 100 ms
+        // later: the trapezoid puts its end half-way, as likely as anywhere in between).
+        w.sent(Duration::from_secs(10));
+        assert_eq!(w.sample(Duration::from_secs(10) + ms(100), 105, 0), None);
+        let one = w
+            .sample(Duration::from_secs(10) + ms(400), 105, 0)
+            .expect("1 completion, 400 ms");
+        assert!((one - 0.050).abs() < 1e-9, "{one}");
+        // Counters of a re-created host (lower than before) start over.
+        assert_eq!(w.sample(Duration::from_secs(21), 3, 0), None);
+        assert_eq!(w.total, 3);
+    }
+
+    /// Closed-loop clients through a worker balancer over `hosts` (priority 0) whose counters
+    /// (`rq_active`, `rq_total`) move as Envoy's would, host `i` answering after `latencies[i]`
+    /// ms; picks per host in `[from, until)`.
+    fn run_envoy_clients(
+        lb: &mut WorkerLb,
+        hosts: &mut FakeHosts,
+        latencies: &[u64],
+        clients: usize,
+        from: Duration,
+        until: Duration,
+    ) -> Vec<usize> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut picks = vec![0; latencies.len()];
+        let mut answers: BinaryHeap<Reverse<(Duration, usize)>> = BinaryHeap::new();
+        let mut pick = |now: Duration, hosts: &mut FakeHosts, lb: &mut WorkerLb| {
+            let (_, i) = lb.choose(&*hosts, NO_REQUEST, now).expect("pick");
+            let i = i as usize;
+            hosts.start(i);
+            if now >= from {
+                picks[i] += 1;
+            }
+            Reverse((now + ms(latencies[i]), i))
+        };
+        for c in 0..clients {
+            answers.push(pick(from + ms(c as u64), hosts, lb));
+        }
+        while let Some(Reverse((now, i))) = answers.pop() {
+            hosts.end(i);
+            if now >= until {
+                continue; // drain: every request ends
+            }
+            answers.push(pick(now, hosts, lb));
+        }
+        picks
+    }
+
+    #[test]
+    fn peak_ewma_keeps_off_a_slow_host_from_envoys_counters_alone() {
+        let (from, until) = (Duration::from_secs(2), Duration::from_secs(20));
+        let latencies = [10, 10, 10, 200];
+        let share = |json: &str| {
+            let mut hosts = FakeHosts::ports(&[1, 2, 3, 4]);
+            let mut lb = worker(json);
+            run_envoy_clients(&mut lb, &mut hosts, &latencies, 6, T0, from);
+            let picks = run_envoy_clients(&mut lb, &mut hosts, &latencies, 6, from, until);
+            (picks[3] as f64 / picks.iter().sum::<usize>() as f64, picks)
+        };
+        let (ewma, ewma_picks) = share(r#"{"policy": "PEAK_EWMA", "seed": 5}"#);
+        let (lr, lr_picks) = share(r#"{"policy": "LEAST_REQUEST", "seed": 5}"#);
+        eprintln!(
+            "slow host: PEAK_EWMA {ewma_picks:?} ({ewma:.4}), LEAST_REQUEST {lr_picks:?} ({lr:.4})"
+        );
+        assert!(ewma < 0.01, "{ewma_picks:?}");
+        assert!(ewma * 4.0 < lr, "{ewma_picks:?} vs {lr_picks:?}");
+    }
+
+    #[test]
+    fn peak_ewma_estimates_follow_the_hosts_across_a_membership_update() {
+        let mut hosts = FakeHosts::ports(&[1, 2, 3]);
+        let mut lb = worker(r#"{"policy": "PEAK_EWMA", "seed": 1}"#);
+        let latencies = [10, 10, 200];
+        let until = Duration::from_secs(5);
+        run_envoy_clients(&mut lb, &mut hosts, &latencies, 4, T0, until);
+        let slow = lb
+            .estimate(2, until)
+            .expect("an estimate for the slow host");
+        let fast = lb.estimate(0, until).expect("an estimate for a fast host");
+        assert!(slow > fast * 5, "{slow:?} vs {fast:?}");
+        // A new host in front: indexes shift, the estimates stay with their addresses.
+        hosts.priorities[0].insert(0, ("127.0.0.1:9".into(), 1, true, 0));
+        hosts.totals = hosts
+            .totals
+            .drain()
+            .map(|((p, i), n)| ((p, i + 1), n))
+            .collect();
+        lb.rebuild(&hosts);
+        assert_eq!(lb.estimate(3, until), Some(slow));
+        assert_eq!(lb.estimate(0, until), None, "the new host has none yet");
+        // It gets one request while unknown, not a flood.
+        let mut held = 0;
+        for k in 0..20 {
+            let (_, i) = lb.choose(&hosts, NO_REQUEST, until + ms(k)).expect("pick");
+            hosts.start(i as usize); // nothing ends
+            held += usize::from(i == 0);
+        }
+        assert_eq!(held, 1, "the new host got {held} of 20 requests in flight");
     }
 }

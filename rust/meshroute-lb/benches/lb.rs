@@ -3,14 +3,16 @@
 //!
 //! Each iteration is one pick on a warm balancer (schedules and tables are
 //! built on the first pick, outside the timing, as they are rebuilt only on
-//! health changes). Consistent-hash picks get a fresh key per iteration.
+//! health changes). Consistent-hash picks get a fresh key per iteration. PEAK_EWMA picks
+//! compare latency estimates: every endpoint has answered once before the timing.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use meshroute_lb::{
     hash_key, CircuitBreaker, CircuitLimits, Endpoint, EndpointSet, HashAlgorithm, HashSource,
-    LbPolicy, LoadBalancer, RandomConfig, Rng, SplitMix64,
+    LbPolicy, LoadBalancer, PeakEwmaConfig, RandomConfig, Rng, SplitMix64,
 };
 
 fn set(n: usize, weighted: bool) -> EndpointSet {
@@ -41,6 +43,11 @@ fn policies() -> Vec<(&'static str, LbPolicy, bool)> {
         ("random", LbPolicy::Random(RandomConfig::default()), false),
         ("least_request_p2c", LbPolicy::default(), false),
         ("least_request_weighted", LbPolicy::default(), true),
+        (
+            "peak_ewma",
+            LbPolicy::PeakEwma(PeakEwmaConfig::default()),
+            false,
+        ),
         ("ring_hash", hashed(HashAlgorithm::default()), false),
         (
             "maglev",
@@ -63,6 +70,11 @@ fn bench_pick(c: &mut Criterion) {
             let mut lb = LoadBalancer::new(policy.clone()).expect("valid policy");
             let mut rng = SplitMix64::new(1);
             let mut keys = SplitMix64::new(2);
+            // PEAK_EWMA: every endpoint has answered once (1-7 ms), so picks compare estimates.
+            for i in 0..n {
+                let latency = Duration::from_millis(1 + (i % 7) as u64);
+                lb.record_latency(&endpoints, i, latency, Duration::from_secs(1));
+            }
             lb.pick(&endpoints, Some(0), &mut rng)
                 .expect("warm-up pick");
             group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {

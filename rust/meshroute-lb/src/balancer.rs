@@ -12,9 +12,12 @@
 //! Envoy keeps it per worker thread; a meshroute process has one per cluster.
 //! It is rebuilt lazily when the endpoint set or its health changes.
 
+use std::time::Duration;
+
 use crate::endpoint_set::EndpointSet;
 use crate::least_request::LeastRequest;
 use crate::maglev::{is_prime, Maglev};
+use crate::peak_ewma::PeakEwma;
 use crate::policy::{
     HashAlgorithm, LbConfigError, LbPolicy, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MINIMUM_RING_SIZE,
     MAX_MAGLEV_TABLE_SIZE,
@@ -55,6 +58,7 @@ enum Algorithm {
     LeastRequest(LeastRequest),
     RingHash(RingHash),
     Maglev(Maglev),
+    PeakEwma(PeakEwma),
     Passthrough,
 }
 
@@ -112,6 +116,12 @@ impl LoadBalancer {
                 }
             },
             LbPolicy::Passthrough => Algorithm::Passthrough,
+            LbPolicy::PeakEwma(c) => {
+                if c.decay.is_zero() {
+                    return Err(LbConfigError::ZeroDecay(c.decay));
+                }
+                Algorithm::PeakEwma(PeakEwma::new(*c))
+            }
         };
         Ok(Self {
             policy,
@@ -154,14 +164,30 @@ impl LoadBalancer {
     /// Returns `None` when no endpoint can be used (empty set, or all
     /// ejected without panic): the proxy answers 503 `UH` "no healthy
     /// upstream".
+    ///
+    /// PEAK_EWMA decays its estimates to the latest time it was given (by [`LoadBalancer::pick_at`]
+    /// or [`LoadBalancer::record_latency`]); give the time with `pick_at`.
     pub fn pick(
         &mut self,
         set: &EndpointSet,
         hash: Option<u64>,
         rng: &mut impl Rng,
     ) -> Option<Selection> {
+        let now = self.clock();
+        self.pick_at(set, hash, rng, now)
+    }
+
+    /// [`LoadBalancer::pick`] at time `now` (any monotonic clock, the one
+    /// [`LoadBalancer::record_latency`] is given): only PEAK_EWMA reads it.
+    pub fn pick_at(
+        &mut self,
+        set: &EndpointSet,
+        hash: Option<u64>,
+        rng: &mut impl Rng,
+        now: Duration,
+    ) -> Option<Selection> {
         let active = set.active_requests();
-        self.pick_with_active(set, hash, rng, |index| active.get(index))
+        self.pick_with_active_at(set, hash, rng, now, |index| active.get(index))
     }
 
     /// [`LoadBalancer::pick`] with the requests in flight per endpoint read from `active`
@@ -169,12 +195,25 @@ impl LoadBalancer {
     ///
     /// For a caller whose proxy already counts them, as Envoy does per host (`rq_active`): a
     /// balancer running inside Envoy asks Envoy for the two hosts LEAST_REQUEST samples rather
-    /// than mirroring every host's count. Only LEAST_REQUEST reads it.
+    /// than mirroring every host's count. Only LEAST_REQUEST and PEAK_EWMA read it.
     pub fn pick_with_active(
         &mut self,
         set: &EndpointSet,
         hash: Option<u64>,
         rng: &mut impl Rng,
+        active: impl Fn(usize) -> u32,
+    ) -> Option<Selection> {
+        let now = self.clock();
+        self.pick_with_active_at(set, hash, rng, now, active)
+    }
+
+    /// [`LoadBalancer::pick_with_active`] at time `now` (see [`LoadBalancer::pick_at`]).
+    pub fn pick_with_active_at(
+        &mut self,
+        set: &EndpointSet,
+        hash: Option<u64>,
+        rng: &mut impl Rng,
+        now: Duration,
         active: impl Fn(usize) -> u32,
     ) -> Option<Selection> {
         if matches!(self.algorithm, Algorithm::Passthrough) {
@@ -193,12 +232,58 @@ impl LoadBalancer {
             Algorithm::LeastRequest(a) => a.pick(active, rng),
             Algorithm::RingHash(a) => a.pick(hash.unwrap_or_else(|| rng.next_u64())),
             Algorithm::Maglev(a) => a.pick(hash.unwrap_or_else(|| rng.next_u64())),
+            Algorithm::PeakEwma(a) => a.pick(active, rng, now),
             Algorithm::Passthrough => unreachable!("handled above"),
         };
         Some(Selection::Endpoint {
             index: self.candidates[pos],
             panic,
         })
+    }
+
+    /// Learn that a request to endpoint `index` of `set` took `latency` (sent until its
+    /// response, as the caller measures it), reported at `now`. Only PEAK_EWMA learns from it;
+    /// other policies ignore it. An index outside `set` is ignored.
+    pub fn record_latency(
+        &mut self,
+        set: &EndpointSet,
+        index: usize,
+        latency: Duration,
+        now: Duration,
+    ) {
+        if let Algorithm::PeakEwma(a) = &mut self.algorithm {
+            a.record(set, index, latency, now);
+        }
+    }
+
+    /// PEAK_EWMA: endpoint `index`'s latency estimate at `now`, as a pick would see it; `None`
+    /// before its first observation, and for other policies.
+    pub fn latency_estimate(
+        &self,
+        set: &EndpointSet,
+        index: usize,
+        now: Duration,
+    ) -> Option<Duration> {
+        match &self.algorithm {
+            Algorithm::PeakEwma(a) => a.estimate(set, index, now),
+            _ => None,
+        }
+    }
+
+    /// PEAK_EWMA: the least latency counted for an attempt that ended without a response.
+    pub(crate) fn failure_latency(&self) -> Option<Duration> {
+        match &self.algorithm {
+            Algorithm::PeakEwma(a) => Some(a.failure_latency()),
+            _ => None,
+        }
+    }
+
+    /// The latest time the balancer was given (PEAK_EWMA; zero for the others).
+    fn clock(&self) -> Duration {
+        match &self.algorithm {
+            Algorithm::PeakEwma(a) => a.clock(),
+            _ => Duration::ZERO,
+        }
     }
 
     fn rebuild(&mut self, set: &EndpointSet, panic: bool) {
@@ -219,6 +304,7 @@ impl LoadBalancer {
             Algorithm::LeastRequest(a) => a.rebuild(set, c),
             Algorithm::RingHash(a) => a.rebuild(set, c),
             Algorithm::Maglev(a) => a.rebuild(set, c),
+            Algorithm::PeakEwma(a) => a.rebuild(set, c),
             Algorithm::Passthrough => {}
         }
     }

@@ -49,6 +49,35 @@ impl Cluster {
         self.balancer.pick(&self.endpoints, hash, rng)
     }
 
+    /// [`Cluster::pick`] at time `now` (PEAK_EWMA decays its estimates to it).
+    pub fn pick_at(
+        &mut self,
+        hash: Option<u64>,
+        rng: &mut impl Rng,
+        now: Duration,
+    ) -> Option<Selection> {
+        self.balancer.pick_at(&self.endpoints, hash, rng, now)
+    }
+
+    /// Feed one attempt's latency — sent until its response, or until it failed — to the
+    /// balancer (PEAK_EWMA learns from it; other policies ignore it). An attempt that ended
+    /// without a response (`outcome` a local-origin failure: connect failure, reset, timeout)
+    /// counts as at least [`crate::PeakEwmaConfig::failure_latency`].
+    pub fn record_latency(
+        &mut self,
+        endpoint: usize,
+        outcome: Outcome,
+        latency: Duration,
+        now: Duration,
+    ) {
+        let latency = match (outcome.is_local_failure(), self.balancer.failure_latency()) {
+            (true, Some(floor)) => latency.max(floor),
+            _ => latency,
+        };
+        self.balancer
+            .record_latency(&self.endpoints, endpoint, latency, now);
+    }
+
     /// Feed a request outcome to outlier detection (no-op without it).
     pub fn record(&mut self, endpoint: usize, outcome: Outcome, now: Duration) -> Option<Ejection> {
         self.outlier

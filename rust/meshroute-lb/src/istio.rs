@@ -5,6 +5,12 @@
 //! The policy was validated when the config was loaded, so reading is lenient: a value of the
 //! wrong type counts as unset (Istio's default). Only text that is not a JSON object is an error.
 //! Settings this crate does not model are named in [`TrafficPolicy::unsupported`].
+//!
+//! One key is meshroute's, not Istio's: `loadBalancer["meshroute.io/load-balancer"]`
+//! ([`LOAD_BALANCER_KEY`]), which meshroute's compiler copies from the DestinationRule annotation
+//! of that name. `"PEAK_EWMA"` there selects [`LbPolicy::PeakEwma`] in place of `simple` (a
+//! `consistentHash` or a `simple: PASSTHROUGH` in force for the cluster wins over it); any
+//! other value is ignored (validation rejects it).
 
 use std::time::Duration;
 
@@ -14,9 +20,16 @@ use crate::circuit_limits::CircuitLimits;
 use crate::hash::HashSource;
 use crate::outlier_config::OutlierDetection;
 use crate::policy::{
-    HashAlgorithm, LbPolicy, SimpleLb, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MAXIMUM_RING_SIZE,
-    DEFAULT_MINIMUM_RING_SIZE,
+    HashAlgorithm, LbPolicy, PeakEwmaConfig, SimpleLb, DEFAULT_MAGLEV_TABLE_SIZE,
+    DEFAULT_MAXIMUM_RING_SIZE, DEFAULT_MINIMUM_RING_SIZE,
 };
+
+/// The DestinationRule annotation (and `loadBalancer` key of the compiled policy) selecting a
+/// load balancer Istio does not have.
+pub const LOAD_BALANCER_KEY: &str = "meshroute.io/load-balancer";
+
+/// The value of [`LOAD_BALANCER_KEY`] selecting [`LbPolicy::PeakEwma`].
+pub const PEAK_EWMA: &str = "PEAK_EWMA";
 
 /// Istio's mesh-wide `connectTimeout` default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,7 +152,11 @@ fn load_balancer(lb: Option<&Map<String, Value>>) -> LbPolicy {
             algorithm: hash_algorithm(ch),
         };
     }
-    let simple = match lb.get("simple").and_then(Value::as_str).unwrap_or("") {
+    let simple = lb.get("simple").and_then(Value::as_str).unwrap_or("");
+    if simple != "PASSTHROUGH" && text(lb, LOAD_BALANCER_KEY) == Some(PEAK_EWMA) {
+        return LbPolicy::PeakEwma(PeakEwmaConfig::default());
+    }
+    let simple = match simple {
         "ROUND_ROBIN" => SimpleLb::RoundRobin,
         "RANDOM" => SimpleLb::Random,
         "PASSTHROUGH" => SimpleLb::Passthrough,
@@ -404,6 +421,41 @@ mod tests {
                 "loadBalancer.warmupDurationSecs"
             ]
         );
+    }
+
+    #[test]
+    fn the_meshroute_annotation_key_selects_peak_ewma_where_no_hash_or_passthrough_is_in_force() {
+        let peak = LbPolicy::PeakEwma(PeakEwmaConfig::default());
+        for text in [
+            r#"{"loadBalancer":{"meshroute.io/load-balancer":"PEAK_EWMA"}}"#,
+            r#"{"loadBalancer":{"simple":"ROUND_ROBIN","meshroute.io/load-balancer":"PEAK_EWMA"}}"#,
+            r#"{"loadBalancer":{"simple":"LEAST_REQUEST","meshroute.io/load-balancer":"PEAK_EWMA",
+                "warmupDurationSecs":"10s"}}"#,
+        ] {
+            assert_eq!(read(text).lb, peak, "{text}");
+        }
+        assert!(matches!(
+            read(
+                r#"{"loadBalancer":{"consistentHash":{"useSourceIp":true},
+                    "meshroute.io/load-balancer":"PEAK_EWMA"}}"#
+            )
+            .lb,
+            LbPolicy::ConsistentHash { .. }
+        ));
+        assert_eq!(
+            read(r#"{"loadBalancer":{"simple":"PASSTHROUGH","meshroute.io/load-balancer":"PEAK_EWMA"}}"#).lb,
+            LbPolicy::Passthrough
+        );
+        for other in [r#""peak_ewma""#, r#""P2C""#, "1", "null"] {
+            let text = format!(
+                r#"{{"loadBalancer":{{"simple":"RANDOM","meshroute.io/load-balancer":{other}}}}}"#
+            );
+            assert_eq!(
+                read(&text).lb,
+                LbPolicy::Random(RandomConfig::default()),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!   DestinationRule policy ([`LbPolicy`]): ROUND_ROBIN (rotation, or an EDF
 //!   schedule for unequal weights), RANDOM, LEAST_REQUEST (power of two
 //!   choices; EDF on `weight / (active + 1)` for unequal weights; Istio's
-//!   default), consistent hash by ring hash or Maglev, and PASSTHROUGH.
+//!   default), consistent hash by ring hash or Maglev, and PASSTHROUGH; beyond Istio,
+//!   PEAK_EWMA (power of two choices on a peak-sensitive latency estimate × (active + 1), fed
+//!   by [`LoadBalancer::record_latency`]).
 //! * [`CircuitBreaker`] enforces `connectionPool` limits per client, per
 //!   cluster, and reports overflows as Envoy counts them.
 //! * [`OutlierDetector`] ejects endpoints after consecutive errors and returns
@@ -62,6 +64,7 @@ mod least_request;
 mod maglev;
 mod outlier;
 mod outlier_config;
+mod peak_ewma;
 mod policy;
 mod random;
 mod ring_hash;
@@ -78,9 +81,10 @@ pub use endpoint_set::EndpointSet;
 pub use hash::{hash_key, HashSource};
 pub use outlier::{Ejection, EjectionReason, OutlierDetector};
 pub use outlier_config::{LocalOrigin, Outcome, OutlierDetection};
+pub use peak_ewma::PENALTY as PEAK_EWMA_PENALTY;
 pub use policy::{
-    HashAlgorithm, LbConfigError, LbPolicy, LeastRequestConfig, RandomConfig, SimpleLb,
-    DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MAXIMUM_RING_SIZE, DEFAULT_MINIMUM_RING_SIZE,
-    MAX_MAGLEV_TABLE_SIZE,
+    HashAlgorithm, LbConfigError, LbPolicy, LeastRequestConfig, PeakEwmaConfig, RandomConfig,
+    SimpleLb, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MAXIMUM_RING_SIZE, DEFAULT_MINIMUM_RING_SIZE,
+    DEFAULT_PEAK_EWMA_DECAY, MAX_MAGLEV_TABLE_SIZE,
 };
 pub use rng::{Rng, SplitMix64};

@@ -90,6 +90,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// A locally originated failure: the attempt ended without a response.
+    pub fn is_local_failure(self) -> bool {
+        matches!(
+            self,
+            Self::LocalOrigin(
+                LocalOrigin::ConnectFailed | LocalOrigin::Timeout | LocalOrigin::Reset
+            )
+        )
+    }
+
     /// The status a local-origin failure stands for when errors aren't split.
     pub(crate) fn as_status(self) -> Option<u16> {
         match self {

@@ -1,6 +1,8 @@
 //! Load-balancer configuration: DestinationRule `trafficPolicy.loadBalancer`
 //! as plain Rust values. `Default` impls are the Istio defaults.
 
+use std::time::Duration;
+
 use crate::hash::HashSource;
 
 /// `LoadBalancerSettings.simple`, spelled as in the Istio enum.
@@ -90,6 +92,33 @@ pub struct RandomConfig {
     pub honor_weights: bool,
 }
 
+/// PEAK_EWMA settings (meshroute's own policy, not Istio's: see [`crate::LoadBalancer`] and the
+/// `peak_ewma` module notes). `Default` is what the `meshroute.io/load-balancer: PEAK_EWMA`
+/// annotation selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeakEwmaConfig {
+    /// The time constant τ of the latency estimate: a faster latency pulls the estimate down by
+    /// `1 − e^(−Δt/τ)` of the gap (Δt since the previous observation), and the estimate an
+    /// endpoint shows while nothing is observed decays towards zero as `e^(−Δt/τ)`. Default 10 s
+    /// (Finagle's and Linkerd's default decay time).
+    pub decay: Duration,
+    /// The least latency counted for an attempt that ended without a response (connect failure,
+    /// reset, timeout), so that an endpoint failing fast does not look fast. Default 1 s.
+    pub failure_latency: Duration,
+}
+
+/// [`PeakEwmaConfig::decay`] by default.
+pub const DEFAULT_PEAK_EWMA_DECAY: Duration = Duration::from_secs(10);
+
+impl Default for PeakEwmaConfig {
+    fn default() -> Self {
+        Self {
+            decay: DEFAULT_PEAK_EWMA_DECAY,
+            failure_latency: Duration::from_secs(1),
+        }
+    }
+}
+
 /// The balancing policy of a cluster: `simple` or `consistentHash`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LbPolicy {
@@ -109,6 +138,10 @@ pub enum LbPolicy {
     /// PASSTHROUGH: no endpoint selection; the connection goes to the
     /// original destination address.
     Passthrough,
+    /// PEAK_EWMA (meshroute's extension, selected by the DestinationRule annotation
+    /// `meshroute.io/load-balancer: PEAK_EWMA`): power of two choices on latency estimate ×
+    /// (active requests + 1).
+    PeakEwma(PeakEwmaConfig),
 }
 
 impl Default for LbPolicy {
@@ -153,6 +186,9 @@ pub enum LbConfigError {
     /// Bias must be a finite, non-negative number.
     #[error("least request active_request_bias must be finite and >= 0, got {0}")]
     InvalidBias(f64),
+    /// PEAK_EWMA needs a positive decay time.
+    #[error("peak EWMA decay time must be positive, got {0:?}")]
+    ZeroDecay(Duration),
 }
 
 #[cfg(test)]

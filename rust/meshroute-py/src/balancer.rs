@@ -78,6 +78,7 @@ fn kind_of(policy: &LbPolicy) -> &'static str {
             ..
         } => "MAGLEV",
         LbPolicy::Passthrough => "PASSTHROUGH",
+        LbPolicy::PeakEwma(_) => "PEAK_EWMA",
     }
 }
 
@@ -166,8 +167,9 @@ impl Balancer {
         self.addresses.len()
     }
 
-    /// ``LEAST_REQUEST``, ``ROUND_ROBIN``, ``RANDOM``, ``RING_HASH``, ``MAGLEV`` or
-    /// ``PASSTHROUGH`` (no endpoint selection: the original destination).
+    /// ``LEAST_REQUEST``, ``ROUND_ROBIN``, ``RANDOM``, ``RING_HASH``, ``MAGLEV``, ``PEAK_EWMA``
+    /// (the ``meshroute.io/load-balancer`` annotation) or ``PASSTHROUGH`` (no endpoint selection:
+    /// the original destination).
     #[getter]
     fn kind(&self) -> &'static str {
         self.kind
@@ -205,7 +207,7 @@ impl Balancer {
     /// Pick an endpoint index; None: no healthy endpoint ("no healthy upstream", 503), or a
     /// PASSTHROUGH policy. ``hash_key`` (str or bytes) is the request's consistent-hash key, None
     /// when the request lacks it (a random endpoint, as Envoy). Runs the outlier sweeps due by
-    /// ``now`` first.
+    /// ``now`` first; PEAK_EWMA decays its latency estimates to ``now``.
     #[pyo3(signature = (hash_key=None, now=0.0))]
     fn pick(&self, hash_key: Option<&Bound<'_, PyAny>>, now: f64) -> PyResult<Option<usize>> {
         let hash = match hash_key {
@@ -216,7 +218,9 @@ impl Balancer {
         let mut st = lock(&self.state);
         self.sweep_due(&mut st, instant(now));
         let State { cluster, rng, .. } = &mut *st;
-        Ok(cluster.pick(hash, rng).and_then(|s| s.endpoint()))
+        Ok(cluster
+            .pick_at(hash, rng, instant(now))
+            .and_then(|s| s.endpoint()))
     }
 
     /// Admit a request under the circuit breaker: a ticket (pass it to ``release``), or None on
@@ -282,9 +286,17 @@ impl Balancer {
 
     /// Feed one outcome on endpoint ``index`` to outlier detection: an upstream status (int; it
     /// also counts as a connect success), or ``"connect-failure"``, ``"timeout"``, ``"reset"``,
-    /// ``"connect-success"``. True when the endpoint was ejected by it.
-    #[pyo3(signature = (index, outcome, now=0.0))]
-    fn record(&self, index: usize, outcome: &Bound<'_, PyAny>, now: f64) -> PyResult<bool> {
+    /// ``"connect-success"``. True when the endpoint was ejected by it. ``latency`` (seconds
+    /// from sending the attempt to its response or failure) feeds PEAK_EWMA's estimate (other
+    /// policies ignore it; an attempt without a response counts as at least 1 s).
+    #[pyo3(signature = (index, outcome, now=0.0, latency=None))]
+    fn record(
+        &self,
+        index: usize,
+        outcome: &Bound<'_, PyAny>,
+        now: f64,
+        latency: Option<f64>,
+    ) -> PyResult<bool> {
         self.check(index)?;
         let outcome = if let Ok(status) = outcome.extract::<u16>() {
             Outcome::Http(status)
@@ -307,6 +319,10 @@ impl Balancer {
         let now = instant(now);
         let mut st = lock(&self.state);
         self.sweep_due(&mut st, now);
+        if let Some(latency) = latency {
+            st.cluster
+                .record_latency(index, outcome, instant(latency), now);
+        }
         if matches!(outcome, Outcome::Http(_)) {
             // A response proves the connection was made: with split local-origin errors this
             // resets the local-failure run (a no-op otherwise).
@@ -320,6 +336,20 @@ impl Balancer {
     fn sweep(&self, now: f64) -> Vec<usize> {
         let mut st = lock(&self.state);
         self.sweep_due(&mut st, instant(now))
+    }
+
+    /// PEAK_EWMA: endpoint ``index``'s latency estimate in seconds as a pick at ``now`` sees it
+    /// (decayed since its last observation); None before its first answer, and for other
+    /// policies.
+    #[pyo3(signature = (index, now=0.0))]
+    fn latency_estimate(&self, index: usize, now: f64) -> PyResult<Option<f64>> {
+        self.check(index)?;
+        let st = lock(&self.state);
+        let cluster = &st.cluster;
+        Ok(cluster
+            .balancer()
+            .latency_estimate(cluster.endpoints(), index, instant(now))
+            .map(|d| d.as_secs_f64()))
     }
 
     /// Whether outlier detection ejected endpoint ``index``.

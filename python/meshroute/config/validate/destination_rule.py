@@ -9,9 +9,15 @@ from meshroute.config.validate import common, routes
 from meshroute.config.validate.context import Ctx, items, mapping, strings
 from meshroute.config.validate.traffic_policy import check_traffic_policy
 
+# meshroute's own annotation: a load balancer Istio does not have, for every cluster of the
+# DestinationRule whose loadBalancer is `simple` or unset (docs/client.md, "PEAK_EWMA").
+LOAD_BALANCER_ANNOTATION = "meshroute.io/load-balancer"
+LOAD_BALANCERS = ("PEAK_EWMA",)
+
 
 def validate(ctx: Ctx, spec: dict[str, Any]) -> None:
-    """D1-D16 for one DestinationRule."""
+    """D1-D16 for one DestinationRule, and meshroute's load-balancer annotation."""
+    _check_load_balancer_annotation(ctx)
     path: Path = ("spec",)
     host = spec.get("host")
     if isinstance(host, str):
@@ -25,6 +31,23 @@ def validate(ctx: Ctx, spec: dict[str, Any]) -> None:
     selector = spec.get("workloadSelector")
     if isinstance(selector, dict):
         check_selector(ctx, selector.get("matchLabels"), (*path, "workloadSelector", "matchLabels"))
+
+
+def _check_load_balancer_annotation(ctx: Ctx) -> None:
+    """``meshroute.io/load-balancer`` names one of :data:`LOAD_BALANCERS` (Istio ignores the
+    annotation; a value meshroute does not know would silently change nothing)."""
+    annotations = ctx.res.metadata.get("annotations")
+    if not isinstance(annotations, dict) or LOAD_BALANCER_ANNOTATION not in annotations:
+        return
+    value = annotations[LOAD_BALANCER_ANNOTATION]
+    if value not in LOAD_BALANCERS:
+        known = ", ".join(LOAD_BALANCERS)
+        ctx.error(
+            "dr-load-balancer-annotation-invalid",
+            ("metadata", "annotations", LOAD_BALANCER_ANNOTATION),
+            f"annotation {LOAD_BALANCER_ANNOTATION!r} is {value!r}: meshroute knows {known} "
+            "(Istio's own policies go in trafficPolicy.loadBalancer.simple)",
+        )
 
 
 def _check_subsets(ctx: Ctx, subsets: Any, path: Path) -> None:

@@ -91,6 +91,18 @@ def test_route_json_is_to_dict(capsys: object) -> None:
     assert code == 0 and d["outcome"] == "route" and d["virtual_service"] == "default/bookinfo"
 
 
+def test_route_through_a_gateway_workload(capsys: object) -> None:
+    argv = ["route", meshroute.bookinfo_path(), "--host", "productpage.example.com", "--path", "/productpage"]
+    code, out, _ = run(capsys, *argv, "--gateway-labels", "istio=ingressgateway", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["gateway"] == "workload:default/istio=ingressgateway"
+    assert d["virtual_service"] == "default/bookinfo"
+    code, _, err = run(capsys, *argv, "--gateway-labels", "istio=egressgateway")
+    assert code == 2 and "no Gateway selects a gateway proxy with istio=egressgateway" in err
+    code, _, err = run(capsys, *argv, "--gateway-labels", "istio=ingressgateway", "--gateway", "default/x")
+    assert code == 2 and "give one" in err
+
+
 def test_route_with_bad_config_exits_1(capsys: object, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: VirtualService\napiVersion: networking.istio.io/v1\nmetadata: {name: x}\nspec: 3\n")

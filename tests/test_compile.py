@@ -139,8 +139,16 @@ def test_bookinfo_baseline_default_routes_and_gateway() -> None:
     )
     assert walk(ir, "x", "/static/css", gateway=GW)["outcome"] == "route"
     assert walk(ir, "x", "/other", gateway=GW)["outcome"] == "no_route"
-    assert ir["gateway_views"] == {GW: {"8080": view_id(ir, GW)}}
+    # The Gateway resource's view, and its proxy's (the workload it selects, semantics §4): the
+    # same routes, the workload's blocks bound to the workload.
+    workload = "workload:default/istio=ingressgateway"
+    assert ir["gateway_views"] == {GW: {"8080": view_id(ir, GW)}, workload: {"8080": view_id(ir, workload)}}
     assert ir["views"][view_id(ir, GW)]["ports"] == [8080]
+    assert ir["views"][view_id(ir, workload)]["ports"] == [8080]
+    for host, path in [("anything.example", "/productpage"), ("x", "/static/css"), ("x", "/other")]:
+        merged, alone = walk(ir, host, path, gateway=workload), walk(ir, host, path, gateway=GW)
+        assert (merged["outcome"], merged.get("targets")) == (alone["outcome"], alone.get("targets"))
+    assert ir["gateway_servers"] == [[8080, ["*"], workload]]
 
 
 def test_request_routing_all_v1_then_jason_to_v2() -> None:

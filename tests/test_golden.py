@@ -15,8 +15,10 @@ Each case is a directory ``tests/golden/<case>/`` with
 ``calls.yaml``
     A list of requests: ``name`` (unique), ``host``, and optionally ``path``, ``method``, ``headers``
     (mapping or list of ``[name, value]`` pairs), ``scheme``, ``port``, ``gateway``,
-    ``source_labels``, ``source_namespace``, ``seed`` (default 1, so weighted picks are
-    reproducible) and a free-text ``note``.
+    ``gateway_labels`` (a gateway workload instead of ``gateway``: the proxy with these labels,
+    in ``source_namespace`` when given, found with ``Mesh.gateway_for``), ``source_labels``,
+    ``source_namespace``, ``seed`` (default 1, so weighted picks are reproducible) and a
+    free-text ``note``.
 ``expected.yaml``
     ``calls: {<name>: {<key>: <value>, ...}}``: the ``Decision.to_dict()`` keys to check, written by
     hand from the Istio docs. Only the listed keys are compared, unless the file has
@@ -49,7 +51,7 @@ GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "config.yaml").is_file())
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 CALL_KEYS = frozenset(
-    {"name", "note", "host", "path", "method", "headers", "scheme", "port", "gateway",
+    {"name", "note", "host", "path", "method", "headers", "scheme", "port", "gateway", "gateway_labels",
      "source_labels", "source_namespace", "seed"}
 )  # fmt: skip
 DEFAULT_KEYS = ("outcome", "status", "virtual_service", "route_index", "match_index", "cluster")
@@ -80,6 +82,10 @@ def decide(mesh: meshroute.Mesh, call: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(call) - CALL_KEYS
     assert not unknown, f"call {call.get('name')}: unknown keys {sorted(unknown)}"
     headers = call.get("headers")
+    gateway = call.get("gateway", "mesh")
+    if "gateway_labels" in call:
+        assert "gateway" not in call, f"call {call.get('name')}: gateway or gateway_labels, not both"
+        gateway = mesh.gateway_for(call["gateway_labels"], call.get("source_namespace"))
     d = mesh.route(
         call["host"],
         call.get("path", "/"),
@@ -87,7 +93,7 @@ def decide(mesh: meshroute.Mesh, call: Mapping[str, Any]) -> dict[str, Any]:
         list(headers.items()) if isinstance(headers, Mapping) else [tuple(h) for h in headers or []],
         scheme=call.get("scheme", "http"),
         port=call.get("port"),
-        gateway=call.get("gateway", "mesh"),
+        gateway=gateway,
         source_labels=call.get("source_labels"),
         source_namespace=call.get("source_namespace"),
         seed=call.get("seed", 1),

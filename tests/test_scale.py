@@ -18,6 +18,13 @@ host ``*.ns5.svc.cluster.local`` overlaps the services of ns5, so it is no vhost
 on a sidecar any more (those services keep their exact VirtualServices; other names under it go
 to the catch-all). The IR differs only there: every mesh view lost that one-domain vhost, and
 the route pool the one route only it used.
+
+"edge" alone was re-recorded once more, for gateway workloads (semantics §4): its three Gateways
+select the same proxy (``istio: ingressgateway``), which Istio gives all three, merged per port.
+The IR gained that proxy's views, appended (a GatewayId, one view per port, the routes only they
+use, a ``gateway_views`` entry), and ``gateway_servers`` now names the proxy's view instead of
+each Gateway; with those taken out again it is the recorded IR, byte for byte
+(test_edge_ir_is_the_recorded_one_plus_the_gateway_workload).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from meshroute.bench.scale import request_mix, write_mesh
 from meshroute.compile import expand_vhost_pool, ir_json
 from meshroute.config import Analysis, analyze
 from meshroute.config.load import load_text
+from meshroute.config.model import parse_gateway
 
 # sha256 of /tmp/scale/gen.py's output for 100 services (the issue's generator, one file).
 ISSUE_GENERATOR_100 = "48da0b20c2e98b287eac3b6b92931abed7c337fdc75b7c9647c7781d6136e6b8"
@@ -45,7 +53,7 @@ BEFORE = {
         "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
     ),
     (200, "edge"): (
-        "82995ed5495359b295d1b99bbcf63b64c32ce53fbd4ff6a349063844156199b8",
+        "12300866f04f10b35b0c7eb9fa6ebe13b98da73b8e53f13bbebe37ccbe2239ce",
         "99b092a15b45c22bc9dae9808c6202d3b9bd749e29d30617cf7914d35b894bfa",
     ),
 }
@@ -242,6 +250,47 @@ def test_ir_and_diagnostics_are_unchanged(tmp_path: Path, services: int, variant
     analysis = _analysis(tmp_path, services, variant)
     assert analysis.ok
     assert _fingerprint(analysis, tmp_path) == BEFORE[(services, variant)]
+
+
+# The "edge" IR as recorded before gateway workloads (see the module docstring).
+EDGE_BEFORE_WORKLOADS = "82995ed5495359b295d1b99bbcf63b64c32ce53fbd4ff6a349063844156199b8"
+
+
+def test_edge_ir_is_the_recorded_one_plus_the_gateway_workload(tmp_path: Path) -> None:
+    analysis = _analysis(tmp_path, 200, "edge")
+    ir = analysis.ir
+    assert ir is not None
+    workloads = [name for name in ir["gateway_views"] if name.startswith("workload:")]
+    assert workloads == ["workload:istio-system/istio=ingressgateway"]
+    added = sorted(v for name in workloads for v in ir["gateway_views"][name].values())
+    first = len(ir["views"]) - len(added)
+    assert added == list(range(first, len(ir["views"])))  # appended
+    before = {r for view in ir["views"][:first] for vhost in view["vhosts"] for r in vhost["routes"]}
+    routes = len(ir["routes"]) - len(
+        {r for view in ir["views"][first:] for vhost in view["vhosts"] for r in vhost["routes"]} - before
+    )
+    assert max(before) < routes
+    gateways = [parse_gateway(r) for r in analysis.resources if r.kind == "Gateway"]
+    recorded = {
+        **ir,
+        "gateways": ir["gateways"][: -len(workloads)],
+        "routes": ir["routes"][:routes],
+        "views": ir["views"][:first],
+        "gateway_views": {k: v for k, v in ir["gateway_views"].items() if k not in workloads},
+        "gateway_servers": [[s.port, [h for _, h in s.hosts], gw.ref] for gw in gateways for s in gw.servers],
+    }
+    assert _sha(json.dumps(recorded)) == EDGE_BEFORE_WORKLOADS
+    # The proxy routes each Gateway's hosts as that Gateway alone does (their hosts are apart).
+    table = RouteTable.from_json(ir_json(ir))
+    for g, host in [
+        (0, "svc0.edge0.example.com"),
+        (1, "x.edge1.example.com"),
+        (2, "svc20.edge2.example.com"),
+    ]:
+        for path in ("/", "/api", "/other"):
+            alone = table.route(host, path, gateway=f"istio-system/edge{g}", port=80, seed=3).to_dict()
+            merged = table.route(host, path, gateway=workloads[0], port=80, seed=3).to_dict()
+            assert {**merged, "gateway": None} == {**alone, "gateway": None}
 
 
 @pytest.mark.parametrize("extra", sorted(EXTRAS))

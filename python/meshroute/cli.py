@@ -96,8 +96,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--scheme", default="http", choices=["http", "https"])
     r.add_argument("--port", type=int, help="listener port (default: from the host, else the service's)")
     r.add_argument("--gateway", default="mesh", help="'mesh' (sidecar) or a Gateway 'ns/name'")
+    r.add_argument(
+        "--gateway-labels",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="route as the gateway proxy with these labels (repeatable; its namespace: "
+        "--source-namespace), which merges every Gateway selecting it",
+    )
     r.add_argument("--source-label", action="append", default=[], metavar="K=V")
-    r.add_argument("--source-namespace")
+    r.add_argument("--source-namespace", help="the client's namespace (with --gateway-labels: the proxy's)")
     r.add_argument("--seed", type=int, help="seed for weighted picks and fault percentages")
     r.add_argument("--json", action="store_true", help="print Decision.to_dict() as JSON")
     r.set_defaults(func=_route)
@@ -143,6 +151,9 @@ def _route(args: argparse.Namespace) -> int:
     try:
         headers = [_split(h, ":", "--header") for h in args.header]
         labels = dict(_split(lbl, "=", "--source-label") for lbl in args.source_label)
+        proxy = dict(_split(lbl, "=", "--gateway-labels") for lbl in args.gateway_labels)
+        if proxy and args.gateway != "mesh":
+            raise ValueError("--gateway and --gateway-labels: give one")
     except ValueError as exc:
         print(f"meshroute: {exc}", file=sys.stderr)
         return 2
@@ -151,10 +162,17 @@ def _route(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(render_diagnostics(exc.diagnostics, None), file=sys.stderr)
         return 1
+    gateway = args.gateway
+    if proxy:
+        try:
+            gateway = mesh.gateway_for(proxy, args.source_namespace)
+        except LookupError as exc:
+            print(f"meshroute: {exc.args[0]}", file=sys.stderr)
+            return 2
     kwargs = {
         "scheme": args.scheme,
         "port": args.port,
-        "gateway": args.gateway,
+        "gateway": gateway,
         "source_labels": labels or None,
         "source_namespace": args.source_namespace,
     }

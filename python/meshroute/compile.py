@@ -10,7 +10,7 @@ evaluates requests against the result. This module just assembles: the model is 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -24,7 +24,15 @@ from meshroute.config.model import VirtualServiceInfo
 from meshroute.config.policy import MergedRule, rule_policy
 from meshroute.config.registry import Service
 from meshroute.config.tables import Tables
-from meshroute.config.views import OTHER_NAMESPACE, Context, Shared, gateway_views, mesh_view
+from meshroute.config.views import (
+    OTHER_NAMESPACE,
+    Context,
+    Shared,
+    gateway_views,
+    mesh_view,
+    workload_views,
+)
+from meshroute.config.workloads import GatewayWorkload, gateway_workloads
 
 IR_VERSION = 1
 
@@ -191,14 +199,16 @@ def compile_vs_routes(
     return routes
 
 
-def gateway_servers(index: ConfigIndex) -> list[list[Any]]:
-    """Every Gateway server in config order as ``[port, [host patterns], "ns/name"]``: what an
-    Envoy filter needs to pick the Gateway of a gateway-listener request (docs/ir.md). A host's
-    ``ns/`` part only restricts which VirtualServices bind, so it is left out."""
+def gateway_servers(workloads: Sequence[GatewayWorkload]) -> list[list[Any]]:
+    """The HTTP servers each gateway workload keeps (workload order, then port, then merge
+    order) as ``[port, [host patterns], "workload:…"]``: what an Envoy filter needs to pick the
+    gateway view of a gateway-listener request (docs/ir.md). A host's ``ns/`` part only
+    restricts which VirtualServices bind, so it is left out."""
     return [
-        [server.port, [host for _, host in server.hosts], ref]
-        for ref, gw in index.gateways.items()
-        for server in gw.servers
+        [port, [host for _, host in server.hosts], workload.name]
+        for workload in workloads
+        for port in workload.http_ports
+        for server, _ in workload.http_servers(port)
     ]
 
 
@@ -333,6 +343,21 @@ class Compilation:
     scopes: _Scopes
     ir: dict[str, Any]
     diagnostics: list[Diagnostic]  # the index's, then the compile's own
+    # The gateway workloads, whose views follow the Gateways' (gateway_views[workload.name]).
+    workloads: list[GatewayWorkload] = field(default_factory=list)
+
+
+def workload_views_of(state: Compilation, refs: Iterable[str]) -> dict[str, dict[int, dict[str, Any]]]:
+    """The views, built again from ``state``, of every gateway workload merging one of the
+    Gateways ``refs`` ("ns/name"), by workload name and port as ``gateway_views``: what an edit
+    of a VirtualService bound to those Gateways changes besides the Gateways' own views (an
+    incremental compile places their vhosts as it places the Gateways')."""
+    wanted = set(refs)
+    return {
+        w.name: workload_views(state.index, state.tables, state.compiled, w)
+        for w in state.workloads
+        if any(gw.ref in wanted for gw in w.gateways)
+    }
 
 
 def compile_state(resources: list[Resource], domain: str = "cluster.local") -> Compilation:
@@ -373,6 +398,11 @@ def compile_state(resources: list[Resource], domain: str = "cluster.local") -> C
         ports = gateway_views(index, tables, compiled, gw)
         ctx = Context(gw.namespace, None, gw)
         gateway_index[ref] = {str(port): add(view, ctx) for port, view in ports.items()}
+    workloads = gateway_workloads(index)
+    for workload in workloads:
+        ports = workload_views(index, tables, compiled, workload)
+        ctx = Context(workload.namespace, None, None, workload)
+        gateway_index[workload.name] = {str(port): add(view, ctx) for port, view in ports.items()}
     scopes = _Scopes(index, tables)
     for view, ctx in zip(views, contexts, strict=True):
         view["scope"] = scopes.scope(ctx)
@@ -387,10 +417,10 @@ def compile_state(resources: list[Resource], domain: str = "cluster.local") -> C
         "views": views,
         "mesh": {"namespaces": namespaces, "other_view": other},
         "gateway_views": gateway_index,
-        "gateway_servers": gateway_servers(index),
+        "gateway_servers": gateway_servers(workloads),
         "default_extra": default_extra(index.mesh),
     }
-    return Compilation(index, tables, compiled, shared, vs_ids, contexts, scopes, ir, diags)
+    return Compilation(index, tables, compiled, shared, vs_ids, contexts, scopes, ir, diags, workloads)
 
 
 def _compile(resources: list[Resource], domain: str) -> tuple[dict[str, Any], list[Diagnostic]]:

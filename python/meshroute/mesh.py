@@ -73,6 +73,23 @@ class Mesh:
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity is Severity.WARNING]
 
+    def gateway_for(self, labels: Mapping[str, str], namespace: str | None = None) -> str:
+        """The ``gateway`` name of a gateway workload — the proxy with ``labels`` in ``namespace``
+        (None: any), which merges every Gateway selecting it (semantics §4) — for :meth:`route`,
+        ``route_many`` and :meth:`explain`. LookupError when the config has no such workload.
+
+        >>> mesh = load(bookinfo_path())
+        >>> name = mesh.gateway_for({"istio": "ingressgateway"})
+        >>> name, mesh.route("bookinfo.example", "/productpage", gateway=name).outcome
+        ('workload:default/istio=ingressgateway', 'route')
+        """
+        from meshroute.config.model import parse_gateway
+        from meshroute.config.workloads import resolve
+
+        names = self.analysis.ir["gateway_views"] if self.analysis.ir is not None else {}
+        gateways = [parse_gateway(r) for r in self.analysis.resources if r.is_istio and r.kind == "Gateway"]
+        return resolve(names, gateways, labels, namespace)
+
     def explain(
         self,
         host: str,

@@ -28,6 +28,7 @@ from meshroute.mesh import MeshSession
 
 SERVICES = 60
 NAMESPACES = 20
+PROXY = "workload:istio-system/istio=ingressgateway"  # the edge Gateways' proxy (semantics §4)
 
 
 def _requests(n: int) -> list[dict[str, Any]]:
@@ -38,18 +39,21 @@ def _requests(n: int) -> list[dict[str, Any]]:
             out.append({"host": host, "path": "/api/x", "source_namespace": source})
             out.append({"host": host, "headers": {"end-user": "jason"}, "source_namespace": source})
         out.append({"host": host, "path": "/", "source_namespace": "ns1", "seed": 3})
+    for i in range(0, n, 10):  # every VS bound to the edge Gateways
         g = (i // 10) % 3
         out.append(
             {"host": f"svc{i}.edge{g}.example.com", "gateway": "istio-system/edge" + str(g), "port": 80}
         )
-        out.append(
-            {
-                "host": f"svc{i}.edge{g}.example.com",
-                "gateway": f"istio-system/edge{g}",
-                "port": 80,
-                "headers": {"x-canary": "1"},
-            }
-        )
+        for gateway in (f"istio-system/edge{g}", PROXY):  # a Gateway alone, and merged in its proxy
+            for canary in ("1", "2"):
+                out.append(
+                    {
+                        "host": f"svc{i}.edge{g}.example.com",
+                        "gateway": gateway,
+                        "port": 80,
+                        "headers": {"x-canary": canary},
+                    }
+                )
     out.append({"host": "api.ext.example.com", "headers": {"x-version": "v9"}, "source_namespace": "ns0"})
     return out
 
@@ -119,6 +123,12 @@ def drop_lines(text: str, rng: random.Random) -> str | None:
     return _sub_nth(r"(  # note\n)+", text, rng, lambda m: "")
 
 
+def canary(text: str, rng: random.Random) -> str | None:  # a VS bound to Gateways (edge.yaml)
+    return _sub_nth(
+        r"x-canary: \{exact: '\d'\}", text, rng, lambda m: f"x-canary: {{exact: '{rng.choice('12')}'}}"
+    )
+
+
 def rename_host(text: str, rng: random.Random) -> str | None:  # shape change: full compile
     return _sub_nth(r"hosts: \[(svc\d+)\]", text, rng, lambda m: f"hosts: [{m[1]}, {m[1]}-alias.example.com]")
 
@@ -143,6 +153,7 @@ def service_port(text: str, rng: random.Random) -> str | None:  # not a VS or DR
 EDITS: list[Edit] = [
     weights,
     weights,
+    canary,
     header_value,
     new_subset_route,
     subset_names,
@@ -154,6 +165,7 @@ EDITS: list[Edit] = [
     service_port,
 ]
 FAST = {
+    "canary",
     "weights",
     "header_value",
     "new_subset_route",
@@ -179,6 +191,7 @@ def test_random_edits_agree_with_a_full_load(tmp_path: Path, requests: list[dict
         text + "---\napiVersion: networking.istio.io/v1\n" + vs.replace("name: svc0,", "name: svc0-copy,")
     )
     ns_files += [ns_files[0]] * 4  # edited more often
+    edge = next(f for f in files if f.name == "edge.yaml")  # the VSs bound to Gateways
     session = MeshSession(tmp_path)
     session.refresh()
     assert session.last.kind == "full"
@@ -187,7 +200,7 @@ def test_random_edits_agree_with_a_full_load(tmp_path: Path, requests: list[dict
     fast_edits = 0
     for step in range(60):
         edit = rng.choice(EDITS)
-        path = rng.choice(ns_files)
+        path = edge if edit is canary else rng.choice(ns_files)
         # an error is fixed at the next step (the session compiles fully after a config with errors)
         for change in (edit, fix_timeout) if edit is bad_timeout else (edit,):
             changed = change(path.read_text(), rng)
@@ -275,4 +288,23 @@ def test_an_edit_keeps_the_diagnostics_of_its_shape(tmp_path: Path, requests: li
     ):
         path.write_text(path.read_text().replace(old, new, 1))  # the copy (first in the file)
         _check(session, tmp_path, requests, (0, old))
+        assert session.last.kind == "patch", session.last.why
+
+
+def test_an_edit_of_a_vs_bound_to_gateways_reaches_their_proxy(
+    tmp_path: Path, requests: list[dict[str, Any]]
+) -> None:
+    """The edge Gateways select one proxy, which merges them (semantics §4): a patch renews the
+    Gateway's view and the proxy's."""
+    edge = next(f for f in write_mesh(SERVICES, tmp_path, variant="edge") if f.name == "edge.yaml")
+    session = MeshSession(tmp_path)
+    session.refresh()
+    for k in range(3):
+        text = edge.read_text()
+        start = text.index(f"name: svc{k * 10}-edge,")
+        at = text.index("x-canary: {exact: ", start)
+        old = text[at : at + len("x-canary: {exact: '1'}")]
+        new = old.replace("'1'", "'2'") if "'1'" in old else old.replace("'2'", "'1'")
+        edge.write_text(text[:at] + new + text[at + len(old) :])
+        _check(session, tmp_path, requests, (k, "canary"))
         assert session.last.kind == "patch", session.last.why

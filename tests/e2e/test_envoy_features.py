@@ -47,6 +47,19 @@ def test_gateway_listener_routes_by_gateway_host(features: FeatureStack) -> None
     assert features.gateway("other.example", "/app/x").status == 404
 
 
+def test_gateways_of_one_proxy_merge_on_one_listener(features: FeatureStack) -> None:
+    # edge (*.gw.test, routes app.gw.test) and edge-more (login.gw.test with httpsRedirect,
+    # *.more.gw.test) select the same proxy and share port 8081 (semantics §4).
+    login = features.gateway("login.gw.test", "/sign-in?next=/a")
+    assert (login.status, login.header("location")) == (301, "https://login.gw.test/sign-in?next=/a")
+    assert features.echo_v1.count("/sign-in") == 0  # the VirtualService routing it never runs
+    # under edge's *.gw.test, routed by a VirtualService bound to edge-more only: the merged view
+    more = features.gateway("api.more.gw.test", "/more/x")
+    assert (more.status, more.json()["server"]) == (200, "v1")
+    assert features.gateway("app.gw.test", "/app/x").json()["server"] == "v2"  # edge's own route
+    assert features.gateway("nothing.more.gw.test", "/").status == 404
+
+
 def test_https_gateway_terminates_tls_and_routes(features: FeatureStack) -> None:
     r = features.https("/app/tls")
     assert (r.status, r.header("x-echo-server")) == (200, "v2")

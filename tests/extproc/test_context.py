@@ -58,13 +58,13 @@ def test_bad_context_is_an_error(md: list[tuple[str, str]]) -> None:
 # === Gateway selection ===
 
 
-def gateway(ns: str, name: str, servers: list[tuple[int, list[str]]]) -> str:
+def gateway(ns: str, name: str, servers: list[tuple[int, list[str]]], proxy: str = "ingressgateway") -> str:
     lines = [
         "apiVersion: networking.istio.io/v1",
         "kind: Gateway",
         f"metadata: {{name: {name}, namespace: {ns}}}",
         "spec:",
-        "  selector: {istio: ingressgateway}",
+        f"  selector: {{istio: {proxy}}}",
         "  servers:",
     ]
     for i, (port, hosts) in enumerate(servers):
@@ -111,10 +111,12 @@ def served_by(tmp_path: Path, docs: list[str], port: int, host: str) -> str | No
     ],
 )
 def test_gateway_server_host_rule(tmp_path: Path, pattern: str, host: str, matches: bool) -> None:
-    # Gateway ns1/one has the server under test; ns1/any, after it, takes every other host.
+    # Gateway ns1/one has the server under test; ns1/any, after it, takes every other host. Each
+    # selects a gateway proxy of its own (one proxy would merge them, semantics §4), so the
+    # listener's request goes to the first proxy whose servers on the port match the host.
     docs = [
-        gateway("ns1", "one", [(8080, [pattern])]),
-        gateway("ns1", "any", [(8080, ["*"])]),
+        gateway("ns1", "one", [(8080, [pattern])], proxy="one"),
+        gateway("ns1", "any", [(8080, ["*"])], proxy="any"),
         bound("ns1", "one", "ratings"),
         bound("ns1", "any", "details"),
     ]
@@ -122,10 +124,13 @@ def test_gateway_server_host_rule(tmp_path: Path, pattern: str, host: str, match
 
 
 def test_gateway_selection_is_first_match_in_config_order(tmp_path: Path) -> None:
+    # three gateway proxies sharing the listener ports (one proxy would merge the Gateways, §4)
     docs = [
-        gateway("a", "wild", [(8080, ["*.example.com"])]),
-        gateway("b", "exact", [(9090, ["x.test"]), (8080, ["other/api.example.com", "bookinfo.com"])]),
-        gateway("c", "any", [(8080, ["*"])]),
+        gateway("a", "wild", [(8080, ["*.example.com"])], proxy="a"),
+        gateway(
+            "b", "exact", [(9090, ["x.test"]), (8080, ["other/api.example.com", "bookinfo.com"])], proxy="b"
+        ),
+        gateway("c", "any", [(8080, ["*"])], proxy="c"),
         bound("a", "wild", "ratings"),
         bound("b", "exact", "details"),
         bound("c", "any", "reviews"),

@@ -32,6 +32,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from meshroute._core import ListenerContext
 from meshroute.config.model import parse_gateway
+from meshroute.config.workloads import is_http_server
 from meshroute.extproc import CONTROL_HEADERS
 from meshroute.extproc.context import Answer, Routing
 from meshroute.extproc.servicer import header_pairs
@@ -544,24 +545,31 @@ def compare(mesh: Mesh, cases: list[Case]) -> tuple[int, dict[str, int]]:
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_ir_gateway_servers_are_the_configs(name: str, written: Path) -> None:
-    """The IR's ``gateway_servers`` (what the core selects a gateway listener's Gateway with) are
-    the config's Gateway servers in config order, hosts without their ``ns/`` part."""
+def test_ir_gateway_servers_are_the_workloads(name: str, written: Path) -> None:
+    """The IR's ``gateway_servers`` (what the core selects a gateway listener's view with) are the
+    HTTP servers each gateway workload keeps, named after the workload (semantics §4), hosts
+    without their ``ns/`` part; every Gateway's HTTP servers are there when no merge drops one."""
     mesh = _load(written, CONFIGS[name])
     assert mesh.analysis.ir is not None
     ir_servers = [(port, tuple(hosts), ref) for port, hosts, ref in mesh.analysis.ir["gateway_servers"]]
-    assert ir_servers == [
-        (server.port, tuple(host for _, host in server.hosts), f"{res.namespace}/{res.name}")
+    assert all(
+        ref.startswith("workload:") and ref in mesh.analysis.ir["gateway_views"] for _, _, ref in ir_servers
+    )
+    configured = {
+        (server.port, tuple(host for _, host in server.hosts))
         for res in mesh.analysis.resources
         if res.kind == "Gateway"
         for server in parse_gateway(res).servers
-    ]
-    if name == "extra":
+        if is_http_server(server)
+    }
+    assert {(port, hosts) for port, hosts, _ in ir_servers} == configured
+    if name == "extra":  # two Gateways of one proxy (istio: ingressgateway), merged
+        workload = "workload:default/istio=ingressgateway"
         assert ir_servers == [
-            (8080, ("*.edge.test", "exact.test"), "default/edge"),
-            (8080, ("plain.test",), "default/edge"),
-            (8080, ("*",), "default/second"),
-            (9090, ("*.test",), "default/second"),
+            (8080, ("*.edge.test", "exact.test"), workload),
+            (8080, ("plain.test",), workload),
+            (8080, ("*",), workload),
+            (9090, ("*.test",), workload),
         ]
 
 

@@ -147,7 +147,7 @@ class Incremental:
     def _apply_vs(
         self, old: VirtualServiceInfo, new: VirtualServiceInfo, bound: set[str], patch: _Patch
     ) -> list[Diagnostic]:
-        from meshroute.compile import compile_vs_routes
+        from meshroute.compile import compile_vs_routes, workload_views_of
         from meshroute.config.views import _mesh_routes, gateway_views
 
         state, index = self.state, self.state.index
@@ -174,6 +174,9 @@ class Incremental:
             gw = index.gateways.get(ref)
             if gw is not None:
                 self._gateway(ref, gateway_views(index, state.tables, state.compiled, gw), patch)
+        # the gateway proxies merging those Gateways (semantics §4) have views of their own
+        for name, ports in workload_views_of(state, bound - {MESH}).items():
+            self._gateway(name, ports, patch)
         self._rescope({host for host, _, _ in state.tables.targets[patch.base["targets"] :]}, patch)
         return cross
 

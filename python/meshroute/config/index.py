@@ -159,9 +159,12 @@ class ConfigIndex:
         local.sort(key=lambda v: (visibility_class(v.export_to, v.namespace, client_ns), v.order))
         return local
 
-    def gateway_virtual_services(self, gateway: GatewayInfo) -> list[VirtualServiceInfo]:
-        """VSs bound to a gateway and exported to its namespace, in merge order (§2.16 step 1)."""
-        ns = gateway.namespace
+    def gateway_virtual_services(
+        self, gateway: GatewayInfo, namespace: str | None = None
+    ) -> list[VirtualServiceInfo]:
+        """VSs bound to a gateway and exported to the gateway proxy's namespace (``namespace``,
+        default the Gateway's), in merge order (§2.16 step 1)."""
+        ns = gateway.namespace if namespace is None else namespace
         found = [vs for vs in self.roots() if gateway.ref in self._gateways_of(vs) and vs.visible_from(ns)]
         return sorted(found, key=lambda vs: (visibility_class(vs.export_to, vs.namespace, ns), vs.order))
 

@@ -50,6 +50,11 @@ class Server:
     protocol: str
     hosts: tuple[tuple[str, str], ...]  # (namespace part: "*" or a name, dnsName)
     https_redirect: bool
+    index: int = 0  # position in the Gateway's ``servers`` list
+    name: str = ""  # ``port.name``
+    bind: str = ""
+    tls: bool = False  # the server has a ``tls`` block (``httpsRedirect`` alone counts, as in Istio)
+    tls_mode: str = ""  # ``tls.mode`` upper-cased; "" without a tls block, PASSTHROUGH when unset
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,7 @@ def server_hosts(raw: Any, gateway_ns: str) -> tuple[tuple[str, str], ...]:
 def parse_gateway(res: Resource) -> GatewayInfo:
     selector = _spec(res).get("selector")
     servers = []
-    for raw in _spec(res).get("servers") or []:
+    for i, raw in enumerate(_spec(res).get("servers") or []):
         port = raw.get("port") if isinstance(raw, Mapping) else None
         number = port.get("number") if isinstance(port, Mapping) else None
         if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < 65536:
@@ -218,7 +223,23 @@ def parse_gateway(res: Resource) -> GatewayInfo:
         tls = raw.get("tls")
         redirect = isinstance(tls, Mapping) and tls.get("httpsRedirect") is True
         protocol = str(port.get("protocol", "")).upper() if isinstance(port, Mapping) else ""
-        servers.append(Server(number, protocol, hosts, redirect))
+        has_tls = isinstance(tls, Mapping)
+        mode = str(tls.get("mode") or "PASSTHROUGH").upper() if has_tls else ""
+        name = port.get("name") if isinstance(port, Mapping) else None
+        bind = raw.get("bind")
+        servers.append(
+            Server(
+                number,
+                protocol,
+                hosts,
+                redirect,
+                index=i,
+                name=name if isinstance(name, str) else "",
+                bind=bind if isinstance(bind, str) else "",
+                tls=has_tls,
+                tls_mode=mode,
+            )
+        )
     labels = {str(k): str(v) for k, v in selector.items()} if isinstance(selector, Mapping) else {}
     return GatewayInfo(res, tuple(servers), labels)
 

@@ -1,7 +1,8 @@
-"""Client-context views: one host index per sidecar context and per gateway port (docs/ir.md
-"View"), following semantics §2.16 step 1 (sidecars: one VS per host; gateways: merge per host,
-catch-all routes last), §1.1 (which vhost a domain belongs to; wildcard VirtualService hosts),
-§4 (gateway server host binding) and §13 (ExternalName aliases).
+"""Client-context views: one host index per sidecar context and per gateway port, of a Gateway
+resource or of a gateway workload (docs/ir.md "View"), following semantics §2.16 step 1
+(sidecars: one VS per host; gateways: merge per host, catch-all routes last), §1.1 (which vhost a
+domain belongs to; wildcard VirtualService hosts), §4 (gateway server host binding, gateway
+workloads) and §13 (ExternalName aliases).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from meshroute.config.index import ConfigIndex, HostPicker
 from meshroute.config.model import GatewayInfo, Server, SidecarInfo, VirtualServiceInfo
 from meshroute.config.registry import Service
 from meshroute.config.tables import Tables
+from meshroute.config.workloads import GatewayWorkload
 
 Compiled = Mapping[str, Sequence[CompiledRoute]]  # "ns/name" -> routes of that root VS
 OTHER_NAMESPACE = "*"  # what the view of "any namespace not in the config" reports
@@ -32,11 +34,14 @@ OTHER_NAMESPACE = "*"  # what the view of "any namespace not in the config" repo
 
 @dataclass(frozen=True)
 class Context:
-    """Who is asking: the namespace used for visibility and DR lookup, and the Sidecar in force."""
+    """Who is asking: the namespace used for visibility and DR lookup, and the Sidecar in force;
+    for a gateway view, the Gateway resource (``gateway``) or the gateway workload (``workload``,
+    the proxy merging every Gateway that selects it, §4)."""
 
     namespace: str
     sidecar: SidecarInfo | None
     gateway: GatewayInfo | None = None
+    workload: GatewayWorkload | None = None
 
 
 def _key(vs: VirtualServiceInfo) -> str:
@@ -517,6 +522,12 @@ def gateway_source(index: ConfigIndex, gw: GatewayInfo) -> SourceCheck:
     ]
     candidates = [labels for _, labels in selected] or [gw.selector]
     namespace = selected[0][0] if selected else gw.namespace
+    return _source_check(candidates, namespace)
+
+
+def _source_check(candidates: Sequence[Mapping[str, str]], namespace: str) -> SourceCheck:
+    """Whether a block's source conditions hold for a proxy in ``namespace`` carrying one of
+    the label sets ``candidates``."""
 
     def holds(block: Block) -> bool:
         wanted = block.ir["source_labels"]
@@ -593,5 +604,75 @@ def gateway_views(
             "https_redirect_hosts": _redirect_hosts(servers),
             "unknown_host": "not_found",
             "vhosts": vhosts,
+        }
+    return out
+
+
+def _rebind(route: dict[str, Any], gateway: int, workload: int) -> dict[str, Any]:
+    """A Gateway's route for a workload view: the blocks that apply to the Gateway (GatewayId
+    ``gateway``) apply to the workload instead, the others to ``mesh`` only (GatewayId 0, which no
+    gateway view uses), so that every block keeps its match index."""
+    if not route["matches"]:
+        return route
+    matches = [{**m, "gateways": [workload] if gateway in m["gateways"] else [0]} for m in route["matches"]]
+    return {**route, "matches": matches}
+
+
+def workload_views(
+    index: ConfigIndex, tables: Tables, compiled: Compiled, workload: GatewayWorkload
+) -> dict[int, dict[str, Any]]:
+    """One view per port with HTTP servers of a gateway workload, its Gateways merged as Istio
+    merges them for one proxy (§4): the servers the merge keeps, each binding the VSs of its own
+    Gateway (exported to the workload's namespace) to its own hosts; the routes of every VS and
+    Gateway for a host merged into one vhost, server by server, catch-alls last (§2.16);
+    ``httpsRedirect`` per server."""
+    wid = tables.gateway(workload.name)
+    ns = workload.namespace
+    holds = _source_check([workload.labels], ns)
+    candidates: dict[str, list[VirtualServiceInfo]] = {}
+    out: dict[int, dict[str, Any]] = {}
+    for port in workload.http_ports:
+        servers = workload.http_servers(port)
+        by_domain: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        seen: dict[str, set[tuple[str, str]]] = {}
+        pieces: dict[tuple[str, str], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        for server, gw in servers:
+            bound = candidates.get(gw.ref)
+            if bound is None:
+                bound = candidates[gw.ref] = index.gateway_virtual_services(gw, ns)
+            for vs in bound:
+                key = (_key(vs), gw.ref)
+                for domain in _domains(vs, [server]):
+                    done = seen.setdefault(domain, set())
+                    if key in done:  # Istio appends them again: the copies can never match
+                        continue
+                    done.add(key)
+                    found = pieces.get(key)
+                    if found is None:
+                        gid = tables.gateway(gw.ref)
+                        normal, last = gateway_pieces(compiled.get(key[0], ()), gw.ref, port, holds)
+                        found = pieces[key] = (
+                            [_rebind(r, gid, wid) for r in normal],
+                            [_rebind(r, gid, wid) for r in last],
+                        )
+                    routes, catch_alls = by_domain.setdefault(domain, ([], []))
+                    routes += found[0]
+                    catch_alls += found[1]
+        out[port] = {
+            "gateway": wid,
+            "namespace": ns,
+            "scope": -1,
+            "ports": [port],
+            "https_redirect_hosts": _redirect_hosts([s for s, _ in servers]),
+            "unknown_host": "not_found",
+            "vhosts": [
+                {
+                    "domains": [domain],
+                    "routes": [tables.route(r) for r in routes + catch_alls],
+                    "default_target": None,
+                    "default_port": None,
+                }
+                for domain, (routes, catch_alls) in by_domain.items()
+            ],
         }
     return out

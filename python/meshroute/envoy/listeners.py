@@ -1,5 +1,10 @@
 """Listeners: one per distinct Gateway server port, and the mesh (sidecar-style outbound) one.
 
+The servers are those the gateway proxies keep when each merges the Gateways selecting it
+(semantics §4, :mod:`meshroute.config.workloads`): a server Istio's merge drops gets no listener
+(warning ``envoy-server-skipped``). A port's listener serves every proxy with servers on it, and
+the decision picks the proxy (its merged view) by the request host (docs/envoy.md).
+
 A Gateway port's listener binds the server's port number unless ``--bind-port PORT=BIND`` remaps
 it; ext_proc is always told the Gateway's own port. Plain HTTP servers share one filter chain
 (``httpsRedirect`` hosts get a redirect virtual host in it); each TLS-terminating server gets a
@@ -21,6 +26,7 @@ from meshroute.config.index import ConfigIndex
 from meshroute.config.load import Resource
 from meshroute.config.model import server_hosts
 from meshroute.config.validate.fields import normalize_spec
+from meshroute.config.workloads import gateway_workloads
 from meshroute.envoy.common import Json, socket_address, typed
 from meshroute.envoy.credentials import Secrets
 from meshroute.envoy.http import (
@@ -93,9 +99,23 @@ def _tcp_conflict(previous: _Port | None, protocol: str) -> str | None:
     return "HTTP" if previous.plain_hosts or previous.redirect_hosts or terminating else "TLS"
 
 
+def _merged_away(index: ConfigIndex) -> dict[tuple[str, int], str]:
+    """(Gateway ref, server index) -> why, for each server that no gateway proxy keeps when it
+    merges its Gateways (Istio drops it: semantics §4)."""
+    workloads = gateway_workloads(index)
+    kept = {(gw.ref, s.index) for w in workloads for entries in w.servers.values() for s, gw in entries}
+    return {
+        (sk.gateway.ref, sk.server.index): sk.reason
+        for w in workloads
+        for sk in w.skipped
+        if (sk.gateway.ref, sk.server.index) not in kept
+    }
+
+
 def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
     ports: dict[int, _Port] = {}
     secrets = Secrets(index.resources)
+    merged_away = _merged_away(index)
     for gw in index.gateways.values():
         res = gw.resource
         spec = normalize_spec(res.kind, res.spec)
@@ -115,6 +135,17 @@ def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
                         path,
                         f"port {number} is already taken by an earlier {owner} server; "
                         "a TCP port cannot be shared",
+                    )
+                )
+                continue
+            why = merged_away.get((gw.ref, i))
+            if why is not None:
+                out.diagnostics.append(
+                    res.warning(
+                        "envoy-server-skipped",
+                        path,
+                        f"{why}: the gateway proxy merging Gateway {gw.ref} with the other Gateways "
+                        "selecting it drops this server, as Istio does; it gets no listener",
                     )
                 )
                 continue

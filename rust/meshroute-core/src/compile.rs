@@ -5,9 +5,10 @@ use std::sync::Arc;
 use ahash::AHashMap;
 
 use crate::error::{CompileError, ErrorKind, Result};
-use crate::host::{HostIndex, HostSet};
-use crate::route::{check_ref, extra_fragment, Limits, Route};
-use crate::spec::{Spec, VHostRef, VHostSpec, ViewSpec};
+use crate::host::{HostSet, ViewHosts};
+use crate::route::{check_ref, extra_fragment, Limits, Route, Routes};
+use crate::shared::SharedVec;
+use crate::spec::{ScopeSpec, Spec, VHostRef, VHostSpec, ViewSpec};
 use crate::table::{RouteTable, Scope, Target};
 use crate::vhost::VHost;
 use crate::view::{NamespaceViews, View, Views};
@@ -30,24 +31,26 @@ pub(crate) fn compile(spec: &Spec) -> Result<RouteTable> {
             "must be \"mesh\"",
         ));
     }
-    let policies = spec
-        .policies
-        .iter()
-        .enumerate()
-        .map(|(i, p)| compact_json(p, &format!("policies[{i}]")))
-        .collect::<Result<Vec<_>>>()?;
+    let policies = SharedVec::new(
+        spec.policies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| compact_json(p, &format!("policies[{i}]")))
+            .collect::<Result<Vec<_>>>()?,
+    );
     let limits = Limits {
         virtual_services: spec.virtual_services.len(),
         gateways: spec.gateways.len(),
         targets: spec.targets.len(),
     };
     let scopes = compile_scopes(spec, &limits, policies.len())?;
-    let routes = spec
-        .routes
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Route::compile(r, &format!("routes[{i}]"), &limits))
-        .collect::<Result<Vec<_>>>()?;
+    let routes = SharedVec::new(
+        spec.routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Route::compile(r, &format!("routes[{i}]"), &limits))
+            .collect::<Result<Vec<_>>>()?,
+    );
     let mut pool = Pool {
         specs: &spec.vhost_pool,
         built: AHashMap::new(),
@@ -73,47 +76,56 @@ pub(crate) fn compile(spec: &Spec) -> Result<RouteTable> {
             .virtual_services
             .iter()
             .map(|v| (v.namespace.as_str().into(), v.name.as_str().into()))
-            .collect(),
-        gateways: spec.gateways.iter().map(|g| g.as_str().into()).collect(),
-        targets: spec
-            .targets
+            .collect::<Vec<_>>()
+            .into(),
+        gateways: spec
+            .gateways
             .iter()
-            .map(|t| Target {
-                host: t.host.as_str().into(),
-                subset: t.subset.as_deref().map(Into::into),
-                port: t.port,
-            })
-            .collect(),
+            .map(|g| g.as_str().into())
+            .collect::<Vec<_>>()
+            .into(),
+        targets: SharedVec::new(spec.targets.iter().map(Target::compile).collect()),
         policies,
         scopes,
         routes,
         selector: compile_selector(spec, views.len())?,
         views,
-        default_extra: extra_fragment(&spec.default_extra, "default_extra")?,
+        default_extra: extra_fragment(&spec.default_extra, "default_extra")?.into(),
         exchange_plan,
     })
 }
 
 /// Validates an opaque JSON policy and re-renders it compactly for embedding.
-fn compact_json(text: &str, at: &str) -> Result<Box<str>> {
+pub(crate) fn compact_json(text: &str, at: &str) -> Result<Box<str>> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| CompileError::new(ErrorKind::Value, at, format!("invalid JSON: {e}")))?;
     Ok(value.to_string().into())
 }
 
-fn compile_scopes(spec: &Spec, limits: &Limits, policies: usize) -> Result<Vec<Scope>> {
-    let mut scopes = Vec::with_capacity(spec.scopes.len());
-    for (i, s) in spec.scopes.iter().enumerate() {
-        let mut clusters = AHashMap::with_capacity(s.clusters.len());
-        for (j, &(target, port, policy)) in s.clusters.iter().enumerate() {
-            let at = format!("scopes[{i}].clusters[{j}]");
-            check_ref(target, limits.targets, &format!("{at}[0]"), "target")?;
-            check_ref(policy, policies, &format!("{at}[2]"), "policy")?;
-            clusters.entry((target, port)).or_insert(policy);
-        }
-        scopes.push(Scope { clusters });
+fn compile_scopes(spec: &Spec, limits: &Limits, policies: usize) -> Result<Vec<Arc<Scope>>> {
+    spec.scopes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| compile_scope(s, &format!("scopes[{i}]"), limits.targets, policies))
+        .map(|s| s.map(Arc::new))
+        .collect()
+}
+
+/// Compiles one scope (`at` is its IR path) against tables of `targets` and `policies` entries.
+pub(crate) fn compile_scope(
+    spec: &ScopeSpec,
+    at: &str,
+    targets: usize,
+    policies: usize,
+) -> Result<Scope> {
+    let mut clusters = AHashMap::with_capacity(spec.clusters.len());
+    for (j, &(target, port, policy)) in spec.clusters.iter().enumerate() {
+        let at = format!("{at}.clusters[{j}]");
+        check_ref(target, targets, &format!("{at}[0]"), "target")?;
+        check_ref(policy, policies, &format!("{at}[2]"), "policy")?;
+        clusters.entry((target, port)).or_insert(policy);
     }
-    Ok(scopes)
+    Ok(Scope { clusters })
 }
 
 /// `vhost_pool` entries, each compiled once per gateway and shared by the views using it.
@@ -125,31 +137,42 @@ struct Pool<'a> {
 fn compile_vhost(
     v: &VHostSpec,
     at: &str,
-    routes: &[Route],
+    routes: &Routes,
     limits: &Limits,
     gateway: u32,
 ) -> Result<VHost> {
+    check_vhost(v, at, routes.len(), limits.targets)?;
+    Ok(build_vhost(v, routes, gateway))
+}
+
+/// The references of a vhost (`at` is its IR path): its routes and default target.
+pub(crate) fn check_vhost(v: &VHostSpec, at: &str, routes: usize, targets: usize) -> Result<()> {
     for (j, &r) in v.routes.iter().enumerate() {
-        check_ref(r, routes.len(), &format!("{at}.routes[{j}]"), "route")?;
+        check_ref(r, routes, &format!("{at}.routes[{j}]"), "route")?;
     }
     if let Some(t) = v.default_target {
-        check_ref(t, limits.targets, &format!("{at}.default_target"), "target")?;
+        check_ref(t, targets, &format!("{at}.default_target"), "target")?;
     }
+    Ok(())
+}
+
+/// A vhost whose references `check_vhost` accepted, laid out for a view on `gateway`.
+pub(crate) fn build_vhost(v: &VHostSpec, routes: &Routes, gateway: u32) -> VHost {
     let domains = v.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
-    Ok(VHost::build(
+    VHost::build(
         domains,
         &v.routes,
         routes,
         gateway,
         v.default_target,
         v.default_port,
-    ))
+    )
 }
 
 fn compile_view(
     spec: &ViewSpec,
     at: &str,
-    routes: &[Route],
+    routes: &Routes,
     limits: &Limits,
     scopes: usize,
     pool: &mut Pool<'_>,
@@ -201,9 +224,14 @@ fn compile_view(
         ports,
         https_redirect: HostSet::build(&spec.https_redirect_hosts),
         unknown_host: spec.unknown_host,
-        hosts: HostIndex::build(vhosts.iter().map(|v| v.domains.as_slice())),
-        vhosts,
+        hosts: host_index(&vhosts),
+        vhosts: vhosts.into(),
     })
+}
+
+/// The host index of a view's vhosts (in view order: the first claim of a domain wins).
+pub(crate) fn host_index(vhosts: &[Arc<VHost>]) -> ViewHosts {
+    ViewHosts::build(vhosts.iter().map(|v| v.domains.as_slice()))
 }
 
 fn compile_selector(spec: &Spec, views: usize) -> Result<Views> {

@@ -1,5 +1,7 @@
 //! `HostIndex`: virtual-host choice for one view — exact domain, then longest wildcard, then `*`.
 
+use std::sync::Arc;
+
 use crate::keymap::{KeyMap, RollingHash};
 
 /// Which vhost (and which of its domain entries) a request host selected.
@@ -29,13 +31,18 @@ pub(crate) struct HostIndex {
 impl HostIndex {
     /// `vhosts[i]` is the domain list of vhost `i`.
     pub(crate) fn build<'a>(vhosts: impl Iterator<Item = &'a [String]>) -> Self {
+        Self::build_from(0, vhosts)
+    }
+
+    /// `vhosts[i]` is the domain list of vhost `first + i`.
+    pub(crate) fn build_from<'a>(first: u32, vhosts: impl Iterator<Item = &'a [String]>) -> Self {
         let mut index = Self {
             exact: KeyMap::new(true),
             suffixes: KeyMap::new(true),
             suffix_lens: Vec::new(),
             star: None,
         };
-        for (v, domains) in (0u32..).zip(vhosts) {
+        for (v, domains) in (first..).zip(vhosts) {
             for (d, domain) in (0u32..).zip(domains) {
                 index.insert(
                     domain,
@@ -68,13 +75,19 @@ impl HostIndex {
     /// The vhost for `host` (already port-stripped, any case).
     pub(crate) fn lookup(&self, host: &str) -> Option<HostHit> {
         let bytes = host.as_bytes();
-        if let Some(hit) = self.exact.get(RollingHash::of(bytes, true), bytes) {
-            return Some(*hit);
+        if let Some(hit) = self.exact_hit(bytes) {
+            return Some(hit);
         }
-        self.longest_suffix(bytes).or(self.star)
+        self.longest_suffix(bytes).map(|(_, hit)| hit).or(self.star)
     }
 
-    fn longest_suffix(&self, host: &[u8]) -> Option<HostHit> {
+    #[inline]
+    fn exact_hit(&self, host: &[u8]) -> Option<HostHit> {
+        self.exact.get(RollingHash::of(host, true), host).copied()
+    }
+
+    /// The longest wildcard suffix matching `host`: its length and hit.
+    fn longest_suffix(&self, host: &[u8]) -> Option<(usize, HostHit)> {
         // Strictly shorter than the host: the `*` must cover at least one character.
         let max = host
             .len()
@@ -86,11 +99,70 @@ impl HostIndex {
             h.push(host[host.len() - n]);
             if self.suffix_lens[n] {
                 if let Some(hit) = self.suffixes.get(h.finish(), &host[host.len() - n..]) {
-                    best = Some(*hit);
+                    best = Some((n, *hit));
                 }
             }
         }
         best
+    }
+}
+
+/// A view's host index: the one built over its vhosts, plus, once patches appended vhosts to the
+/// view, a small one over those. Appending a service to every view of a 10 000-service mesh then
+/// indexes its few domains instead of re-indexing every view's tens of thousands.
+#[derive(Clone)]
+pub(crate) struct ViewHosts {
+    pub(crate) base: Arc<HostIndex>,
+    /// How many of the view's vhosts (from position 0) `base` indexes.
+    pub(crate) base_len: u32,
+    /// The vhosts at positions `base_len..` (hits carry their positions in the view).
+    pub(crate) appended: Option<Arc<HostIndex>>,
+}
+
+// === impl ViewHosts ===
+
+impl ViewHosts {
+    /// One index over every vhost of the view (`vhosts[i]`: the domains of position `i`).
+    pub(crate) fn build<'a>(vhosts: impl ExactSizeIterator<Item = &'a [String]>) -> Self {
+        let base_len = u32::try_from(vhosts.len()).unwrap_or(u32::MAX);
+        Self {
+            base: Arc::new(HostIndex::build(vhosts)),
+            base_len,
+            appended: None,
+        }
+    }
+
+    /// The same base, with `appended` (the domains of positions `base_len..`) indexed apart.
+    pub(crate) fn with_appended<'a>(&self, appended: impl Iterator<Item = &'a [String]>) -> Self {
+        Self {
+            base: Arc::clone(&self.base),
+            base_len: self.base_len,
+            appended: Some(Arc::new(HostIndex::build_from(self.base_len, appended))),
+        }
+    }
+
+    /// The vhost for `host` (already port-stripped, any case), as one index over all of them.
+    #[inline]
+    pub(crate) fn lookup(&self, host: &str) -> Option<HostHit> {
+        match &self.appended {
+            None => self.base.lookup(host),
+            Some(more) => self.lookup_layered(more, host),
+        }
+    }
+
+    /// Exact, then longest wildcard, then `*`, across both indexes. The base's vhosts come first
+    /// in the view, so they claimed any domain both have: the base wins every tie.
+    #[inline(never)]
+    fn lookup_layered(&self, more: &HostIndex, host: &str) -> Option<HostHit> {
+        let bytes = host.as_bytes();
+        if let Some(hit) = self.base.exact_hit(bytes).or_else(|| more.exact_hit(bytes)) {
+            return Some(hit);
+        }
+        match (self.base.longest_suffix(bytes), more.longest_suffix(bytes)) {
+            (Some((n, hit)), Some((m, later))) => Some(if m > n { later } else { hit }),
+            (Some((_, hit)), None) | (None, Some((_, hit))) => Some(hit),
+            (None, None) => self.base.star.or(more.star),
+        }
     }
 }
 
@@ -99,9 +171,11 @@ impl HostIndex {
 /// `tls.httpsRedirect` servers.
 ///
 /// The empty set, by far the common case, costs one branch; `*` costs no hashing.
+#[derive(Clone)]
 pub(crate) struct HostSet {
     star: bool,
-    index: Option<Box<HostIndex>>,
+    /// Shared by the patched copies of a view.
+    index: Option<Arc<HostIndex>>,
 }
 
 // === impl HostSet ===
@@ -111,7 +185,7 @@ impl HostSet {
         let patterns: Vec<String> = patterns.iter().map(|p| p.to_ascii_lowercase()).collect();
         let star = patterns.iter().any(|p| p == "*");
         let index = (!star && !patterns.is_empty())
-            .then(|| Box::new(HostIndex::build(std::iter::once(patterns.as_slice()))));
+            .then(|| Arc::new(HostIndex::build(std::iter::once(patterns.as_slice()))));
         Self { star, index }
     }
 
@@ -185,6 +259,42 @@ mod tests {
         assert_eq!(vh(&i, "b"), Some((1, 1)));
         assert_eq!(vh(&i, "c"), None);
         assert_eq!(vh(&i, ""), None);
+    }
+
+    #[test]
+    fn appended_vhosts_decide_as_one_index() {
+        let lists: [&[&str]; 6] = [
+            &["a", "*.example.com", "*.b.com"],
+            &["*"],
+            &["x", "*.example.com"],
+            &["c", "a", "*.long.b.com", "*"],
+            &["*.com"],
+            &["*.b.com", "d"],
+        ];
+        let owned: Vec<Vec<String>> = lists
+            .iter()
+            .map(|d| d.iter().map(|s| (*s).to_owned()).collect())
+            .collect();
+        let hosts = [
+            "a",
+            "x",
+            "c",
+            "d",
+            "q.example.com",
+            "z.long.b.com",
+            "z.b.com",
+            "q.com",
+            "nope",
+            "",
+        ];
+        let whole = HostIndex::build(owned.iter().map(Vec::as_slice));
+        for split in 0..=owned.len() {
+            let base = ViewHosts::build(owned[..split].iter().map(Vec::as_slice));
+            let layered = base.with_appended(owned[split..].iter().map(Vec::as_slice));
+            for host in hosts {
+                assert_eq!(layered.lookup(host), whole.lookup(host), "{split} {host}");
+            }
+        }
     }
 
     fn set(patterns: &[&str]) -> HostSet {

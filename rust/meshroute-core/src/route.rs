@@ -7,7 +7,11 @@ use crate::matchers::MatchBlock;
 use crate::redirect::Redirect;
 use crate::rewrite::Rewrite;
 use crate::select::Destinations;
+use crate::shared::SharedVec;
 use crate::spec::{ActionSpec, RouteSpec};
+
+/// The route pool, by RouteId.
+pub(crate) type Routes = SharedVec<Route>;
 
 /// Keys of the Decision object; `extra` may not shadow them.
 pub(crate) const DECISION_KEYS: &[&str] = &[

@@ -11,6 +11,7 @@ use crate::redirect::Redirect;
 use crate::request::{Prepared, Request};
 use crate::rng::Rng;
 use crate::route::{Action, Route};
+use crate::shared::SharedVec;
 use crate::spec::UnknownHost;
 use crate::vhost::VHost;
 use crate::view::{mesh_listener_port, View, Views};
@@ -23,6 +24,16 @@ pub(crate) struct Target {
     pub(crate) port: Option<u16>,
 }
 
+impl Target {
+    pub(crate) fn compile(t: &crate::spec::TargetSpec) -> Target {
+        Target {
+            host: t.host.as_str().into(),
+            subset: t.subset.as_deref().map(Into::into),
+            port: t.port,
+        }
+    }
+}
+
 /// The clusters one client scope can reach, with their traffic policy (PolicyId).
 pub(crate) struct Scope {
     pub(crate) clusters: AHashMap<(u32, u16), u32>,
@@ -30,19 +41,26 @@ pub(crate) struct Scope {
 
 /// The compiled route table: built once from the IR, never mutated, shared as `Arc`.
 ///
-/// Every weight, regex and reference problem is reported by `from_json`; `route()` cannot fail.
+/// Every weight, regex and reference problem is reported by `from_json` (or `patched`);
+/// `route()` cannot fail.
+///
+/// The heavy parts are shared rather than owned (`Arc`, [`SharedVec`]) so that
+/// [`RouteTable::patched`] builds a new table from an old one at the cost of the patch plus
+/// pointer copies. The per-request lookups stay direct indexing: a patch appends routes,
+/// targets and policies, replaces scopes whole, and copies the small parts (views, the view
+/// selector) that `route()` reads first.
 pub struct RouteTable {
-    pub(crate) virtual_services: Vec<(Box<str>, Box<str>)>,
-    pub(crate) gateways: Vec<Box<str>>,
-    pub(crate) targets: Vec<Target>,
+    pub(crate) virtual_services: Arc<[(Box<str>, Box<str>)]>,
+    pub(crate) gateways: Arc<[Box<str>]>,
+    pub(crate) targets: SharedVec<Target>,
     /// Compact JSON text per PolicyId.
-    pub(crate) policies: Vec<Box<str>>,
-    pub(crate) scopes: Vec<Scope>,
-    pub(crate) routes: Vec<Route>,
+    pub(crate) policies: SharedVec<Box<str>>,
+    pub(crate) scopes: Vec<Arc<Scope>>,
+    pub(crate) routes: SharedVec<Route>,
     pub(crate) views: Vec<View>,
     pub(crate) selector: Views,
     /// `default_extra` as a JSON fragment (`,"k":v...`).
-    pub(crate) default_extra: Box<str>,
+    pub(crate) default_extra: Arc<str>,
     /// What `exchange()` needs beyond routing, prepared once (route extras, hash sources,
     /// Gateway servers).
     pub(crate) exchange_plan: crate::exchange::Plan,
@@ -57,6 +75,16 @@ impl RouteTable {
     /// A `CompileError` with the IR path of the first problem found.
     pub fn from_json(ir: &str) -> Result<RouteTable, CompileError> {
         crate::compile::compile(&crate::spec::parse(ir)?)
+    }
+
+    /// A new table: this one with the IR patch `patch_json` applied (docs/ir.md, "Patch").
+    /// Everything the patch does not change is shared with `self`, which is left as it was.
+    ///
+    /// # Errors
+    /// A `CompileError` with the path of the first problem (`patch.vhosts[0].routes[2]`), as
+    /// `from_json` reports it; a patch written for a table of other sizes (`base`) is refused.
+    pub fn patched(&self, patch_json: &str) -> Result<RouteTable, CompileError> {
+        crate::patch::apply(self, patch_json)
     }
 
     /// Number of routes in the pool.

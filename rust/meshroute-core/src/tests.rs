@@ -99,7 +99,8 @@ proptest! {
     fn index_equals_linear_walk(ir in table_json(), reqs in prop::collection::vec(request(), 1..8)) {
         let mut table = RouteTable::from_json(&ir).unwrap();
         let RouteTable { routes, views, .. } = &mut table;
-        let vhost = std::sync::Arc::get_mut(&mut views[0].vhosts[0]).unwrap();
+        let vhosts = std::sync::Arc::get_mut(&mut views[0].vhosts).unwrap();
+        let vhost = std::sync::Arc::get_mut(&mut vhosts[0]).unwrap();
         vhost.reindex(routes, 0);
         for (path, headers, port) in &reqs {
             let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -3,7 +3,7 @@
 use crate::index::{RouteIndex, INDEX_THRESHOLD};
 use crate::matchers::{ClientCtx, MatchBlock};
 use crate::request::Prepared;
-use crate::route::Route;
+use crate::route::Routes;
 
 /// One match block of one route, in the vhost's evaluation order.
 ///
@@ -35,7 +35,7 @@ impl VHost {
     pub(crate) fn build(
         domains: Vec<String>,
         route_ids: &[u32],
-        routes: &[Route],
+        routes: &Routes,
         gateway: u32,
         default_target: Option<u32>,
         default_port: Option<u16>,
@@ -78,7 +78,7 @@ impl VHost {
     }
 
     /// (Re)builds the index when at least `threshold` blocks can apply; tests force it.
-    pub(crate) fn reindex(&mut self, routes: &[Route], threshold: usize) {
+    pub(crate) fn reindex(&mut self, routes: &Routes, threshold: usize) {
         let live = self.blocks.iter().filter(|b| b.gateway_ok).count();
         self.index = (live >= threshold).then(|| {
             let live = (0u32..).zip(&self.blocks).filter(|(_, b)| b.gateway_ok);
@@ -90,7 +90,7 @@ impl VHost {
     #[inline]
     pub(crate) fn select(
         &self,
-        routes: &[Route],
+        routes: &Routes,
         ctx: &ClientCtx<'_>,
         req: &Prepared<'_>,
     ) -> Option<u32> {
@@ -104,7 +104,7 @@ impl VHost {
     /// The reference walk: every block in order. The index must agree with it.
     pub(crate) fn select_linear(
         &self,
-        routes: &[Route],
+        routes: &Routes,
         ctx: &ClientCtx<'_>,
         req: &Prepared<'_>,
     ) -> Option<u32> {
@@ -114,7 +114,7 @@ impl VHost {
     }
 
     #[inline]
-    fn eval(&self, routes: &[Route], id: u32, ctx: &ClientCtx<'_>, req: &Prepared<'_>) -> bool {
+    fn eval(&self, routes: &Routes, id: u32, ctx: &ClientCtx<'_>, req: &Prepared<'_>) -> bool {
         let b = &self.blocks[id as usize];
         b.gateway_ok
             && block_match(routes, b)
@@ -123,7 +123,7 @@ impl VHost {
 
     /// Istio: "If config-time filtering leaves a VS with zero routes for this client, the client
     /// gets the default route for the service — not 404."
-    pub(crate) fn any_applicable(&self, routes: &[Route], ctx: &ClientCtx<'_>) -> bool {
+    pub(crate) fn any_applicable(&self, routes: &Routes, ctx: &ClientCtx<'_>) -> bool {
         self.unconditional
             || self.blocks.iter().any(|b| {
                 b.gateway_ok && block_match(routes, b).map_or(true, |m| m.applies(ctx).is_ok())
@@ -132,7 +132,7 @@ impl VHost {
 }
 
 /// The block's HTTPMatchRequest (`None` for a route without match blocks).
-pub(crate) fn block_match<'r>(routes: &'r [Route], b: &Block) -> Option<&'r MatchBlock> {
+pub(crate) fn block_match<'r>(routes: &'r Routes, b: &Block) -> Option<&'r MatchBlock> {
     b.match_index
         .map(|i| &routes[b.route as usize].matches[i as usize])
 }

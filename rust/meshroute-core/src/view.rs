@@ -4,13 +4,17 @@ use std::sync::Arc;
 
 use ahash::AHashMap;
 
-use crate::host::{HostIndex, HostSet};
+use crate::host::{HostSet, ViewHosts};
 use crate::request::Prepared;
 use crate::spec::UnknownHost;
 use crate::vhost::VHost;
 
 /// Everything one client context (a namespace's sidecars, a Sidecar resource, or a gateway
 /// listener port) can reach.
+///
+/// Cloning shares the vhosts and host index (a patched table copies its views so that `route()`
+/// reaches them without another pointer).
+#[derive(Clone)]
 pub(crate) struct View {
     pub(crate) gateway: u32,
     pub(crate) namespace: Box<str>,
@@ -19,21 +23,27 @@ pub(crate) struct View {
     /// Hosts answered with a 301 to https when the request is plain http (`tls.httpsRedirect`).
     pub(crate) https_redirect: HostSet,
     pub(crate) unknown_host: UnknownHost,
-    /// Shared with the other views that use the same `vhost_pool` entry (same gateway).
-    pub(crate) vhosts: Vec<Arc<VHost>>,
-    pub(crate) hosts: HostIndex,
+    /// Each shared with the other views that use the same `vhost_pool` entry (same gateway).
+    pub(crate) vhosts: Arc<[Arc<VHost>]>,
+    /// Shared with the table this view was patched from while its vhosts' domains stay put.
+    pub(crate) hosts: ViewHosts,
 }
 
 /// Label selector: every `(key, value)` must be among the client's labels.
 pub(crate) type Labels = Vec<(Box<str>, Box<str>)>;
 
 /// A mesh namespace's views: Sidecar-selected ones first, then the default.
+#[derive(Clone)]
 pub(crate) struct NamespaceViews {
     pub(crate) sidecars: Vec<(Labels, u32)>,
     pub(crate) default_view: u32,
 }
 
 /// View selection (docs/ir.md "View selection").
+///
+/// Small (a few entries per namespace and gateway): a patched table copies it rather than
+/// reach it through another pointer on every request.
+#[derive(Clone)]
 pub(crate) struct Views {
     pub(crate) namespaces: AHashMap<Box<str>, NamespaceViews>,
     pub(crate) other_view: Option<u32>,

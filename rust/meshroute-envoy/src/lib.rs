@@ -27,18 +27,24 @@
 //! | key | value |
 //! |---|---|
 //! | `table` | absolute path of the IR JSON file (`docs/ir.md`; `Mesh.analysis.ir` in Python) |
+//! | `patches` | optional list of absolute paths of IR patch files (`docs/ir.md`, "Patch"): the table is `table`'s with each patch applied in order; absent = `[]` |
 //! | `listener.gateway_port` | the Gateway server port for a gateway listener; `null` / absent for the mesh listener |
 //! | `listener.source_namespace` | mesh listener: the client workload's namespace, or `null` |
 //! | `listener.source_labels` | mesh listener: the client workload's labels, `{"k": "v"}` |
 //! | `seed` | `null` / absent: one RNG per worker thread, seeded from the OS; an integer: the *i*-th request of this filter config uses `SplitMix64(seed + i)` (reproducible with one worker; for tests) |
 //! | `panic_marker` | `panic-test` builds only: the header whose value `1` makes the hook panic (default `x-meshroute-test-panic`); other builds reject the key |
 //!
-//! Unknown keys are rejected. Filter configs naming the same table file (same path, modification
-//! time and content) share one built table, so N listeners do not build N tables; a changed file
-//! is read again by the next filter config that names it (an ECDS update, an Envoy restart). A
-//! config the module cannot load (missing or invalid file, bad JSON) is rejected with an error
-//! line on Envoy's `dynamic_modules` logger: Envoy refuses it at start-up or in `--mode
-//! validate`, and with ECDS keeps the last good one. It never takes Envoy down.
+//! Unknown keys are rejected. Filter configs naming the same table file and patch files (same
+//! paths, modification times and contents, patches in the same order) share one built table, so
+//! N listeners do not build N tables; a changed file is read again by the next filter config that
+//! names it (an ECDS update, an Envoy restart). A config whose `patches` extend the list of a
+//! live config's (`[p1, p2]` after `[p1]`, same table file) starts from that config's table and
+//! applies only the patches that follow — a one-resource edit goes live in milliseconds instead
+//! of a whole IR build; the files it names are still all read, to check they are the ones that
+//! table was built from. A config the module cannot load (missing or invalid file, bad JSON, a
+//! patch the table refuses) is rejected with an error line on Envoy's `dynamic_modules` logger:
+//! Envoy refuses it at start-up or in `--mode validate`, and with ECDS keeps the last good one.
+//! It never takes Envoy down.
 //!
 //! Per request: the request headers are copied out of Envoy, decided, and the answer
 //! applied — header set / append / remove and a route-cache clear for `Forward`, a local reply for

@@ -57,6 +57,19 @@ impl RouteTable {
         })
     }
 
+    /// This table with an IR patch applied (docs/ir.md, "Patch"): a new table sharing everything
+    /// the patch leaves unchanged, built at the cost of the patch rather than of the whole IR.
+    /// This table is left as it is; a bad patch raises ``CompileError`` like ``from_json``.
+    fn patched(&self, py: Python<'_>, patch_json: &str) -> PyResult<Self> {
+        let inner = &self.inner;
+        let table = py
+            .allow_threads(|| inner.patched(patch_json))
+            .map_err(|e| CompileError::new_err(e.to_string()))?;
+        Ok(RouteTable {
+            inner: Arc::new(table),
+        })
+    }
+
     /// Number of compiled HTTP routes.
     #[getter]
     fn route_count(&self) -> usize {

@@ -269,7 +269,7 @@ impl Answer<'_, '_> {
                 let p = self.plan.routes.get(r as usize);
                 (p, p.map(|p| &p.extras))
             }
-            RouteRef::Default => (None, Some(&self.plan.default_extras)),
+            RouteRef::Default => (None, Some(&*self.plan.default_extras)),
             RouteRef::None => (None, None),
         };
         // CORS first: a preflight is answered locally, before any other per-request work.

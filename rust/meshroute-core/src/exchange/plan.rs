@@ -3,6 +3,8 @@
 //! request header operations with control headers filtered out, each traffic policy's hash
 //! source, and the Gateway servers. Nothing here is parsed per request.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::control::{is_control, RouteControl};
@@ -10,19 +12,23 @@ use super::cors::CorsPolicy;
 use super::gateway::GatewayServers;
 use super::hash::HashSource;
 use super::mirrors::Mirror;
-use crate::route::Route;
-use crate::spec::{HeaderOpsSpec, Spec};
+use crate::route::{Route, Routes};
+use crate::shared::SharedVec;
+use crate::spec::{HeaderOpsSpec, RouteSpec, Spec};
 
 /// The prepared per-route and per-policy data of one table.
-#[derive(Debug, Default)]
+///
+/// Shared like the table's own lists: a patched table appends route and policy entries and
+/// keeps the rest (`Arc`), so cloning a plan costs pointer copies.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Plan {
     /// By RouteId.
-    pub(crate) routes: Vec<RoutePlan>,
+    pub(crate) routes: SharedVec<RoutePlan>,
     /// For the synthetic default routes (`default_extra`).
-    pub(crate) default_extras: Extras,
+    pub(crate) default_extras: Arc<Extras>,
     /// By PolicyId.
-    pub(crate) hash: Vec<Option<HashSource>>,
-    pub(crate) gateways: GatewayServers,
+    pub(crate) hash: SharedVec<Option<HashSource>>,
+    pub(crate) gateways: Arc<GatewayServers>,
 }
 
 /// What a route's `extra` says, typed.
@@ -51,30 +57,53 @@ pub(crate) struct RequestOps {
 
 impl Plan {
     /// `routes[i]` is the compiled `spec.routes[i]`; `policies[i]` the JSON text of PolicyId i.
-    pub(crate) fn build(spec: &Spec, routes: &[Route], policies: &[Box<str>]) -> Plan {
-        let routes = spec
-            .routes
-            .iter()
-            .zip(routes)
-            .map(|(rs, route)| RoutePlan {
-                extras: Extras::read(&Value::Object(rs.extra.clone())),
-                dests: route.destinations().map_or_else(Vec::new, |d| {
-                    d.list
-                        .iter()
-                        .map(|dest| RequestOps::filtered(&dest.request_headers.ops))
-                        .collect()
-                }),
-            })
-            .collect();
+    pub(crate) fn build(spec: &Spec, routes: &Routes, policies: &SharedVec<Box<str>>) -> Plan {
         Plan {
-            routes,
-            default_extras: Extras::read(&Value::Object(spec.default_extra.clone())),
-            hash: policies.iter().map(|p| HashSource::of_policy(p)).collect(),
-            gateways: GatewayServers::build(
+            routes: SharedVec::new(
+                spec.routes
+                    .iter()
+                    .zip(routes.iter())
+                    .map(RoutePlan::of)
+                    .collect(),
+            ),
+            default_extras: Arc::new(Extras::read(&Value::Object(spec.default_extra.clone()))),
+            hash: SharedVec::new(policies.iter().map(|p| HashSource::of_policy(p)).collect()),
+            gateways: Arc::new(GatewayServers::build(
                 spec.gateway_servers
                     .iter()
                     .map(|(port, hosts, gw)| (*port, hosts.as_slice(), gw.as_str())),
-            ),
+            )),
+        }
+    }
+
+    /// This plan with the entries of appended routes (spec and compiled route, in RouteId
+    /// order) and appended policies; everything else shared.
+    pub(crate) fn appended<'a>(
+        &self,
+        routes: impl IntoIterator<Item = (&'a RouteSpec, &'a Route)>,
+        policies: &[Box<str>],
+    ) -> Plan {
+        Plan {
+            routes: self.routes.appended(routes.into_iter().map(RoutePlan::of)),
+            default_extras: Arc::clone(&self.default_extras),
+            hash: self
+                .hash
+                .appended(policies.iter().map(|p| HashSource::of_policy(p))),
+            gateways: Arc::clone(&self.gateways),
+        }
+    }
+}
+
+impl RoutePlan {
+    fn of((spec, route): (&RouteSpec, &Route)) -> RoutePlan {
+        RoutePlan {
+            extras: Extras::read(&Value::Object(spec.extra.clone())),
+            dests: route.destinations().map_or_else(Vec::new, |d| {
+                d.list
+                    .iter()
+                    .map(|dest| RequestOps::filtered(&dest.request_headers.ops))
+                    .collect()
+            }),
         }
     }
 }

@@ -87,7 +87,8 @@ def check_shape(ir: dict[str, Any]) -> None:
     for view in ir["views"]:
         assert set(view) == VIEW_KEYS and 0 <= view["scope"] < len(ir["scopes"])
         for vh in view["vhosts"]:
-            assert set(vh) == {"domains", "routes", "default_target", "default_port"}
+            keys = {"domains", "routes", "default_target", "default_port"}
+            assert keys <= set(vh) <= keys | {"ports"}  # ports: absent = every port
             assert all(0 <= r < len(ir["routes"]) for r in vh["routes"])
             assert all(d == d.lower() for d in vh["domains"])
     for scope in ir["scopes"]:

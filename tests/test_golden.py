@@ -11,7 +11,8 @@ Each case is a directory ``tests/golden/<case>/`` with
 ``istio`` (optional): for a case transcribed from an Istio test that checks virtual-host domain
     lists, ``namespace`` (the sidecar's), ``vhosts`` (Istio's expected domain lists, each exactly
     one vhost's, in order), ``complete: true`` when those are every vhost of the sidecar's
-    view, and ``absent`` (domains the test expects no vhost to have) (:func:`test_istio_vhost_domains`).
+    view, ``absent`` (domains the test expects no vhost to have) and ``port`` (the test checks the
+    route table of that port: only the vhosts serving it count) (:func:`test_istio_vhost_domains`).
 ``calls.yaml``
     A list of requests: ``name`` (unique), ``host``, and optionally ``path``, ``method``, ``headers``
     (mapping or list of ``[name, value]`` pairs), ``scheme``, ``port``, ``gateway``,
@@ -157,7 +158,9 @@ def test_istio_vhost_domains(case: str) -> None:
     ir = expand_vhost_pool(ir)
     namespaces = ir["mesh"]["namespaces"]
     view_id = namespaces[want["namespace"]]["default_view"]
-    got = [vhost["domains"] for vhost in ir["views"][view_id]["vhosts"]]
+    port = want.get("port")  # the route table of that port only: vhosts serving it (docs/ir.md "VHost")
+    vhosts = ir["views"][view_id]["vhosts"]
+    got = [vhost["domains"] for vhost in vhosts if port is None or port in vhost.get("ports", [port])]
     for domains in want.get("vhosts", []):
         assert domains in got, f"{case}: no vhost with exactly {domains}; vhosts: {got}"
     if want.get("complete"):

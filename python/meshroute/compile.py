@@ -24,6 +24,7 @@ from meshroute.config.model import VirtualServiceInfo
 from meshroute.config.policy import MergedRule, rule_policy
 from meshroute.config.registry import Service
 from meshroute.config.tables import Tables
+from meshroute.config.tcproute import tcp_section
 from meshroute.config.views import (
     OTHER_NAMESPACE,
     Context,
@@ -251,17 +252,19 @@ class _Scopes:
         self._base: _ScopeBase | None = None  # for _plain_groups
 
     def scope(self, ctx: Context) -> int:
-        groups = self._plain_groups(ctx)
+        groups = None if ctx.dr_labels else self._plain_groups(ctx)
         if groups is None:
             groups = []
             for svc in self.index.visible_services(ctx.namespace, ctx.sidecar):  # one per host
                 targets = self.targets.get(svc.host)
                 if targets:
-                    groups.append(self._group(svc, targets, ctx.namespace))
+                    groups.append(self._group(svc, targets, ctx.namespace, ctx.dr_labels))
         return self._intern(groups)
 
-    def _group(self, svc: Service, targets: list[_Target], client_ns: str) -> list[_Row]:
-        rule = self.index.rules.lookup(svc.host, client_ns, svc.namespace)
+    def _group(
+        self, svc: Service, targets: list[_Target], client_ns: str, labels: tuple[tuple[str, str], ...] = ()
+    ) -> list[_Row]:
+        rule = self.index.rules.lookup(svc.host, client_ns, svc.namespace, labels)
         key = (id(svc), id(rule))  # both live as long as the index
         rows = self._rows.get(key)
         if rows is None:
@@ -387,10 +390,16 @@ def compile_state(resources: list[Resource], domain: str = "cluster.local") -> C
     namespaces: dict[str, Any] = {}
     for ns in index.namespaces:
         default = add_mesh(Context(ns, index.default_sidecar(ns)))
-        sidecars = [
-            {"labels": dict(sc.selector), "view": add_mesh(Context(ns, sc))}
-            for sc in index.selector_sidecars(ns)
-        ]
+        sidecars = []
+        dr_selectors = index.rules.selectors(ns)  # DR workloadSelectors: a view each (§3.1)
+        for sc in [*index.selector_sidecars(ns), None]:
+            for dr in dr_selectors:  # first the Sidecar's workloads a DR selects, in DR order
+                labels = {**dict(dr), **sc.selector} if sc is not None else dict(dr)
+                if sc is None or all(labels.get(k) == v for k, v in dr):  # else no workload has both
+                    ctx = Context(ns, sc if sc is not None else index.default_sidecar(ns), dr_labels=dr)
+                    sidecars.append({"labels": labels, "view": add_mesh(ctx)})
+            if sc is not None:
+                sidecars.append({"labels": dict(sc.selector), "view": add_mesh(Context(ns, sc))})
         namespaces[ns] = {"default_view": default, "sidecars": sidecars}
     other = add_mesh(Context(OTHER_NAMESPACE, index.default_sidecar(OTHER_NAMESPACE)))
     gateway_index: dict[str, dict[str, int]] = {}
@@ -403,6 +412,7 @@ def compile_state(resources: list[Resource], domain: str = "cluster.local") -> C
         ports = workload_views(index, tables, compiled, workload)
         ctx = Context(workload.namespace, None, None, workload)
         gateway_index[workload.name] = {str(port): add(view, ctx) for port, view in ports.items()}
+    tcp = tcp_section(index, tables, vs_ids, contexts)  # before the scopes: it adds targets
     scopes = _Scopes(index, tables)
     for view, ctx in zip(views, contexts, strict=True):
         view["scope"] = scopes.scope(ctx)
@@ -419,6 +429,7 @@ def compile_state(resources: list[Resource], domain: str = "cluster.local") -> C
         "gateway_views": gateway_index,
         "gateway_servers": gateway_servers(workloads),
         "default_extra": default_extra(index.mesh),
+        **({"tcp": tcp} if tcp else {}),  # absent without TCP service ports (docs/ir.md)
     }
     return Compilation(index, tables, compiled, shared, vs_ids, contexts, scopes, ir, diags, workloads)
 

@@ -308,3 +308,48 @@ def test_an_edit_of_a_vs_bound_to_gateways_reaches_their_proxy(
         edge.write_text(text[:at] + new + text[at + len(old) :])
         _check(session, tmp_path, requests, (k, "canary"))
         assert session.last.kind == "patch", session.last.why
+
+
+TCP_CONFIG = """\
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: default}
+spec: {selector: {app: echo}, ports: [{name: tcp, port: 9000}, {name: http, port: 8080}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: echo, namespace: default}
+spec: {host: echo, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: [echo]
+  http: [{route: [{destination: {host: echo, subset: v1}}], timeout: 1s}]
+  tcp: [{route: [{destination: {host: echo, subset: v1}}]}]
+"""
+
+
+def test_a_tcp_route_edit_is_compiled_in_full_and_http_edits_keep_tcp(tmp_path: Path) -> None:
+    """The IR's tcp section is never patched (docs/ir.md, "TCP services"): an edit of a VS's
+    tcp routes is a full compile; an HTTP-only edit is a patch and the table keeps the tcp routes."""
+    path = tmp_path / "echo.yaml"
+    path.write_text(TCP_CONFIG)
+    session = MeshSession(tmp_path)
+    mesh = session.refresh()
+    assert mesh.route("echo", port=9000).cluster == "outbound|9000|v1|echo.default.svc.cluster.local"
+    path.write_text(path.read_text().replace("timeout: 1s", "timeout: 2s"))
+    mesh = session.refresh()
+    assert session.last.kind == "patch", session.last.why
+    assert mesh.route("echo", port=9000).cluster == "outbound|9000|v1|echo.default.svc.cluster.local"
+    assert mesh.route("echo", port=8080).to_dict()["timeout_ms"] == 2000
+    path.write_text(
+        path.read_text().replace(
+            "tcp: [{route: [{destination: {host: echo, subset: v1}}]}]",
+            "tcp: [{route: [{destination: {host: echo, subset: v2}}]}]",
+        )
+    )
+    mesh = session.refresh()
+    assert session.last.kind == "full" and "tcp routes changed" in session.last.why
+    assert mesh.route("echo", port=9000).cluster == "outbound|9000|v2|echo.default.svc.cluster.local"

@@ -125,7 +125,8 @@ class TcpStack:
             extproc=(f"unix:{self.work}/no-serve.sock",),
             mesh_port=free_port(),
             admin_port=admin,
-            bind_ports={GATEWAY_PORT: self.port},
+            # tcp-echo's own TCP ports get mesh listeners too (envoy/meshtcp.py): keep them off 9000/9001.
+            bind_ports={GATEWAY_PORT: self.port, 9000: free_port(), 9001: free_port()},
             access_log=str(self.work / "access.log"),
         )
         self.step += 1

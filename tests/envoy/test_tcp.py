@@ -257,5 +257,11 @@ def test_tcp_family_and_port_sharing(tmp_path: Path) -> None:
             ("spec", "servers", 3),
             "port 8080 is already taken by an earlier HTTP server; a TCP port cannot be shared",
         ),
+        (  # db's own MONGO port would get a mesh TCP listener (envoy/meshtcp.py) on the same bind port
+            "envoy-port-conflict",
+            (),
+            "mesh TCP port 27017 (db.default.svc.cluster.local) would bind 23017, already used by "
+            "gateway_27017; it gets no listener (use --bind-port)",
+        ),
     ]
     assert_valid(tmp_path, generated.config)

@@ -27,7 +27,9 @@ spec:
   hosts: [echo.test]
   location: MESH_INTERNAL
   resolution: STATIC
-  ports: [{number: 80, name: http, protocol: HTTP}]
+  # 8080 too: a request to echo.test:8080 is routed by echo.test's routes only if the service
+  # has that port (sidecar route tables are per port, semantics §6)
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 8080, name: http-alt, protocol: HTTP}]
   endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]
 ---
 apiVersion: networking.istio.io/v1

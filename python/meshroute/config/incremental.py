@@ -33,6 +33,7 @@ from meshroute.config.index import alias_destinations
 from meshroute.config.load import Resource
 from meshroute.config.model import VirtualServiceInfo, parse_virtual_service
 from meshroute.config.policy import DestinationRuleInfo, parse_destination_rule
+from meshroute.config.tcproute import tcp_routes
 
 if TYPE_CHECKING:
     from meshroute.compile import Compilation
@@ -137,6 +138,8 @@ class Incremental:
             raise NotIncremental(f"{_name(res)}: hosts, exportTo, gateways or order changed")
         if old.is_delegate or _delegates(old) or _delegates(new):
             raise NotIncremental(f"{_name(res)}: delegation")
+        if tcp_routes(new) != tcp_routes(old):  # the IR's tcp section is never patched
+            raise NotIncremental(f"{_name(res)}: tcp routes changed")
         if index.registry.has_aliases:  # alias vhosts are built per view (config/views.py)
             raise NotIncremental("ExternalName services are present")
         bound = _bound(new)
@@ -277,7 +280,7 @@ class Incremental:
             for svc in services:
                 targets = scopes.targets.get(svc.host)
                 if svc.host in visible and targets:
-                    rule = index.rules.lookup(svc.host, ctx.namespace, svc.namespace)
+                    rule = index.rules.lookup(svc.host, ctx.namespace, svc.namespace, ctx.dr_labels)
                     for tid, number, rule_in_force, subset in scopes._service_rows(svc, rule, targets):
                         rows.append([tid, number, scopes._policy(rule_in_force, subset, number)])
             old_sid = view["scope"]

@@ -273,7 +273,16 @@ def build_index(resources: Iterable[Resource], domain: str = DEFAULT_DOMAIN) -> 
             for i, r in enumerate(deduped)
             if r.is_istio and r.kind == "VirtualService"
         ],
-        sidecars=[parse_sidecar(r, mesh.unknown_host) for r in istio if r.kind == "Sidecar"],
+        # Istio initSidecarScopes: oldest first (then name, namespace); a workload gets the first
+        # selecting Sidecar of its namespace that matches it, else the first namespace-wide one (§6).
+        sidecars=sorted(
+            (parse_sidecar(r, mesh.unknown_host) for r in istio if r.kind == "Sidecar"),
+            key=lambda sc: (
+                str(sc.resource.metadata.get("creationTimestamp") or ""),
+                sc.resource.name,
+                sc.namespace,
+            ),
+        ),
         namespaces=sorted(namespaces),
         mesh=mesh,
         diagnostics=diags,

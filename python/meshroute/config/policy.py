@@ -39,6 +39,8 @@ class DestinationRuleInfo:
     has_selector: bool
     # meshroute's ``meshroute.io/load-balancer`` annotation (``PEAK_EWMA``), None without it
     load_balancer: str | None = None
+    # ``workloadSelector.matchLabels``, sorted (only with ``has_selector``)
+    selector: tuple[tuple[str, str], ...] = ()
 
     @property
     def namespace(self) -> str:
@@ -85,16 +87,28 @@ def parse_destination_rule(
         export_to=tuple(str(e) for e in export_to) or tuple(default_export_to),
         has_selector=isinstance(spec.get("workloadSelector"), dict),
         load_balancer=lb if lb in LOAD_BALANCERS else None,
+        selector=_selector(spec.get("workloadSelector")),
     )
+
+
+def _selector(raw: Any) -> tuple[tuple[str, str], ...]:
+    labels = raw.get("matchLabels") if isinstance(raw, dict) else None
+    return tuple(sorted((str(k), str(v)) for k, v in labels.items())) if isinstance(labels, dict) else ()
 
 
 class DestinationRules:
     """All DRs, queried along the lookup path: client ns -> service ns -> root ns (§3.1)."""
 
     def __init__(self, rules: Iterable[DestinationRuleInfo], root_namespace: str = ROOT_NAMESPACE):
-        # Selector-bearing DRs apply to specific client workloads only (their main use is client
-        # TLS credentials); route decisions here do not know client pods, so they are left out.
+        # Selector-bearing DRs apply to the client workloads of their namespace they select only
+        # (§3.1): kept apart, per namespace in config order, and found by lookup(labels=...).
+        rules = list(rules)
         self.rules = [r for r in rules if not r.has_selector]
+        self.selected: dict[str, list[DestinationRuleInfo]] = {}
+        for rule in rules:
+            if rule.has_selector:
+                self.selected.setdefault(rule.namespace, []).append(rule)
+        self._selected_cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], MergedRule | None] = {}
         self.root = root_namespace
         self._cache: dict[tuple[str, str | None, str | None], MergedRule | None] = {}
         # Per namespace: host -> its rules, and the wildcard-host rules, each in config order. A
@@ -129,7 +143,10 @@ class DestinationRules:
         ):
             raise ValueError("replace() keeps the host, namespace, exportTo and selector")
         if old.has_selector:
-            return  # left out of lookups (see __init__)
+            group = self.selected[old.namespace]
+            group[next(i for i, r in enumerate(group) if r is old)] = new
+            self._selected_cache.clear()
+            return
 
         def swap(rules: list[DestinationRuleInfo]) -> None:
             rules[next(i for i, r in enumerate(rules) if r is old)] = new
@@ -156,12 +173,34 @@ class DestinationRules:
     def has_wildcards(self, namespace: str) -> bool:
         return namespace in self._wildcards
 
-    def lookup(self, host: str, client_ns: str, service_ns: str | None) -> MergedRule | None:
-        """The merged rule that applies to ``host`` for clients in ``client_ns``, or None.
+    def selectors(self, namespace: str) -> list[tuple[tuple[str, str], ...]]:
+        """The distinct workload selectors of the DRs of ``namespace``, in config order."""
+        return list(dict.fromkeys(r.selector for r in self.selected.get(namespace, ())))
+
+    def lookup(
+        self, host: str, client_ns: str, service_ns: str | None, labels: tuple[tuple[str, str], ...] = ()
+    ) -> MergedRule | None:
+        """The merged rule that applies to ``host`` for clients in ``client_ns``, or None. A
+        client whose ``labels`` a DR of its own namespace selects gets that DR (the first in
+        config order for the most specific host: exact, else the longest wildcard) instead (§3.1).
 
         >>> DestinationRules([]).lookup("a.b.svc.cluster.local", "b", "b") is None
         True
         """
+        if labels and client_ns in self.selected:
+            key3 = (host, client_ns, labels)
+            if key3 not in self._selected_cache:
+                have = set(labels)
+                best: DestinationRuleInfo | None = None
+                for candidate in self.selected[client_ns]:
+                    if not set(candidate.selector) <= have or not matches(candidate.host, host):
+                        continue
+                    if best is None or _more_specific(candidate.host, best.host):
+                        best = candidate
+                self._selected_cache[key3] = self._merge([best]) if best is not None else None
+            found = self._selected_cache[key3]
+            if found is not None:
+                return found
         client: str | None = client_ns
         if (
             client_ns not in (self.root, service_ns)
@@ -229,6 +268,13 @@ class DestinationRules:
     def defines_subset(self, host: str, subset: str, client_ns: str, service_ns: str | None) -> bool:
         rule = self.lookup(host, client_ns, service_ns)
         return rule is not None and subset in rule.subsets
+
+
+def _more_specific(a: str, b: str) -> bool:
+    """``a`` names a host more precisely than ``b``: exact before wildcard, longer wildcard first."""
+    if is_wildcard(a) != is_wildcard(b):
+        return not is_wildcard(a)
+    return is_wildcard(a) and len(a) > len(b)
 
 
 def rule_policy(rule: MergedRule | None, subset: str | None, port: int) -> Policy:

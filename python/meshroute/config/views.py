@@ -17,6 +17,7 @@ from meshroute.config.hosts import (
     alt_hosts,
     intersect,
     is_wildcard,
+    matches,
     narrower,
     overlaps_any,
     vhost_domains,
@@ -42,6 +43,9 @@ class Context:
     sidecar: SidecarInfo | None
     gateway: GatewayInfo | None = None
     workload: GatewayWorkload | None = None
+    # A mesh view for the workloads a DestinationRule ``workloadSelector`` of the namespace selects
+    # (those labels): its scope takes that DR for the hosts it names (§3.1).
+    dr_labels: tuple[tuple[str, str], ...] = ()
 
 
 def _key(vs: VirtualServiceInfo) -> str:
@@ -65,7 +69,8 @@ class Shared:
       client's namespace (:func:`~meshroute.config.hosts.alt_hosts`);
     - ``domains``: a service's :class:`_Domains` per (service, client namespace as above);
     - ``covered``: whether a wildcard VS host overlaps a service of a view (§1.1), per (what the
-      view sees, host);
+      view sees, host); ``ports``: the listener ports of a VS's non-service hosts (and
+      ``by_host``, the services a view sees by host), per (what the view sees, VS);
     - ``plain``: the vhosts of a client that sees every service and only the public mesh VSs
       (:class:`_Plain`): a namespace view that sees every service copies that list and replaces
       what differs for it — its own services (short name) and the hosts of the VSs exported to
@@ -77,6 +82,8 @@ class Shared:
         self.vhosts: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.domains: dict[tuple[int, str], _Domains] = {}
         self.covered: dict[tuple[Any, str], bool] = {}
+        self.ports: dict[tuple[Any, ...], list[int]] = {}  # _vs_ports
+        self.by_host: dict[Any, dict[str, Service]] = {}  # what a view sees, by host
         self.plain: _Plain | None = None
 
 
@@ -174,8 +181,16 @@ def _plain_ok(index: ConfigIndex, ctx: Context) -> list[VirtualServiceInfo] | No
 class _Builder:
     """Vhosts of mesh views, interned in :class:`Shared`."""
 
-    def __init__(self, index: ConfigIndex, tables: Tables, compiled: Compiled, memo: Shared) -> None:
+    def __init__(
+        self,
+        index: ConfigIndex,
+        tables: Tables,
+        compiled: Compiled,
+        memo: Shared,
+        sidecar: SidecarInfo | None = None,
+    ) -> None:
         self.index, self.tables, self.compiled, self.memo = index, tables, compiled, memo
+        self.sidecar = sidecar  # the view's, for its egress listeners per port
 
     def routes_of(self, vs: VirtualServiceInfo) -> list[int]:
         key = _key(vs)
@@ -249,7 +264,11 @@ class _Builder:
     ) -> dict[str, Any]:
         """The vhost of ``svc`` routed by ``vs`` for clients in ``ns``, without ``drop``. An
         ExternalName alias's default route is that of the service it names (§13)."""
-        key = (id(svc), id(vs), self.client(svc, ns), drop)  # both live as long as the index
+        ports = sorted({p.number for p in svc.ports})
+        sidecar = self.sidecar
+        if sidecar is not None and sidecar.by_port:  # egress listeners per port (§6)
+            ports = [p for p in ports if sidecar.imports_on_port(svc.namespace, svc.host, ns, p)]
+        key = (id(svc), id(vs), self.client(svc, ns), drop, tuple(ports))  # both live as long as the index
         vhost = self.memo.vhosts.get(key)
         if vhost is None:
             listed = self.domains(svc, ns).listed
@@ -260,11 +279,13 @@ class _Builder:
                 "default_target": self.tables.target(target.host, None, None) if target else None,
                 "default_port": target.single_port if target else None,
             }
+            if svc.ports:  # Istio: a route table per port of the service (docs/ir.md "VHost")
+                vhost["ports"] = ports
         return vhost
 
-    def host(self, host: str, vs: VirtualServiceInfo) -> dict[str, Any]:
-        """The vhost of a VS host that is no service."""
-        key = (host, id(vs))
+    def host(self, host: str, vs: VirtualServiceInfo, ports: Sequence[int]) -> dict[str, Any]:
+        """The vhost of a VS host that is no service, on the listener ``ports`` (:func:`_vs_ports`)."""
+        key = (host, id(vs), tuple(ports))
         vhost = self.memo.vhosts.get(key)
         if vhost is None:
             vhost = self.memo.vhosts[key] = {
@@ -272,6 +293,7 @@ class _Builder:
                 "routes": self.routes_of(vs),
                 "default_target": None,
                 "default_port": None,
+                "ports": list(ports),
             }
         return vhost
 
@@ -313,6 +335,78 @@ def _coverage(index: ConfigIndex, memo: Shared, ctx: Context) -> Callable[[str],
         return found
 
     return covered
+
+
+HTTP_OR_SNIFFED = frozenset({"", "HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
+
+
+def _vs_ports(index: ConfigIndex, memo: Shared, ctx: Context) -> Callable[[VirtualServiceInfo], list[int]]:
+    """The listener ports of the hosts of a VS that are no service (Istio
+    ``buildSidecarVirtualHostsForVirtualService``): the HTTP (or auto-detected) ports of the
+    services the VS's hosts name or cover among those the view sees; port 80 alone when there are
+    none — each only if some service the view sees has it, as Istio builds an HTTP route table
+    for those ports only (semantics §1.1). Kept in ``memo`` for the views that see the same
+    services."""
+    sidecar = ctx.sidecar
+    everyone = index.registry.all_public and (sidecar is None or sidecar.egress is None)
+    seen: Any = "*" if everyone else (ctx.namespace, id(sidecar))
+
+    def ports(vs: VirtualServiceInfo) -> list[int]:
+        key = (seen, "ports", id(vs))
+        found = memo.ports.get(key)
+        if found is None:
+            by_host = memo.by_host.get(seen)
+            if by_host is None:
+                services = index.visible_services(ctx.namespace, sidecar)
+                by_host = memo.by_host[seen] = {s.host: s for s in services}
+            numbers: set[int] = set()
+            for host in vs.hosts:
+                if is_wildcard(host):
+                    named = [s for h, s in by_host.items() if matches(host, h)]
+                else:
+                    named = [by_host[host]] if host in by_host else []
+                for svc in named:
+                    numbers.update(p.number for p in svc.ports if p.protocol in HTTP_OR_SNIFFED)
+            listening = memo.ports.get((seen, "listeners"))
+            if listening is None:
+                listening = memo.ports[(seen, "listeners")] = sorted(
+                    {p.number for s in by_host.values() for p in s.ports if p.protocol in HTTP_OR_SNIFFED}
+                )
+            found = memo.ports[key] = [p for p in sorted(numbers) or [80] if p in listening]
+        return found
+
+    return ports
+
+
+def _remainders(
+    build: _Builder,
+    ns: str,
+    pairs: Sequence[tuple[Service, dict[str, Any]]],
+    extras: Sequence[tuple[str, dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """A service's domain that a VS host which is no service claims first is that VS's on the
+    VS's ports only: on the service's other ports it stays the service's (Istio builds a route
+    table per port). Those domains go into vhosts placed after the claimers', serving the
+    service's other ports (the first vhost serving a port wins, docs/ir.md "VHost")."""
+    claimed = {host for host, _ in extras}
+    drops: dict[str, list[dict[str, Any]]] = {}
+    for svc, vhost in pairs:
+        listed = build.domains(svc, ns).listed
+        if len(listed) == len(vhost["domains"]):  # nothing dropped (the common case)
+            continue
+        for domain in listed:
+            if domain in claimed and domain not in vhost["domains"]:
+                drops.setdefault(domain, []).append(vhost)
+    grouped: dict[tuple[int, tuple[int, ...]], tuple[dict[str, Any], list[str]]] = {}
+    for host, claimer in extras:
+        for vhost in drops.get(host, ()):
+            rest = tuple(p for p in vhost.get("ports", ()) if p not in claimer["ports"])
+            if rest:
+                grouped.setdefault((id(vhost), rest), (vhost, []))[1].append(host)
+    out = []
+    for (_, rest), (vhost, domains) in grouped.items():
+        out.append({**vhost, "domains": domains, "ports": list(rest)})
+    return out
 
 
 def _plain(index: ConfigIndex, build: _Builder) -> _Plain:
@@ -357,13 +451,15 @@ def mesh_view(
     of one compile share their pieces (:class:`Shared`)."""
     ns = ctx.namespace
     memo = shared if shared is not None else Shared()
-    build = _Builder(index, tables, compiled, memo)
+    build = _Builder(index, tables, compiled, memo, ctx.sidecar)
     candidates, picker = index.mesh_candidates(ns, ctx.sidecar)
     local = _plain_ok(index, ctx)
+    pairs: Sequence[tuple[Service, dict[str, Any]]]
     if local is not None:
         vhosts, taken = _plain_vhosts(index, build, ns, local, picker, candidates)
+        pairs = list(zip(build.memo.plain.services, vhosts, strict=True)) if build.memo.plain else []
     else:
-        vhosts, taken = [], set()
+        vhosts, taken, pairs = [], set(), []
         visible = index.visible_services(ns, ctx.sidecar)
         claims = _claims(visible, picker, candidates)
         for svc in visible:
@@ -374,10 +470,21 @@ def mesh_view(
                     continue
             else:
                 vhost = build.service(svc, vs, ns, build.dropped(svc, vs, ns, claims))
+            if vhost.get("ports") == []:  # imported by no egress listener of its ports (§6)
+                continue
             vhosts.append(vhost)
+            pairs.append((svc, vhost))
             taken.update(vhost["domains"])
     covered = _coverage(index, memo, ctx)
-    vhosts += [build.host(host, vs) for host, vs in _extra_hosts(candidates, picker, taken, covered)]
+    vs_ports = _vs_ports(index, memo, ctx)
+    extras = [
+        (h, build.host(h, vs, ports))
+        for h, vs in _extra_hosts(candidates, picker, taken, covered)
+        if (ports := vs_ports(vs))  # no route table on any of its ports: no vhost
+    ]
+    vhosts += [vhost for _, vhost in extras]
+    if extras:
+        vhosts += _remainders(build, ns, pairs, extras)
     return {
         "gateway": 0,
         "namespace": ns if ns in index.namespaces else OTHER_NAMESPACE,

@@ -20,6 +20,7 @@ from meshroute.envoy import module
 from meshroute.envoy.clusters import builtin_clusters, extproc_cluster, service_clusters
 from meshroute.envoy.common import Json, socket_address
 from meshroute.envoy.listeners import MESH_LISTENER, gateway_listeners, mesh_listener
+from meshroute.envoy.meshtcp import mesh_tcp_listeners
 from meshroute.envoy.options import EMBEDDED, ENGINES, LB_RUST, LBS, Options
 from meshroute.errors import ConfigError
 
@@ -83,6 +84,9 @@ def build(
     gateways = gateway_listeners(index, options, taken, {c["name"] for c in clusters})
     listeners.extend(gateways.listeners)
     warnings.extend(gateways.diagnostics)
+    mesh_tcp, tcp_warnings = mesh_tcp_listeners(index, options, taken, {c["name"] for c in clusters})
+    listeners.extend(mesh_tcp)
+    warnings.extend(tcp_warnings)
     warnings.extend(services.diagnostics)
     config: Json = {
         "node": {"id": "meshroute", "cluster": "meshroute"},

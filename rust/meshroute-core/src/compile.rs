@@ -71,6 +71,7 @@ pub(crate) fn compile(spec: &Spec) -> Result<RouteTable> {
         })
         .collect::<Result<Vec<_>>>()?;
     let exchange_plan = crate::exchange::Plan::build(spec, &routes, &policies);
+    let tcp = crate::tcp::TcpTable::compile(&spec.tcp, views.len(), routes.len())?;
     Ok(RouteTable {
         virtual_services: spec
             .virtual_services
@@ -92,6 +93,7 @@ pub(crate) fn compile(spec: &Spec) -> Result<RouteTable> {
         views,
         default_extra: extra_fragment(&spec.default_extra, "default_extra")?.into(),
         exchange_plan,
+        tcp: Arc::new(tcp),
     })
 }
 
@@ -159,14 +161,21 @@ pub(crate) fn check_vhost(v: &VHostSpec, at: &str, routes: usize, targets: usize
 /// A vhost whose references `check_vhost` accepted, laid out for a view on `gateway`.
 pub(crate) fn build_vhost(v: &VHostSpec, routes: &Routes, gateway: u32) -> VHost {
     let domains = v.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
-    VHost::build(
+    let mut vhost = VHost::build(
         domains,
         &v.routes,
         routes,
         gateway,
         v.default_target,
         v.default_port,
-    )
+    );
+    vhost.ports = v.ports.as_deref().map(|p| {
+        let mut p = p.to_vec();
+        p.sort_unstable();
+        p.dedup();
+        p.into_boxed_slice()
+    });
+    vhost
 }
 
 fn compile_view(

@@ -41,7 +41,10 @@ impl RouteTable {
         };
         report["view"] = json!(selected.view);
         let view = &self.views[selected.view as usize];
-        let Some(hit) = view.hosts.lookup(prep.host) else {
+        let Some(hit) = view.lookup(
+            prep.host,
+            selected.port.or(req.port).or(prep.authority_port),
+        ) else {
             return report.to_string();
         };
         let vhost = &view.vhosts[hit.vhost as usize];

@@ -47,6 +47,7 @@ mod select;
 mod shared;
 mod spec;
 mod table;
+mod tcp;
 mod vhost;
 mod view;
 

@@ -243,6 +243,7 @@ pub(crate) fn apply(table: &RouteTable, text: &str) -> Result<RouteTable> {
         selector: table.selector.clone(),
         default_extra: Arc::clone(&table.default_extra),
         exchange_plan,
+        tcp: Arc::clone(&table.tcp),
     })
 }
 

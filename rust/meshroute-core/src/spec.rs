@@ -36,6 +36,9 @@ pub(crate) struct Spec {
     /// Vhosts shared by several views, referenced by index from `views[].vhosts` (docs/ir.md).
     #[serde(default)]
     pub(crate) vhost_pool: Vec<VHostSpec>,
+    /// Mesh TCP service ports and their `tcp` routes (docs/ir.md, "TCP services").
+    #[serde(default)]
+    pub(crate) tcp: Vec<crate::tcp::TcpSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +157,9 @@ pub(crate) struct VHostSpec {
     pub(crate) default_target: Option<u32>,
     #[serde(default)]
     pub(crate) default_port: Option<u16>,
+    /// The listener ports this vhost serves (docs/ir.md "VHost"); absent = every port.
+    #[serde(default)]
+    pub(crate) ports: Option<Vec<u16>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -64,6 +64,8 @@ pub struct RouteTable {
     /// What `exchange()` needs beyond routing, prepared once (route extras, hash sources,
     /// Gateway servers).
     pub(crate) exchange_plan: crate::exchange::Plan,
+    /// Mesh TCP service ports (`tcp` in the IR); kept as is by `patched`.
+    pub(crate) tcp: Arc<crate::tcp::TcpTable>,
 }
 
 // === impl RouteTable ===
@@ -106,8 +108,15 @@ impl RouteTable {
             return d;
         };
         d.view = Some(selected.view);
+        let mut d = match crate::tcp::route(self, d, req, &prep, selected.view, rng) {
+            Ok(tcp) => return tcp,
+            Err(d) => d,
+        };
         let view = &self.views[selected.view as usize];
-        d.host_hit = view.hosts.lookup(prep.host);
+        d.host_hit = view.lookup(
+            prep.host,
+            selected.port.or(req.port).or(prep.authority_port),
+        );
         let vhost = d.host_hit.map(|h| &*view.vhosts[h.vhost as usize]);
         let port = selected
             .port

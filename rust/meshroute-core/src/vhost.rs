@@ -24,6 +24,8 @@ pub(crate) struct VHost {
     index: Option<RouteIndex>,
     pub(crate) default_target: Option<u32>,
     pub(crate) default_port: Option<u16>,
+    /// The listener ports this vhost serves, sorted (`None`: every port; docs/ir.md "VHost").
+    pub(crate) ports: Option<Box<[u16]>>,
     /// Some block applies to every client of the view, so "no block applicable" cannot happen.
     unconditional: bool,
 }
@@ -71,10 +73,20 @@ impl VHost {
             index: None,
             default_target,
             default_port,
+            ports: None,
             unconditional,
         };
         vhost.reindex(routes, INDEX_THRESHOLD);
         vhost
+    }
+
+    /// Whether a request on listener `port` may use this vhost (Istio builds one route table
+    /// per port: semantics §2.16 step 1).
+    #[inline]
+    pub(crate) fn serves(&self, port: u16) -> bool {
+        self.ports
+            .as_deref()
+            .map_or(true, |p| p.binary_search(&port).is_ok())
     }
 
     /// (Re)builds the index when at least `threshold` blocks can apply; tests force it.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ahash::AHashMap;
 
-use crate::host::{HostSet, ViewHosts};
+use crate::host::{HostHit, HostSet, ViewHosts};
 use crate::request::Prepared;
 use crate::spec::UnknownHost;
 use crate::vhost::VHost;
@@ -27,6 +27,63 @@ pub(crate) struct View {
     pub(crate) vhosts: Arc<[Arc<VHost>]>,
     /// Shared with the table this view was patched from while its vhosts' domains stay put.
     pub(crate) hosts: ViewHosts,
+}
+
+// === impl View ===
+
+impl View {
+    /// The vhost for `host` (port-stripped, any case) on listener `port` when the request names
+    /// one (the `port` argument or the authority's): the first vhost, in view order, claiming the
+    /// host and serving that port (docs/ir.md "VHost", `ports`), with the usual precedence (exact
+    /// > longest wildcard > `*`). Without a port every vhost counts.
+    #[inline]
+    pub(crate) fn lookup(&self, host: &str, port: Option<u16>) -> Option<HostHit> {
+        let hit = self.hosts.lookup(host);
+        match (port, hit) {
+            (Some(p), Some(h)) if !self.vhosts[h.vhost as usize].serves(p) => {
+                self.lookup_on_port(host, p)
+            }
+            _ => hit,
+        }
+    }
+
+    /// The claimant of `host` serving `port`, when the first claimant does not: a walk over the
+    /// view's vhosts (only requests to a port their host's first vhost lacks come here).
+    #[cold]
+    fn lookup_on_port(&self, host: &str, port: u16) -> Option<HostHit> {
+        // Rank: 2 + suffix length for a wildcard, 1 for `*`; the first claimant keeps a tie.
+        let mut best: Option<(usize, HostHit)> = None;
+        for (v, vhost) in (0u32..).zip(self.vhosts.iter()) {
+            if !vhost.serves(port) {
+                continue;
+            }
+            for (d, domain) in (0u32..).zip(&vhost.domains) {
+                let hit = HostHit {
+                    vhost: v,
+                    domain: d,
+                };
+                let rank = if domain == "*" {
+                    1
+                } else if let Some(suffix) = domain.strip_prefix('*') {
+                    let fits = host.len() > suffix.len()
+                        && host.is_char_boundary(host.len() - suffix.len())
+                        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+                    if !fits {
+                        continue;
+                    }
+                    2 + suffix.len()
+                } else if domain.eq_ignore_ascii_case(host) {
+                    return Some(hit);
+                } else {
+                    continue;
+                };
+                if best.map_or(true, |(r, _)| rank > r) {
+                    best = Some((rank, hit));
+                }
+            }
+        }
+        best.map(|(_, hit)| hit)
+    }
 }
 
 /// Label selector: every `(key, value)` must be among the client's labels.

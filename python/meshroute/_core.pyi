@@ -237,8 +237,22 @@ class Balancer:
     breaker and outlier detection from the cluster's effective traffic policy. Thread-safe."""
 
     def __new__(
-        cls, endpoints: Iterable[tuple[str, int]], policy: str = "{}", seed: int | None = None
-    ) -> Balancer: ...
+        cls,
+        endpoints: Iterable[tuple[str, int]],
+        policy: str = "{}",
+        seed: int | None = None,
+        *,
+        localities: list[str] | None = None,
+        labels: list[dict[str, str]] | None = None,
+        client_locality: str = "",
+        client_labels: dict[str, str] | None = None,
+        now: float = 0.0,
+        previous: Balancer | None = None,
+    ) -> Balancer:
+        """``localities`` / ``labels``: one per endpoint; with the calling workload's
+        ``client_locality`` / ``client_labels`` they place the endpoints in priorities as Istio
+        would (``localityLbSetting``). Endpoints not in ``previous`` joined at ``now`` (slow
+        start)."""
     @property
     def addresses(self) -> list[str]: ...
     def __len__(self) -> int: ...
@@ -254,8 +268,26 @@ class Balancer:
     def connect_timeout(self) -> float: ...
     @property
     def unsupported(self) -> list[str]: ...
+    @property
+    def priorities(self) -> list[int | None]:
+        """Each endpoint's Envoy priority; None when locality load balancing leaves it out."""
+    @property
+    def priority_load(self) -> list[int]:
+        """Percent of the requests each priority gets with the health now (factor 1.4)."""
+    @property
+    def locality_weighted(self) -> bool: ...
+    @property
+    def slow_start(self) -> tuple[float, float, float] | None:
+        """``(window seconds, aggression, minimum percent)`` of ``warmup``, or None."""
     def pick(self, hash_key: str | bytes | None = None, now: float = 0.0) -> int | None:
         """An endpoint index; None: no healthy endpoint (or PASSTHROUGH)."""
+    def begin(
+        self, hash_key: str | bytes | None = None, now: float = 0.0
+    ) -> tuple[int | None, int | None, bool]:
+        """``pick`` + ``acquire`` + ``start`` when the ticket is active at once: ``(index,
+        ticket, active)``."""
+    def end(self, index: int | None, ticket: int, started: bool, retry_ticket: int | None = None) -> None:
+        """``finish`` (when started) + ``release`` + ``release_retry`` (when given)."""
     def acquire(self) -> int | None:
         """A circuit-breaker ticket, or None on overflow."""
     def is_active(self, ticket: int) -> bool: ...

@@ -13,9 +13,11 @@ The decision is the route table's ``exchange`` (the one both Envoy engines apply
 VirtualService route, rewrites, header operations, timeout, retries, fault delay and abort,
 mirrors, the consistent-hash key, local answers. The client then does what Envoy's router does
 with it, with the DestinationRule of the chosen cluster decided in Rust (``meshroute-lb``): the
-endpoint pick (LEAST_REQUEST, ROUND_ROBIN, RANDOM, ring hash, Maglev), circuit breaking and
-outlier ejection. ``response.extensions["meshroute"]`` (:class:`MeshRoute`) says where a request
-went. Needs the ``client`` extra (``pip install "meshroute[client]"``: httpx); ``docs/client.md``.
+endpoint pick (LEAST_REQUEST, ROUND_ROBIN, RANDOM, ring hash, Maglev) over Envoy's priorities and
+localities as Istio places them for the calling workload (``localityLbSetting``), slow start,
+circuit breaking and outlier ejection. ``response.extensions["meshroute"]`` (:class:`MeshRoute`)
+says where a request went. Needs the ``client`` extra (``pip install "meshroute[client]"``:
+httpx); ``docs/client.md``.
 """
 
 from __future__ import annotations

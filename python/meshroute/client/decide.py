@@ -16,7 +16,7 @@ key and mirrors, the control headers out of what the upstream will see.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -112,7 +112,7 @@ class RetryPolicy:
             or ("envoy-ratelimited" in on and "x-envoy-ratelimited" in headers)
             or ("retriable-headers" in on and any(name in headers for name in self.header_names))
             # A gRPC status rides on a 200 (trailers-only answer).
-            or (bool(self.grpc_on) and status == 200 and _grpc_status(headers) in self.grpc_on)
+            or (status == 200 and bool(self.grpc_on) and _grpc_status(headers) in self.grpc_on)
         )
         # Envoy never retries an upstream's own overload answer.
         return hit and "x-envoy-overloaded" not in headers
@@ -150,9 +150,9 @@ class Forward:
 
     outcome: str  # "route" or "abort"
     method: str
-    scheme: str
-    authority: str  # after any rewrite
-    path: str  # after any rewrite, query included
+    scheme: bytes
+    authority: bytes  # after any rewrite
+    path: bytes  # after any rewrite, query included
     headers: list[Header]  # what the upstream gets: no pseudo-header, no Host, no control header
     cluster: str
     timeout: float | None = None  # seconds; None: no route timeout
@@ -163,8 +163,8 @@ class Forward:
     hash_key: bytes | None = None
     mirrors: tuple[str, ...] = ()
     original_dst: str | None = None
-    response_set: list[Header] = field(default_factory=list)
-    response_append: list[Header] = field(default_factory=list)
+    response_set: Sequence[Header] = ()
+    response_append: Sequence[Header] = ()
     response_remove: frozenset[bytes] = frozenset()
 
 
@@ -173,14 +173,16 @@ def decide(
 ) -> Forward | Reply:
     """Decide ``request`` as the sidecar behind ``listener`` would (``seed``: its random draws)."""
     url = request.url
-    host = request.headers.get("host")
+    raw = request.headers.raw
+    host = _host(raw)
+    scheme = url.raw_scheme
     answer = table.client_exchange(
         listener,
-        request.method.encode("ascii"),
-        url.raw_scheme,
-        host.encode("latin-1") if host is not None else url.netloc,
+        _METHODS.get(request.method) or request.method.encode("ascii"),
+        scheme,
+        host if host is not None else url.netloc,
         url.raw_path,
-        request.headers.raw,
+        raw,
         seed,
     )
     if answer[0] == "reply":
@@ -188,17 +190,17 @@ def decide(
         return Reply(outcome, status, headers, body, details)
     _, outcome, upstream, authority, path, controls, response = cast(_ForwardAnswer, answer)
     cluster = controls[CLUSTER]
-    timeout_ms = _int(controls[TIMEOUT_MS])
+    timeout = controls[TIMEOUT_MS]
     fwd = Forward(
-        outcome=outcome,
-        method=request.method,
-        scheme=url.scheme,
-        authority=authority.decode("latin-1"),
-        path=path.decode("latin-1"),
-        headers=upstream,
-        cluster=cluster.decode("latin-1") if cluster is not None else "",
-        timeout=timeout_ms / 1000 if timeout_ms else None,  # 0: no timeout, as Envoy
-        retry=_retry_policy(controls[RETRY]),
+        outcome,
+        request.method,
+        scheme,
+        authority,
+        path,
+        upstream,
+        cluster.decode("latin-1") if cluster is not None else "",
+        _seconds(timeout) if timeout is not None else None,
+        _retry_policy(controls[RETRY]),
         hash_key=controls[HASH],
     )
     # Faults, mirrors, the passthrough destination: most answers have none of them.
@@ -222,9 +224,28 @@ def decide(
     return fwd
 
 
+# The methods httpx requests carry, as the bytes the exchange takes (others are encoded).
+_METHODS = {m: m.encode("ascii") for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+
+
+def _host(raw: list[Header]) -> bytes | None:
+    """The request's ``Host`` (its first one); httpx puts it first."""
+    for key, value in raw:
+        if key == b"Host" or key == b"host" or key.lower() == b"host":
+            return value
+    return None
+
+
 def _grpc_status(headers: Mapping[str, str]) -> int | None:
-    value = headers.get("grpc-status")
-    return int(value) if value is not None and value.strip().isdigit() else None
+    raw = getattr(headers, "raw", None)
+    if raw is not None:  # httpx.Headers: a scan of the raw pairs costs less than a lookup
+        for key, value in raw:
+            if key.lower() == b"grpc-status":
+                text = value.strip()
+                return int(text) if text.isdigit() else None
+        return None
+    found = headers.get("grpc-status")
+    return int(found) if found is not None and found.strip().isdigit() else None
 
 
 def _int(value: bytes | None) -> int | None:
@@ -232,6 +253,21 @@ def _int(value: bytes | None) -> int | None:
         return None
     text = value.strip()
     return int(text) if text.isdigit() else None
+
+
+# Route timeouts (``x-envoy-upstream-rq-timeout-ms``) in seconds: a few distinct values repeat.
+_TIMEOUTS: dict[bytes, float | None] = {}
+
+
+def _seconds(timeout_ms: bytes) -> float | None:
+    """A timeout header in seconds; None for 0 (no timeout, as Envoy) or a malformed value."""
+    if timeout_ms in _TIMEOUTS:
+        return _TIMEOUTS[timeout_ms]
+    ms = _int(timeout_ms)
+    found = ms / 1000 if ms else None
+    if len(_TIMEOUTS) < 1024:
+        _TIMEOUTS[timeout_ms] = found
+    return found
 
 
 def _items(value: bytes | None) -> list[str]:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 
 import httpx
@@ -51,11 +52,35 @@ _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 
 @dataclass(slots=True)
-class Send:
-    """Send ``request`` with the inner transport; the result is the ``httpx.Response`` or the
-    ``httpx.TransportError`` it raised."""
+class Outgoing:
+    """One upstream request, as the driver sends it: through httpx's connection pool directly,
+    or as an ``httpx.Request`` (:meth:`to_httpx`) to any other inner transport."""
 
-    request: httpx.Request
+    method: str
+    url: httpx.URL
+    # (scheme, host, port, target) of ``url`` as httpcore takes them.
+    parts: tuple[bytes, bytes, int | None, bytes]
+    headers: list[Header]
+    stream: Any  # the caller's request stream (sync or async); None when ``content`` is set
+    content: bytes | None
+    extensions: dict[str, Any]
+
+    def to_httpx(self) -> httpx.Request:
+        if self.content is not None:
+            return httpx.Request(
+                self.method, self.url, headers=self.headers, content=self.content, extensions=self.extensions
+            )
+        return httpx.Request(
+            self.method, self.url, headers=self.headers, stream=self.stream, extensions=self.extensions
+        )
+
+
+@dataclass(slots=True)
+class Send:
+    """Send ``request`` upstream; the result is the ``httpx.Response`` or the
+    ``httpx.TransportError`` the attempt ended with."""
+
+    request: Outgoing
 
 
 @dataclass(slots=True)
@@ -137,11 +162,7 @@ class _Attempt:
         if self.finished:
             return
         self.finished = True
-        if self.started and self.index is not None:
-            self.upstream.balancer.finish(self.index)
-        self.upstream.release(self.ticket)
-        if self.retry_ticket is not None:
-            self.upstream.balancer.release_retry(self.retry_ticket)
+        self.upstream.end(self.index, self.ticket, self.started, self.retry_ticket)
 
 
 @dataclass
@@ -162,7 +183,7 @@ class Client:
     # -- shared randomness --
 
     def _draw(self) -> int:
-        with self._lock:
+        with self._lock:  # uncontended: cheap, and safe without a GIL too
             return self._rng.getrandbits(64)
 
     def _uniform(self) -> float:
@@ -177,6 +198,7 @@ class Client:
     # -- the request --
 
     def handle(self, request: httpx.Request) -> Flow:
+        """The flow of ``request``: decided now, the rest as the driver runs the generator."""
         ups = self.upstreams  # one snapshot for the whole request
         decision = decide(
             ups.mesh.table, ups.listener, request, self._draw() if self.seed is not None else None
@@ -184,8 +206,24 @@ class Client:
         if isinstance(decision, Reply):
             flag = {"no_route": "NR", "no_cluster": "NC"}.get(decision.outcome, "")
             info = MeshRoute(decision.outcome, flags=flag, details=decision.details)
-            return Answer(decision.status, decision.headers, info, content=decision.body)
+            return _answered(Answer(decision.status, decision.headers, info, content=decision.body))
         fwd = decision
+        if (
+            fwd.delay is None
+            and fwd.abort_status is None
+            and fwd.abort_grpc is None
+            and not fwd.mirrors
+            and fwd.cluster != PASSTHROUGH_CLUSTER
+            and (fwd.retry.max_retries == 0 or isinstance(request.stream, httpx.ByteStream))
+        ):
+            # Most requests: no fault, no mirror, a body that can be sent again as it is.
+            upstream = ups.get(fwd.cluster)
+            if upstream is not None:
+                return self._route(request, fwd, upstream, None, [])
+        return self._forward(request, fwd, ups)
+
+    def _forward(self, request: httpx.Request, fwd: Forward, ups: Upstreams) -> Flow:
+        """The fault filter, the body to keep, the mirrors, then the router."""
         flags: list[str] = []
         if fwd.delay is not None:
             flags.append("DI")
@@ -211,74 +249,73 @@ class Client:
     def _route(
         self, request: httpx.Request, fwd: Forward, upstream: Upstream, body: bytes | None, flags: list[str]
     ) -> Flow:
-        key, cookie = self._hash_key(upstream, fwd)
-        extra = [(b"set-cookie", cookie)] if cookie else []
-        deadline = time.monotonic() + fwd.timeout if fwd.timeout else None
+        key: bytes | None = None
+        extra: list[Header] = []
+        if upstream.hash_source is not None:
+            key, cookie = self._hash_key(upstream, fwd)
+            if cookie:
+                extra.append((b"set-cookie", cookie))
+        deadline = monotonic() + fwd.timeout if fwd.timeout else None
         balancer = upstream.balancer
+        retry = fwd.retry
         tried: list[int] = []
         attempts = 0
         retry_ticket: int | None = None  # the retry permit the next attempt runs under
 
-        def local(
-            status: int,
-            content: bytes,
-            flag: str,
-            details: str,
-            target: Target | None = None,
-            more: tuple[Header, ...] = (),
-        ) -> Answer:
-            info = MeshRoute(
-                fwd.outcome,
-                upstream.name,
-                target.hostport if target else None,
-                target.locality if target else "",
-                attempts,
-                _flags(flags, flag),
-                details,
-            )
-            return _local(fwd, status, content, info, [*more, *extra])
-
         while True:
             index: int | None = None
             target: Target | None = None
-            if not upstream.original_dst:
+            if upstream.original_dst:
+                ticket = balancer.acquire()
+                active = ticket is not None and balancer.is_active(ticket)
+            elif not tried:
+                # pick, acquire, and start when a connection is free: one call.
+                index, ticket, active = balancer.begin(key, self.clock())
+            else:
                 index = self._pick(upstream, key, tried)
-            ticket = balancer.acquire() if index is not None or upstream.original_dst else None
+                ticket = balancer.acquire() if index is not None else None
+                active = ticket is not None and balancer.is_active(ticket)
+                if active and index is not None:
+                    balancer.start(index)
             if ticket is None:
                 if retry_ticket is not None:
                     balancer.release_retry(retry_ticket)
                 if index is None and not upstream.original_dst:
-                    return local(503, NO_HEALTHY_UPSTREAM, "UH", "no_healthy_upstream")
-                return local(503, OVERFLOW, "UO", "overflow", more=((b"x-envoy-overloaded", b"true"),))
+                    return _reply(fwd, upstream, flags, extra, attempts, 503, NO_HEALTHY_UPSTREAM, "UH")
+                overloaded = ((b"x-envoy-overloaded", b"true"),)
+                return _reply(fwd, upstream, flags, extra, attempts, 503, OVERFLOW, "UO", more=overloaded)
             if index is not None:
                 target = upstream.targets[index]
-            attempt = _Attempt(upstream, index, ticket, retry_ticket)
+            attempt = _Attempt(upstream, index, ticket, retry_ticket, started=active)
             retry_ticket = None
             try:
-                if not balancer.is_active(ticket) and not (yield WaitActive(upstream, ticket, deadline)):
-                    attempt.done()
-                    return local(504, TIMEOUT_BODY, "UT", "upstream_timeout", target)
-                attempt.start()
+                if not active:
+                    if not (yield WaitActive(upstream, ticket, deadline)):
+                        attempt.done()
+                        return _reply(fwd, upstream, flags, extra, attempts, 504, TIMEOUT_BODY, "UT", target)
+                    attempt.start()
                 attempts += 1
                 sent = _upstream_request(
                     request, fwd, target, body, _budget(fwd, deadline), upstream.connect_timeout
                 )
-                sent_at = time.monotonic()
+                sent_at = monotonic()
                 result = yield Send(sent)
-                latency = time.monotonic() - sent_at  # to the response headers (PEAK_EWMA)
-                now = self.clock()
+                answered = monotonic()
+                latency = answered - sent_at  # to the response headers (PEAK_EWMA)
+                now = answered if self.clock is monotonic else self.clock()
                 failure: str | None = None
                 if isinstance(result, httpx.Response):
+                    status = result.status_code
                     if index is not None:
-                        balancer.record(index, result.status_code, now, latency)
-                    retriable = fwd.retry.retries_status(result.status_code, result.headers)
+                        balancer.record(index, status, now, latency)
+                    retriable = retry.max_retries > 0 and retry.retries_status(status, result.headers)
                 else:
                     failure = _failure(result)
                     if index is not None:
                         balancer.record(index, failure, now, latency)
-                    retriable = fwd.retry.retries_failure(failure)
-                expired = deadline is not None and time.monotonic() >= deadline
-                if retriable and not expired and attempts <= fwd.retry.max_retries:
+                    retriable = retry.retries_failure(failure)
+                expired = deadline is not None and monotonic() >= deadline
+                if retriable and not expired and attempts <= retry.max_retries:
                     # maxRetries full: no retry, this answer stands (Envoy's retry overflow).
                     retry_ticket = balancer.acquire_retry()
                 if retry_ticket is not None:
@@ -296,7 +333,7 @@ class Client:
                 if retry_ticket is not None:
                     balancer.release_retry(retry_ticket)
                 raise
-            exhausted = retriable and fwd.retry.max_retries > 0 and attempts > fwd.retry.max_retries
+            exhausted = retriable and retry.max_retries > 0 and attempts > retry.max_retries
             if isinstance(result, httpx.Response):
                 info = MeshRoute(
                     fwd.outcome,
@@ -304,16 +341,17 @@ class Client:
                     target.hostport if target else sent.url.netloc.decode("ascii"),
                     target.locality if target else "",
                     attempts,
-                    _flags(flags, "URX" if exhausted else ""),
+                    _flags(flags, "URX") if exhausted else ",".join(flags),
                 )
-                headers = _response_headers(fwd, result.headers.raw, extra) if _edits(fwd, extra) else None
+                edits = fwd.response_set or fwd.response_append or fwd.response_remove or extra
+                headers = _response_headers(fwd, result.headers.raw, extra) if edits else None
                 return Answer(result.status_code, headers, info, upstream=result, done=attempt.done)
             attempt.done()
             if failure == TIMEOUT or expired:
-                return local(504, TIMEOUT_BODY, "UT", "upstream_timeout", target)
+                return _reply(fwd, upstream, flags, extra, attempts, 504, TIMEOUT_BODY, "UT", target)
             if failure == CONNECT_FAILURE:
-                return local(503, CONNECT_ERROR, "UF", "upstream_reset_before_response_started", target)
-            return local(503, RESET_ERROR, "UC", "upstream_reset_before_response_started", target)
+                return _reply(fwd, upstream, flags, extra, attempts, 503, CONNECT_ERROR, "UF", target)
+            return _reply(fwd, upstream, flags, extra, attempts, 503, RESET_ERROR, "UC", target)
 
     def _passthrough(
         self, request: httpx.Request, fwd: Forward, body: bytes | None, flags: list[str]
@@ -416,6 +454,48 @@ class Client:
         return wait
 
 
+# Envoy's response code details of the router's local answers, by response flag.
+_DETAILS = {
+    "UH": "no_healthy_upstream",
+    "UO": "overflow",
+    "UT": "upstream_timeout",
+    "UF": "upstream_reset_before_response_started",
+    "UC": "upstream_reset_before_response_started",
+}
+
+
+def _reply(
+    fwd: Forward,
+    upstream: Upstream,
+    flags: list[str],
+    extra: list[Header],
+    attempts: int,
+    status: int,
+    content: bytes,
+    flag: str,
+    target: Target | None = None,
+    more: tuple[Header, ...] = (),
+) -> Answer:
+    """The router's own answer for a request to ``upstream`` (no healthy upstream, overflow,
+    timeout, connect failure, reset)."""
+    info = MeshRoute(
+        fwd.outcome,
+        upstream.name,
+        target.hostport if target else None,
+        target.locality if target else "",
+        attempts,
+        _flags(flags, flag),
+        _DETAILS[flag],
+    )
+    return _local(fwd, status, content, info, [*more, *extra])
+
+
+def _answered(answer: Answer) -> Flow:
+    """A flow that needs nothing done: its answer at once."""
+    return answer
+    yield  # unreachable: makes this a generator
+
+
 def _flags(flags: list[str], extra: str) -> str:
     return ",".join([*flags, extra] if extra else flags)
 
@@ -444,26 +524,53 @@ def _upstream_request(
     body: bytes | None,
     budget: float | None,
     connect_timeout: float | None,
-) -> httpx.Request:
+) -> Outgoing:
     """What the upstream gets: the decided method, path and authority (Host), the headers without
     control headers, sent to ``target`` (None: to the address the request named)."""
     if target is None:
-        url = request.url.copy_with(raw_path=fwd.path.encode("latin-1"))
+        url = request.url.copy_with(raw_path=fwd.path)
+        parts = (url.raw_scheme, url.raw_host, url.port, url.raw_path)
     else:
-        url = _url(target, fwd.path)
-    extensions = dict(request.extensions)
-    timeout: dict[str, float | None] = dict(extensions.get("timeout") or {})
-    for part in ("connect", "read", "write", "pool"):
-        value = timeout.get(part)
-        limits = [v for v in (value, budget, connect_timeout if part == "connect" else None) if v is not None]
-        timeout[part] = min(limits) if limits else None
-    extensions["timeout"] = timeout
-    headers = [(b"host", fwd.authority.encode("latin-1")), *fwd.headers]
+        url, parts = _url(target, fwd.path)
+    extensions = request.extensions
+    extensions = {**extensions, "timeout": _timeouts(extensions.get("timeout"), budget, connect_timeout)}
+    headers = [(b"host", fwd.authority), *fwd.headers]
     if body is not None:
         # The body was read whole (to send it again): its length is known, no chunking.
         headers = [(k, v) for k, v in headers if k not in _FRAMING]
-        return httpx.Request(fwd.method, url, headers=headers, content=body, extensions=extensions)
-    return httpx.Request(fwd.method, url, headers=headers, stream=request.stream, extensions=extensions)
+        return Outgoing(fwd.method, url, parts, headers, None, body, extensions)
+    return Outgoing(fwd.method, url, parts, headers, request.stream, None, extensions)
+
+
+_PARTS = ("connect", "read", "write", "pool")
+# The attempt's timeouts by (the request's, budget, connect timeout): most requests repeat one.
+# Bounded: cleared when full. The dicts are shared: the inner transport only reads them.
+_TIMEOUTS: dict[tuple[Any, ...], dict[str, float | None]] = {}
+_MAX_TIMEOUTS = 1024
+
+
+def _timeouts(
+    requested: dict[str, float | None] | None, budget: float | None, connect_timeout: float | None
+) -> dict[str, float | None]:
+    """The request's own timeouts, each capped by the attempt's ``budget`` (and the connect
+    phase by the cluster's ``connect_timeout``)."""
+    requested = requested or {}
+    key = (tuple(requested.items()), budget, connect_timeout)
+    found = _TIMEOUTS.get(key)
+    if found is None:
+        found = {}
+        for part in _PARTS:
+            limits = [
+                v
+                for v in (requested.get(part), budget, connect_timeout if part == "connect" else None)
+                if v is not None
+            ]
+            found[part] = min(limits) if limits else None
+        if budget is None:  # a budget is a time left: it rarely repeats
+            if len(_TIMEOUTS) >= _MAX_TIMEOUTS:
+                _TIMEOUTS.clear()
+            _TIMEOUTS[key] = found
+    return found
 
 
 def _edits(fwd: Forward, extra: list[Header]) -> bool:
@@ -473,20 +580,20 @@ def _edits(fwd: Forward, extra: list[Header]) -> bool:
 
 # Upstream URLs by (endpoint, path): a service's paths repeat, and parsing one costs more than
 # the rest of the decision. Bounded: cleared when full.
-_URLS: dict[tuple[str, str], httpx.URL] = {}
+_URLS: dict[tuple[str, bytes], tuple[httpx.URL, tuple[bytes, bytes, int | None, bytes]]] = {}
 _MAX_URLS = 4096
 
 
-def _url(target: Target, path: str) -> httpx.URL:
+def _url(target: Target, path: bytes) -> tuple[httpx.URL, tuple[bytes, bytes, int | None, bytes]]:
+    """The URL of ``path`` on ``target``, and its (scheme, host, port, target) parts."""
     key = (target.hostport, path)
-    url = _URLS.get(key)
-    if url is None:
+    found = _URLS.get(key)
+    if found is None:
         if len(_URLS) >= _MAX_URLS:
             _URLS.clear()
-        url = _URLS[key] = httpx.URL(
-            scheme="http", host=target.address, port=target.port, raw_path=path.encode("latin-1")
-        )
-    return url
+        url = httpx.URL(scheme="http", host=target.address, port=target.port, raw_path=path)
+        found = _URLS[key] = (url, (url.raw_scheme, url.raw_host, url.port, url.raw_path))
+    return found
 
 
 def _response_headers(fwd: Forward, raw: list[Header], extra: list[Header]) -> list[Header]:

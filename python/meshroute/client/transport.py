@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
+import httpcore
 import httpx
 
 from meshroute.client.flow import (
@@ -21,6 +22,7 @@ from meshroute.client.flow import (
     Flow,
     Mirror,
     Op,
+    Outgoing,
     ReadBody,
     Send,
     Sleep,
@@ -28,6 +30,7 @@ from meshroute.client.flow import (
     listener_context,
 )
 from meshroute.client.upstreams import Upstreams
+from meshroute.localities import label_locality
 
 if TYPE_CHECKING:
     from meshroute.mesh import Mesh
@@ -52,17 +55,30 @@ class _Base:
         clock: Callable[[], float] | None,
         domain: str,
         source_ip: str | None,
+        locality: str | None,
     ) -> None:
         self._namespace = source_namespace or "default"
-        self._listener = listener_context(source_namespace, dict(source_labels or {}))
+        self._labels = dict(source_labels or {})
+        self._listener = listener_context(source_namespace, self._labels)
         self._domain = domain
         self._seed = seed
+        self._clock = clock or time.monotonic
+        #: The calling workload's ``region/zone/subzone`` (locality load balancing).
+        self.locality = locality if locality is not None else label_locality(self._labels)
         key = (source_ip or socket.gethostname()).encode()
-        self._client = Client(self._upstreams(mesh, None), clock or time.monotonic, seed, key)
+        self._client = Client(self._upstreams(mesh, None), self._clock, seed, key)
 
     def _upstreams(self, mesh: Mesh, previous: Upstreams | None) -> Upstreams:
         return Upstreams(
-            mesh, self._listener, self._namespace, domain=self._domain, seed=self._seed, previous=previous
+            mesh,
+            self._listener,
+            self._namespace,
+            domain=self._domain,
+            seed=self._seed,
+            previous=previous,
+            locality=self.locality,
+            labels=self._labels,
+            clock=self._clock,
         )
 
     @property
@@ -93,6 +109,48 @@ class _Base:
         return {t.hostport: balancer.latency_estimate(i, now) for i, t in enumerate(upstream.targets)}
 
 
+def _pool_of(transport: httpx.BaseTransport | httpx.AsyncBaseTransport) -> Any:
+    """The connection pool behind a plain ``httpx.HTTPTransport`` / ``AsyncHTTPTransport`` (not a
+    subclass, which may send otherwise): upstream requests go to it directly, as that transport
+    sends them, without a second ``httpx.Request`` and its conversion per attempt. None for any
+    other transport (or an httpx whose transport keeps its pool elsewhere): ``handle_request``."""
+    if type(transport) not in (httpx.HTTPTransport, httpx.AsyncHTTPTransport):
+        return None
+    pool = getattr(transport, "_pool", None)
+    method = "handle_async_request" if isinstance(transport, httpx.AsyncHTTPTransport) else "handle_request"
+    return pool if callable(getattr(pool, method, None)) else None
+
+
+# httpcore URLs by (scheme, host, port, target): an endpoint's paths repeat. Bounded.
+_CORE_URLS: dict[tuple[bytes, bytes, int | None, bytes], httpcore.URL] = {}
+_MAX_CORE_URLS = 4096
+
+
+def _core_request(out: Outgoing) -> httpcore.Request:
+    url = _CORE_URLS.get(out.parts)
+    if url is None:
+        if len(_CORE_URLS) >= _MAX_CORE_URLS:
+            _CORE_URLS.clear()
+        scheme, host, port, target = out.parts
+        url = _CORE_URLS[out.parts] = httpcore.URL(scheme=scheme, host=host, port=port, target=target)
+    return httpcore.Request(
+        out.method, url, headers=out.headers, content=out.stream, extensions=out.extensions
+    )
+
+
+def _transport_error(exc: BaseException) -> httpx.TransportError | None:
+    """httpx's error for an httpcore one (the class of the same name), as httpx's transports map
+    them; None for anything else."""
+    for cls in type(exc).__mro__:
+        if cls.__module__.partition(".")[0] == "httpcore":
+            mapped = getattr(httpx, cls.__name__, None)
+            if isinstance(mapped, type) and issubclass(mapped, httpx.TransportError):
+                error = mapped(str(exc))
+                error.__cause__ = exc
+                return error
+    return None
+
+
 def _response(answer: Answer, stream: httpx.SyncByteStream | httpx.AsyncByteStream | None) -> httpx.Response:
     """The response the caller gets: a local answer, or the inner transport's own response with
     the route's header changes, the wrapped body and ``extensions["meshroute"]``."""
@@ -121,8 +179,11 @@ class MeshTransport(_Base, httpx.BaseTransport):
     ``seed`` fixes every random draw (weighted routes, faults, balancers, backoff); ``clock``
     (seconds, monotonic; ``time.monotonic`` by default) is the time outlier detection sees.
     ``domain`` is the one the Mesh was loaded with; ``source_ip`` the key ``useSourceIp`` hashes
-    (the host name by default); ``transport`` sends the upstream requests (a new
-    ``httpx.HTTPTransport`` by default). Thread-safe. See ``docs/client.md``.
+    (the host name by default); ``locality`` the workload's ``region/zone/subzone`` for locality
+    load balancing (by default from ``source_labels``: ``topology.kubernetes.io/region`` and
+    ``…/zone``, ``topology.istio.io/subzone``, or ``istio-locality``); ``transport`` sends the
+    upstream requests (a new ``httpx.HTTPTransport`` by default). Thread-safe. See
+    ``docs/client.md``.
     """
 
     def __init__(
@@ -137,6 +198,7 @@ class MeshTransport(_Base, httpx.BaseTransport):
         source_ip: str | None = None,
         transport: httpx.BaseTransport | None = None,
         mirror_workers: int = 4,
+        locality: str | None = None,
     ) -> None:
         super().__init__(
             mesh,
@@ -146,8 +208,10 @@ class MeshTransport(_Base, httpx.BaseTransport):
             clock=clock,
             domain=domain,
             source_ip=source_ip,
+            locality=locality,
         )
         self._inner = transport if transport is not None else httpx.HTTPTransport()
+        self._pool = _pool_of(self._inner)
         self._mirror_workers = mirror_workers
         self._mirrors: ThreadPoolExecutor | None = None
 
@@ -156,7 +220,29 @@ class MeshTransport(_Base, httpx.BaseTransport):
         upstream = answer.upstream
         if upstream is None or answer.done is None:
             return _response(answer, None)
-        return _response(answer, _SyncStream(cast(httpx.SyncByteStream, upstream.stream), answer.done))
+        stream = upstream.stream
+        if isinstance(stream, _CoreStream):
+            stream.done = answer.done
+            return _response(answer, None)
+        return _response(answer, _SyncStream(cast(httpx.SyncByteStream, stream), answer.done))
+
+    def _send(self, out: Outgoing) -> httpx.Response | httpx.TransportError:
+        pool = self._pool
+        if pool is None or out.content is not None or not isinstance(out.stream, httpx.SyncByteStream):
+            try:
+                return self._inner.handle_request(out.to_httpx())
+            except httpx.TransportError as exc:
+                return exc
+        try:
+            resp = pool.handle_request(_core_request(out))
+        except Exception as exc:
+            error = _transport_error(exc)
+            if error is None:
+                raise
+            return error
+        return httpx.Response(
+            resp.status, headers=resp.headers, stream=_CoreStream(resp.stream), extensions=resp.extensions
+        )
 
     def close(self) -> None:
         if self._mirrors is not None:
@@ -178,10 +264,7 @@ class MeshTransport(_Base, httpx.BaseTransport):
 
     def _do(self, op: Op) -> Any:
         if isinstance(op, Send):
-            try:
-                return self._inner.handle_request(op.request)
-            except httpx.TransportError as exc:
-                return exc
+            return self._send(op.request)
         if isinstance(op, Sleep):
             time.sleep(op.seconds)
         elif isinstance(op, WaitActive):
@@ -224,6 +307,33 @@ def _wait_active(op: WaitActive) -> bool:
     return True
 
 
+class _CoreStream(httpx.SyncByteStream):
+    """An httpcore response body passed on (httpcore's errors as httpx's); closing it finishes
+    the request (``done``: breaker slot, counts)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.done: Callable[[], None] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._inner
+        except Exception as exc:
+            error = _transport_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._inner, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if self.done is not None:
+                self.done()
+
+
 class _SyncStream(httpx.SyncByteStream):
     """An upstream body passed on; closing it finishes the request (breaker slot, counts)."""
 
@@ -256,6 +366,7 @@ class AsyncMeshTransport(_Base, httpx.AsyncBaseTransport):
         domain: str = "cluster.local",
         source_ip: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        locality: str | None = None,
     ) -> None:
         super().__init__(
             mesh,
@@ -265,8 +376,10 @@ class AsyncMeshTransport(_Base, httpx.AsyncBaseTransport):
             clock=clock,
             domain=domain,
             source_ip=source_ip,
+            locality=locality,
         )
         self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._pool = _pool_of(self._inner)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -274,7 +387,32 @@ class AsyncMeshTransport(_Base, httpx.AsyncBaseTransport):
         upstream = answer.upstream
         if upstream is None or answer.done is None:
             return _response(answer, None)
-        return _response(answer, _AsyncStream(cast(httpx.AsyncByteStream, upstream.stream), answer.done))
+        stream = upstream.stream
+        if isinstance(stream, _AsyncCoreStream):
+            stream.done = answer.done
+            return _response(answer, None)
+        return _response(answer, _AsyncStream(cast(httpx.AsyncByteStream, stream), answer.done))
+
+    async def _send(self, out: Outgoing) -> httpx.Response | httpx.TransportError:
+        pool = self._pool
+        if pool is None or out.content is not None or not isinstance(out.stream, httpx.AsyncByteStream):
+            try:
+                return await self._inner.handle_async_request(out.to_httpx())
+            except httpx.TransportError as exc:
+                return exc
+        try:
+            resp = await pool.handle_async_request(_core_request(out))
+        except Exception as exc:
+            error = _transport_error(exc)
+            if error is None:
+                raise
+            return error
+        return httpx.Response(
+            resp.status,
+            headers=resp.headers,
+            stream=_AsyncCoreStream(resp.stream),
+            extensions=resp.extensions,
+        )
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
@@ -298,10 +436,7 @@ class AsyncMeshTransport(_Base, httpx.AsyncBaseTransport):
 
     async def _do(self, op: Op) -> Any:
         if isinstance(op, Send):
-            try:
-                return await self._inner.handle_async_request(op.request)
-            except httpx.TransportError as exc:
-                return exc
+            return await self._send(op.request)
         if isinstance(op, Sleep):
             await asyncio.sleep(op.seconds)
         elif isinstance(op, WaitActive):
@@ -325,6 +460,33 @@ class AsyncMeshTransport(_Base, httpx.AsyncBaseTransport):
             await self._run(flow)
         except Exception:
             log.debug("mirror request failed", exc_info=True)
+
+
+class _AsyncCoreStream(httpx.AsyncByteStream):
+    """:class:`_CoreStream` for asyncio."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.done: Callable[[], None] | None = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except Exception as exc:
+            error = _transport_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    async def aclose(self) -> None:
+        try:
+            aclose = getattr(self._inner, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            if self.done is not None:
+                self.done()
 
 
 class _AsyncStream(httpx.AsyncByteStream):

@@ -7,6 +7,12 @@ WorkloadEntry weights — plus each endpoint's locality (:mod:`meshroute.localit
 is the cluster's effective DestinationRule traffic policy as the route table holds it for this
 client (``RouteTable.cluster_policy``), read in Rust by :class:`meshroute._core.Balancer`.
 
+The calling workload's locality and labels place the endpoints in Envoy's priorities, as istiod
+would for its sidecar (``localityLbSetting``: failover by locality, ``failoverPriority``,
+``distribute``; done in Rust, ``meshroute_lb::locality``). A cluster rebuilt for a new Mesh hands
+the endpoints' join times over from the one it replaces (slow start: an endpoint new to the
+cluster warms up).
+
 A DNS cluster's endpoints are host names, resolved when a request connects (each name is one
 endpoint). An ORIGINAL_DST cluster (ServiceEntry ``resolution: NONE``) or a ``PASSTHROUGH`` load
 balancer has no endpoints: the request goes to the address it named.
@@ -18,7 +24,8 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +52,12 @@ class Target:
     port: int
     weight: int = 0  # WorkloadEntry weight, 0 = unset
     locality: str = ""  # region/zone/subzone, "" = unknown
+    labels: tuple[tuple[str, str], ...] = ()  # the workload's labels (failoverPriority)
+    hostport: str = field(init=False, compare=False, repr=False)  # address:port, [v6]:port
 
-    @property
-    def hostport(self) -> str:
+    def __post_init__(self) -> None:
         host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{host}:{self.port}"
+        object.__setattr__(self, "hostport", f"{host}:{self.port}")
 
 
 @dataclass(eq=False)
@@ -80,9 +88,10 @@ class Upstream:
         self.hash_source = self.balancer.hash_source
         self.connect_timeout = self.balancer.connect_timeout
 
-    def release(self, ticket: int) -> None:
-        """Release a circuit-breaker ticket and wake the requests waiting as pending."""
-        self.balancer.release(ticket)
+    def end(self, index: int | None, ticket: int, started: bool, retry_ticket: int | None) -> None:
+        """An attempt is over: no longer in flight on ``index`` (when it ``started``), its
+        breaker ``ticket`` and ``retry_ticket`` released; the requests waiting as pending woken."""
+        self.balancer.end(index, ticket, started, retry_ticket)
         if self.waiting:
             with self.released:
                 self.released.notify_all()
@@ -108,12 +117,18 @@ class Upstreams:
         domain: str = "cluster.local",
         seed: int | None = None,
         previous: Upstreams | None = None,
+        locality: str = "",
+        labels: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.mesh = mesh
         self.listener = listener
         self.namespace = namespace
         self.domain = domain
         self.seed = seed
+        self.locality = locality
+        self.labels = dict(labels or {})
+        self.clock = clock
         self._previous = previous
         self._lock = threading.Lock()
         self._clusters: dict[str, Upstream | None] = {}
@@ -129,11 +144,10 @@ class Upstreams:
             pass
         with self._lock:
             if name not in self._clusters:
-                built = self._build(name)
-                if built is not None and self._previous is not None:
-                    old = self._previous.cached(name)
-                    if old is not None and old.signature() == built.signature():
-                        built = old
+                old = self._previous.cached(name) if self._previous is not None else None
+                built = self._build(name, old)
+                if built is not None and old is not None and old.signature() == built.signature():
+                    built = old
                 self._clusters[name] = built
             return self._clusters[name]
 
@@ -144,7 +158,7 @@ class Upstreams:
     def forget_previous(self) -> None:
         self._previous = None
 
-    def _build(self, name: str) -> Upstream | None:
+    def _build(self, name: str, old: Upstream | None = None) -> Upstream | None:
         # The table's policy for clusters routes name; a cluster only a mirror names has no
         # entry there, and gets the same effective policy from the DestinationRules directly.
         policy = self.mesh.table.cluster_policy(self.listener, name) or self._rule_policy(name)
@@ -152,11 +166,19 @@ class Upstreams:
             return None
         kind, targets, warnings = self._endpoints(name)
         endpoints = [(t.hostport, t.weight) for t in targets]
+        placement: dict[str, Any] = {
+            "localities": [t.locality for t in targets],
+            "labels": [dict(t.labels) for t in targets],
+            "client_locality": self.locality,
+            "client_labels": self.labels,
+            "now": self.clock(),
+            "previous": old.balancer if old is not None else None,
+        }
         try:
-            balancer = Balancer(endpoints, policy, _seed(self.seed, name))
+            balancer = Balancer(endpoints, policy, _seed(self.seed, name), **placement)
         except ValueError as exc:  # validation rejects such a policy; never fail the request on it
             warnings.append(f"traffic policy not applied ({exc}): Istio's defaults instead")
-            balancer = Balancer(endpoints, "{}", _seed(self.seed, name))
+            balancer = Balancer(endpoints, "{}", _seed(self.seed, name), **placement)
         for item in balancer.unsupported:
             warnings.append(f"{item} is not applied by the client")
         for message in warnings:
@@ -199,7 +221,7 @@ class Upstreams:
         found_eps = discover(svc, port, labels, self._weights)
         localities = self._locality_index()
         where = {
-            (ep.address, endpoint_port(ep, port)): localities.of(svc, ep)
+            (ep.address, endpoint_port(ep, port)): (localities.of(svc, ep), tuple(sorted(ep.labels.items())))
             for ep in selected(svc.endpoints, labels)
         }
         targets: list[Target] = []
@@ -212,7 +234,8 @@ class Upstreams:
                 continue
             addr, number = str(socket["address"]), int(socket["port_value"])
             weight = int(lb.get("load_balancing_weight") or 0)
-            targets.append(Target(addr, number, weight, where.get((addr, number), "")))
+            locality, ep_labels = where.get((addr, number), ("", ()))
+            targets.append(Target(addr, number, weight, locality, ep_labels))
         return found_eps.cluster_type, tuple(targets), warnings
 
     def _config(self) -> ConfigIndex:

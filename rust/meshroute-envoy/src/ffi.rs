@@ -18,8 +18,9 @@
 //! The declarations follow `source/extensions/dynamic_modules/abi/abi.h` (v0.2.0) and hold only
 //! what the module uses. C enums are passed as `u32`, buffers as `{ptr, len}` structs by value.
 //! Every callback declared below is defined by the Envoy 1.40 binary (checked with `nm -D`) and
-//! is exercised by `tests/e2e/test_module_smoke.py` and `tests/e2e/test_lb_policy.py`: a callback
-//! whose signature changed would still link, so only an end-to-end run proves it.
+//! is exercised by `tests/e2e/test_module_smoke.py`, `tests/e2e/test_lb_policy.py` and (the
+//! locality callbacks) `tests/e2e/test_lb_priorities.py`: a callback whose signature changed would
+//! still link, so only an end-to-end run proves it.
 //!
 //! `unsafe_code` is denied crate-wide and allowed for this module only (`mod ffi` in lib.rs).
 
@@ -844,6 +845,33 @@ extern "C" {
         index: usize,
         stat: u32,
     ) -> u64;
+    fn envoy_dynamic_module_callback_lb_get_host_locality(
+        lb: *mut c_void,
+        priority: u32,
+        index: usize,
+        region: *mut EnvoyBuffer,
+        zone: *mut EnvoyBuffer,
+        sub_zone: *mut EnvoyBuffer,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_lb_get_locality_count(lb: *mut c_void, priority: u32)
+        -> usize;
+    fn envoy_dynamic_module_callback_lb_get_locality_host_count(
+        lb: *mut c_void,
+        priority: u32,
+        locality: usize,
+    ) -> usize;
+    fn envoy_dynamic_module_callback_lb_get_locality_host_address(
+        lb: *mut c_void,
+        priority: u32,
+        locality: usize,
+        index: usize,
+        out: *mut EnvoyBuffer,
+    ) -> bool;
+    fn envoy_dynamic_module_callback_lb_get_locality_weight(
+        lb: *mut c_void,
+        priority: u32,
+        locality: usize,
+    ) -> u32;
 
     fn envoy_dynamic_module_callback_lb_context_compute_hash_key(
         context: *mut c_void,
@@ -1027,6 +1055,61 @@ impl crate::lb::Hosts for LbHosts<'_> {
             )
         }
     }
+
+    fn host_locality(&self, priority: u32, index: usize) -> Option<meshroute_lb::Locality> {
+        let (mut region, mut zone, mut sub_zone) = (EMPTY_BUFFER, EMPTY_BUFFER, EMPTY_BUFFER);
+        // SAFETY: as `healthy_host`: Envoy checks the indexes and fills the three buffers with
+        // views of the host's locality strings, valid during the hook; copied at once.
+        let found = unsafe {
+            envoy_dynamic_module_callback_lb_get_host_locality(
+                self.ptr,
+                priority,
+                index,
+                &mut region,
+                &mut zone,
+                &mut sub_zone,
+            )
+        };
+        // SAFETY: the buffers were filled by Envoy in this hook (or left empty).
+        let text = |b: EnvoyBuffer| unsafe { envoy_text(b) }.unwrap_or_default();
+        found.then(|| meshroute_lb::Locality::new(text(region), text(zone), text(sub_zone)))
+    }
+
+    fn locality_count(&self, priority: u32) -> usize {
+        // SAFETY: as `priorities`; Envoy checks the priority (0 when out of range).
+        unsafe { envoy_dynamic_module_callback_lb_get_locality_count(self.ptr, priority) }
+    }
+
+    fn locality_healthy_count(&self, priority: u32, locality: usize) -> usize {
+        // SAFETY: as `locality_count`; Envoy checks the indexes.
+        unsafe {
+            envoy_dynamic_module_callback_lb_get_locality_host_count(self.ptr, priority, locality)
+        }
+    }
+
+    fn locality_healthy_address(
+        &self,
+        priority: u32,
+        locality: usize,
+        index: usize,
+    ) -> Option<String> {
+        let mut out = EMPTY_BUFFER;
+        // SAFETY: as `host_address`.
+        let found = unsafe {
+            envoy_dynamic_module_callback_lb_get_locality_host_address(
+                self.ptr, priority, locality, index, &mut out,
+            )
+        };
+        // SAFETY: `out` was filled by Envoy in this hook (or left empty).
+        found.then(|| unsafe { envoy_text(out) }).flatten()
+    }
+
+    fn locality_weight(&self, priority: u32, locality: usize) -> u32 {
+        // SAFETY: as `locality_count`.
+        unsafe {
+            envoy_dynamic_module_callback_lb_get_locality_weight(self.ptr, priority, locality)
+        }
+    }
 }
 
 /// The request being balanced (`context_envoy_ptr`, never null here), during `choose_host`.
@@ -1140,7 +1223,7 @@ pub(crate) extern "C" fn envoy_dynamic_module_on_lb_new(
         _hook: PhantomData,
     };
     guard("lb_new", ptr::null(), move || {
-        Box::into_raw(Box::new(crate::lb::new_balancer(config, &hosts)))
+        Box::into_raw(Box::new(crate::lb::new_balancer(config, &hosts, lb_now())))
             .cast_const()
             .cast()
     })
@@ -1232,7 +1315,7 @@ pub(crate) extern "C" fn envoy_dynamic_module_on_lb_on_host_membership_update(
         _hook: PhantomData,
     };
     if let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
-        crate::lb::membership_update(lb, &hosts, hosts_added, hosts_removed);
+        crate::lb::membership_update(lb, &hosts, hosts_added, hosts_removed, lb_now());
     })) {
         let message = panic_message(&*payload);
         let _ = catch_unwind(AssertUnwindSafe(|| {

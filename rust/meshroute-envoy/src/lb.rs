@@ -20,14 +20,22 @@
 //! | `hash` | consistent hash: what the DestinationRule hashes, `{"header": name}`, `{"cookie": name}`, `{"query_parameter": name}` or `{"source_ip": true}` (informational: the HTTP filter turns it into the route's hash key) |
 //! | `hash_header` | consistent hash, when Envoy's route computes no hash: the request header whose value is hashed (xxHash64, as Envoy hashes a header) |
 //! | `seed` | `null` / absent: each worker's generator is seeded from the OS; an integer: every balancer of this cluster starts from `SplitMix64(seed)` (tests) |
+//! | `locality_weighted` | `true`: within a priority, pick a locality first by its weight × min(1, 1.4 × healthy share), as Envoy's `locality_weighted_lb_config` (the cluster's endpoints carry the localities and their `load_balancing_weight`) |
+//! | `warmup` | slow start (Istio `warmup`): `{"duration_ms": n, "aggression": 1.0, "min_weight_percent": 10}`; ROUND_ROBIN and LEAST_REQUEST only |
 //!
 //! Unknown keys are rejected, and so is a policy meshroute-lb would not build (a Maglev table
 //! size that is not prime, for instance): Envoy then refuses the cluster.
 //!
 //! Hosts come from Envoy: on creation and on every host-membership update (EDS, health checks,
-//! outlier ejection) the worker's balancer rebuilds its endpoint set — addresses and weights of
-//! the healthy hosts of the first priority that has any — and the ring, Maglev table or EDF
-//! schedule with it; a pick that finds the healthy counts changed without an update rebuilds too.
+//! outlier ejection) the worker's balancer rebuilds its endpoint set — every host of every
+//! priority, the unhealthy ones marked as such, with the healthy hosts' weights (and, with
+//! `locality_weighted`, each host's locality and its locality's weight) — and the rings, Maglev
+//! tables or EDF schedules over it; a pick that finds the healthy counts changed without an update
+//! rebuilds too. Priorities are Envoy's: each takes the share its health allows (overprovisioning
+//! factor 1.4), the rest spills to the next (meshroute-lb's `priority_load`). What the policy ABI
+//! cannot express: panic mode (`choose_host` can only answer a healthy host, so the module runs
+//! with panic threshold 0: with no healthy host anywhere, no host) and degraded hosts (counted by
+//! Envoy, never chosen here).
 //! The consistent-hash key is Envoy's own (`compute_hash_key`: the route's `hash_policy`, the
 //! `x-meshroute-hash` header the HTTP filter sets, else the source IP), so a key lands on the ring
 //! point Envoy's own ring hash would pick for the same hosts. LEAST_REQUEST reads Envoy's
@@ -69,7 +77,8 @@ use std::time::Duration;
 
 use meshroute_lb::{
     hash_key, Endpoint, EndpointSet, HashAlgorithm, HashSource, LbPolicy, LeastRequestConfig,
-    LoadBalancer, PeakEwmaConfig, RandomConfig, SplitMix64, DEFAULT_MAXIMUM_RING_SIZE,
+    LoadBalancer, Locality, LocalityGroup, PeakEwmaConfig, RandomConfig, SlowStart, SplitMix64,
+    DEFAULT_MAXIMUM_RING_SIZE,
 };
 use serde::Deserialize;
 
@@ -115,6 +124,21 @@ struct RawConfig {
     hash_header: Option<String>,
     #[serde(default)]
     seed: Option<u64>,
+    #[serde(default)]
+    locality_weighted: Option<bool>,
+    #[serde(default)]
+    warmup: Option<RawWarmup>,
+}
+
+/// `warmup` in `lb_policy_config`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWarmup {
+    duration_ms: u64,
+    #[serde(default)]
+    aggression: Option<f64>,
+    #[serde(default)]
+    min_weight_percent: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -153,6 +177,8 @@ pub(crate) struct LbConfig {
     policy: LbPolicy,
     hash_header: Option<String>,
     seed: Option<u64>,
+    locality_weighted: bool,
+    slow_start: Option<SlowStart>,
     /// Where the stats go; `None` in unit tests.
     counters: Option<LbCounters>,
     pub(crate) ids: StatIds,
@@ -218,11 +244,39 @@ impl LbConfig {
         };
         // Build one now: a bad setting is refused with the cluster, never found at pick time.
         LoadBalancer::new(policy.clone()).map_err(|e| format!("lb_policy_config: {e}"))?;
+        let slow_start = match raw.warmup {
+            None => None,
+            Some(w) => {
+                if w.duration_ms == 0 {
+                    return Err("lb_policy_config: warmup.duration_ms must be positive".to_owned());
+                }
+                let mut s = SlowStart::new(Duration::from_millis(w.duration_ms));
+                if let Some(a) = w.aggression {
+                    if !(a.is_finite() && a > 0.0) {
+                        return Err(format!(
+                            "lb_policy_config: warmup.aggression must be > 0, got {a}"
+                        ));
+                    }
+                    s.aggression = a;
+                }
+                if let Some(m) = w.min_weight_percent {
+                    if !(0.0..=100.0).contains(&m) {
+                        return Err(format!(
+                            "lb_policy_config: warmup.min_weight_percent must be 0-100, got {m}"
+                        ));
+                    }
+                    s.min_weight_percent = m;
+                }
+                Some(s)
+            }
+        };
         Ok(LbConfig {
             cluster: raw.cluster.unwrap_or_default(),
             policy,
             hash_header: raw.hash_header.map(|h| h.to_ascii_lowercase()),
             seed: raw.seed,
+            locality_weighted: raw.locality_weighted.unwrap_or(false),
+            slow_start,
             counters: None,
             ids: StatIds::default(),
         })
@@ -272,6 +326,21 @@ pub(crate) trait Hosts {
     fn active_requests(&self, priority: u32, index: usize) -> u64;
     /// Requests ever started on host `index` of all hosts at `priority` (Envoy's `rq_total`).
     fn requests_total(&self, priority: u32, index: usize) -> u64;
+    /// The locality of host `index` of all hosts at `priority`.
+    fn host_locality(&self, priority: u32, index: usize) -> Option<Locality>;
+    /// Envoy's localities at `priority` (its per-locality host lists).
+    fn locality_count(&self, priority: u32) -> usize;
+    /// Healthy hosts of locality `locality` at `priority`.
+    fn locality_healthy_count(&self, priority: u32, locality: usize) -> usize;
+    /// Address of healthy host `index` of locality `locality` at `priority`.
+    fn locality_healthy_address(
+        &self,
+        priority: u32,
+        locality: usize,
+        index: usize,
+    ) -> Option<String>;
+    /// The `load_balancing_weight` of locality `locality` at `priority` (0: none).
+    fn locality_weight(&self, priority: u32, locality: usize) -> u32;
 }
 
 /// What a balancer reads of the request being balanced (Envoy's load-balancer context).
@@ -436,36 +505,44 @@ impl LatencySampler {
 pub(crate) struct WorkerLb {
     config: Arc<LbConfig>,
     balancer: LoadBalancer,
-    /// The healthy hosts of `priority`, in Envoy's order (index = Envoy's healthy-host index).
+    /// Every host of every priority, in Envoy's order (priority by priority), the unhealthy ones
+    /// marked ejected.
     set: EndpointSet,
-    priority: u32,
-    /// Healthy-host index → index among all hosts at `priority` (for `rq_active` and retries).
-    all_index: Vec<usize>,
+    /// Endpoint index → (priority, index among all hosts of that priority).
+    hosts_of: Vec<(u32, usize)>,
+    /// Endpoint index → index among the healthy hosts of its priority (what `choose_host`
+    /// answers); `None` for an unhealthy host.
+    healthy_index: Vec<Option<u32>>,
     /// Healthy counts per priority when `set` was built.
     seen: Vec<usize>,
     built: bool,
     rng: SplitMix64,
     /// PEAK_EWMA only: latencies estimated from the hosts' counters.
     sampler: Option<LatencySampler>,
+    /// Slow start: when each current host (by address) joined; `None` for the hosts the
+    /// balancer started with (Envoy's initial hosts are not in slow start).
+    joined: HashMap<String, Option<Duration>>,
 }
 
 impl WorkerLb {
     pub(crate) fn new(config: Arc<LbConfig>) -> WorkerLb {
         let balancer = LoadBalancer::new(config.policy.clone())
             // LbConfig::parse built this policy once already.
-            .unwrap_or_else(|_| unreachable_policy());
+            .unwrap_or_else(|_| unreachable_policy())
+            .with_slow_start(config.slow_start);
         let seed = config.seed.unwrap_or_else(|| {
             crate::config::os_seed() ^ NEXT_STREAM.fetch_add(1, Ordering::Relaxed)
         });
         WorkerLb {
             balancer,
             set: EndpointSet::new(Vec::new()),
-            priority: 0,
-            all_index: Vec::new(),
+            hosts_of: Vec::new(),
+            healthy_index: Vec::new(),
             seen: Vec::new(),
             built: false,
             rng: SplitMix64::new(seed),
             sampler: matches!(config.policy, LbPolicy::PeakEwma(_)).then(LatencySampler::default),
+            joined: HashMap::new(),
             config,
         }
     }
@@ -474,32 +551,82 @@ impl WorkerLb {
         &self.config
     }
 
-    /// Rebuilds the endpoint set from Envoy's healthy hosts (the first priority with any).
-    pub(crate) fn rebuild(&mut self, hosts: &impl Hosts) {
+    /// Rebuilds the endpoint set from Envoy's hosts, every priority, at time `now` (a host not
+    /// seen before, after the first build, joined now: slow start).
+    pub(crate) fn rebuild(&mut self, hosts: &impl Hosts, now: Duration) {
         let priorities = hosts.priorities();
-        self.seen = (0..priorities)
-            .map(|p| hosts.healthy_count(priority_u32(p)))
-            .collect();
-        let first = self.seen.iter().position(|&n| n > 0).unwrap_or(0);
-        self.priority = priority_u32(first);
-        let healthy = self.seen.get(first).copied().unwrap_or(0);
-        let endpoints: Vec<Endpoint> = (0..healthy)
-            .map(|i| match hosts.healthy_host(self.priority, i) {
-                Some((address, weight)) => Endpoint::new(address).with_weight(weight),
-                // Keeps the indices aligned with Envoy's list; never seen in practice.
-                None => Endpoint::new(format!("#unknown-{i}")),
-            })
-            .collect();
-        let everyone: std::collections::HashMap<String, usize> = (0..hosts
-            .host_count(self.priority))
-            .filter_map(|j| hosts.host_address(self.priority, j).map(|a| (a, j)))
-            .collect();
-        self.all_index = endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, e)| everyone.get(&e.address).copied().unwrap_or(i))
-            .collect();
-        self.set = EndpointSet::new(endpoints);
+        let initial = !self.built;
+        let mut endpoints: Vec<Endpoint> = Vec::new();
+        let mut unhealthy: Vec<usize> = Vec::new();
+        let mut groups: Vec<LocalityGroup> = Vec::new();
+        let mut joined = HashMap::new();
+        self.hosts_of.clear();
+        self.healthy_index.clear();
+        self.seen.clear();
+        for p in 0..priorities {
+            let priority = priority_u32(p);
+            let all: Vec<String> = (0..hosts.host_count(priority))
+                .map(|j| {
+                    hosts
+                        .host_address(priority, j)
+                        // Keeps the indices aligned with Envoy's list; never seen in practice.
+                        .unwrap_or_else(|| format!("#unknown-{p}-{j}"))
+                })
+                .collect();
+            let index_of: HashMap<&str, usize> = all
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(j, a)| (a.as_str(), j))
+                .collect();
+            let mut weight = vec![1u32; all.len()];
+            let mut healthy_at: Vec<Option<u32>> = vec![None; all.len()];
+            let healthy_count = hosts.healthy_count(priority);
+            self.seen.push(healthy_count);
+            for i in 0..healthy_count {
+                let Some((address, w)) = hosts.healthy_host(priority, i) else {
+                    continue;
+                };
+                if let Some(&j) = index_of.get(address.as_str()) {
+                    weight[j] = w;
+                    healthy_at[j] = u32::try_from(i).ok();
+                }
+            }
+            let base = endpoints.len();
+            let localities = if self.config.locality_weighted {
+                locality_groups(hosts, priority, &all, &index_of, base)
+            } else {
+                vec![LocalityGroup {
+                    priority,
+                    members: (base..base + all.len()).collect(),
+                    ..LocalityGroup::default()
+                }]
+            };
+            groups.extend(localities);
+            for (j, address) in all.into_iter().enumerate() {
+                let added_at = if initial {
+                    None
+                } else {
+                    self.joined.get(&address).copied().unwrap_or(Some(now))
+                };
+                joined.insert(address.clone(), added_at);
+                let mut e = Endpoint::new(address).with_weight(weight[j]);
+                e.added_at = added_at;
+                if healthy_at[j].is_none() {
+                    unhealthy.push(endpoints.len());
+                }
+                endpoints.push(e);
+                self.hosts_of.push((priority, j));
+                self.healthy_index.push(healthy_at[j]);
+            }
+        }
+        let mut set =
+            EndpointSet::with_localities(endpoints, groups, self.config.locality_weighted);
+        for i in unhealthy {
+            set.set_ejected(i, true);
+        }
+        self.set = set;
+        self.joined = joined;
         if let Some(sampler) = &mut self.sampler {
             sampler.follow(&self.set);
         }
@@ -520,7 +647,8 @@ impl WorkerLb {
     }
 
     /// The host for one request: (priority, index into that priority's healthy hosts). `now` is
-    /// the time on any monotonic clock (PEAK_EWMA's estimates decay with it).
+    /// the time on any monotonic clock (PEAK_EWMA's estimates decay with it, slow start ramps
+    /// with it).
     pub(crate) fn choose(
         &mut self,
         hosts: &impl Hosts,
@@ -539,20 +667,24 @@ impl WorkerLb {
             );
         }
         if self.stale(hosts) {
-            self.rebuild(hosts);
+            self.rebuild(hosts, now);
         }
         self.sample_latencies(hosts, now);
         let chosen = self.pick(hosts, request, now);
-        if let (Some(sampler), Some((_, index))) = (&mut self.sampler, chosen) {
-            sampler.sent(index as usize, now);
+        if let (Some(sampler), Some(index)) = (&mut self.sampler, chosen) {
+            sampler.sent(index, now);
         }
+        let answer = chosen.and_then(|index| {
+            let (priority, _) = *self.hosts_of.get(index)?;
+            Some((priority, (*self.healthy_index.get(index)?)?))
+        });
         let ids = self.config.ids;
-        self.config.count(if chosen.is_some() {
+        self.config.count(if answer.is_some() {
             ids.picks
         } else {
             ids.no_host
         });
-        chosen
+        answer
     }
 
     /// PEAK_EWMA: feed the latencies of the windows that closed to the balancer.
@@ -560,21 +692,19 @@ impl WorkerLb {
         let WorkerLb {
             balancer,
             set,
-            priority,
-            all_index,
+            hosts_of,
             sampler,
             ..
         } = self;
         let Some(sampler) = sampler else {
             return;
         };
-        let priority = *priority;
-        let counters = |i: usize| {
-            let all = all_index.get(i).copied().unwrap_or(i);
-            (
-                hosts.requests_total(priority, all),
-                hosts.active_requests(priority, all),
-            )
+        let counters = |i: usize| match hosts_of.get(i) {
+            Some(&(priority, j)) => (
+                hosts.requests_total(priority, j),
+                hosts.active_requests(priority, j),
+            ),
+            None => (0, 0),
         };
         sampler.sample(now, counters, |index, latency| {
             balancer.record_latency(set, index, latency, now);
@@ -587,13 +717,14 @@ impl WorkerLb {
         self.balancer.latency_estimate(&self.set, index, now)
     }
 
+    /// An endpoint index of the set (a healthy host), or none.
     fn pick(
         &mut self,
         hosts: &impl Hosts,
         request: Option<&impl Request>,
         now: Duration,
-    ) -> Option<(u32, u32)> {
-        if self.set.is_empty() {
+    ) -> Option<usize> {
+        if self.set.healthy_count() == 0 {
             return None;
         }
         let hash = if self.config.consistent_hash() {
@@ -605,15 +736,15 @@ impl WorkerLb {
         let WorkerLb {
             balancer,
             set,
-            priority,
-            all_index,
+            hosts_of,
             rng,
             ..
         } = self;
-        let priority = *priority;
-        let active = |i: usize| {
-            let all = all_index.get(i).copied().unwrap_or(i);
-            u32::try_from(hosts.active_requests(priority, all)).unwrap_or(u32::MAX)
+        let active = |i: usize| match hosts_of.get(i) {
+            Some(&(priority, j)) => {
+                u32::try_from(hosts.active_requests(priority, j)).unwrap_or(u32::MAX)
+            }
+            None => 0,
         };
         let mut attempt = 0u32;
         loop {
@@ -623,10 +754,12 @@ impl WorkerLb {
             let index = balancer
                 .pick_with_active_at(set, key, rng, now, active)?
                 .endpoint()?;
-            let all = all_index.get(index).copied().unwrap_or(index);
-            let rejected = request.is_some_and(|r| r.reject(priority, all));
+            let rejected = match (request, hosts_of.get(index)) {
+                (Some(r), Some(&(priority, j))) => r.reject(priority, j),
+                _ => false,
+            };
             if !rejected || attempt >= attempts {
-                return Some((priority, u32::try_from(index).ok()?));
+                return Some(index);
             }
             attempt += 1;
         }
@@ -640,6 +773,45 @@ impl WorkerLb {
             request.header(header).map(|value| hash_key(&value))
         })
     }
+}
+
+/// The locality groups of priority `priority` for locality-weighted balancing: the hosts grouped
+/// by their locality (endpoint indices from `base`), each weighing its Envoy locality's
+/// `load_balancing_weight` — found through the locality's first healthy host (a locality without
+/// a healthy host weighs nothing, as its effective weight would be 0 anyway).
+fn locality_groups(
+    hosts: &impl Hosts,
+    priority: u32,
+    all: &[String],
+    index_of: &HashMap<&str, usize>,
+    base: usize,
+) -> Vec<LocalityGroup> {
+    let localities: Vec<Locality> = (0..all.len())
+        .map(|j| hosts.host_locality(priority, j).unwrap_or_default())
+        .collect();
+    let mut weights: HashMap<&Locality, u32> = HashMap::new();
+    for l in 0..hosts.locality_count(priority) {
+        if hosts.locality_healthy_count(priority, l) == 0 {
+            continue;
+        }
+        let first = hosts.locality_healthy_address(priority, l, 0);
+        if let Some(&j) = first.as_deref().and_then(|a| index_of.get(a)) {
+            weights.insert(&localities[j], hosts.locality_weight(priority, l));
+        }
+    }
+    let mut groups: Vec<LocalityGroup> = Vec::new();
+    for (j, locality) in localities.iter().enumerate() {
+        match groups.iter_mut().find(|g| &g.locality == locality) {
+            Some(group) => group.members.push(base + j),
+            None => groups.push(LocalityGroup {
+                locality: locality.clone(),
+                priority,
+                weight: Some(weights.get(locality).copied().unwrap_or(0)),
+                members: vec![base + j],
+            }),
+        }
+    }
+    groups
 }
 
 /// `lb_config_new`: a config for `lb_policy_name` [`LB_POLICY_NAME`], with its stats; `None`
@@ -698,22 +870,24 @@ pub(crate) fn new_config(
     Some(Arc::new(config))
 }
 
-/// `lb_new`: a worker's balancer, built from the hosts Envoy has now.
-pub(crate) fn new_balancer(config: Arc<LbConfig>, hosts: &impl Hosts) -> WorkerLb {
+/// `lb_new`: a worker's balancer, built from the hosts Envoy has now (its initial hosts, which
+/// slow start leaves alone, as Envoy does).
+pub(crate) fn new_balancer(config: Arc<LbConfig>, hosts: &impl Hosts, now: Duration) -> WorkerLb {
     let mut lb = WorkerLb::new(config);
-    lb.rebuild(hosts);
+    lb.rebuild(hosts, now);
     lb
 }
 
-/// `lb_on_host_membership_update`: hosts were added or removed (or their health changed):
-/// rebuild the endpoint set and the ring, table or schedule over it.
+/// `lb_on_host_membership_update`: hosts were added or removed (or their health changed) at
+/// `now`: rebuild the endpoint set and the rings, tables or schedules over it.
 pub(crate) fn membership_update(
     lb: &mut WorkerLb,
     hosts: &impl Hosts,
     _added: usize,
     _removed: usize,
+    now: Duration,
 ) {
-    lb.rebuild(hosts);
+    lb.rebuild(hosts, now);
 }
 
 /// A balancer hook panicked: log it and count it (the request, if any, gets no host).
@@ -763,6 +937,9 @@ mod tests {
     struct FakeHosts {
         priorities: Vec<Vec<(String, u32, bool, u64)>>,
         totals: HashMap<(u32, usize), u64>,
+        /// Host locality by address ("" when absent), and locality weights by locality label.
+        localities: HashMap<String, String>,
+        weights: HashMap<String, u32>,
     }
 
     impl FakeHosts {
@@ -772,8 +949,27 @@ mod tests {
                     .iter()
                     .map(|p| (format!("127.0.0.1:{p}"), 1, true, 0))
                     .collect()],
-                totals: HashMap::new(),
+                ..FakeHosts::default()
             }
+        }
+
+        /// Envoy's per-locality lists at `p`: distinct localities in host order, healthy hosts.
+        fn locality_lists(&self, p: u32) -> Vec<(String, Vec<String>)> {
+            let mut out: Vec<(String, Vec<String>)> = Vec::new();
+            for h in &self.priorities[p as usize] {
+                let l = self.localities.get(&h.0).cloned().unwrap_or_default();
+                let at = match out.iter().position(|(k, _)| *k == l) {
+                    Some(at) => at,
+                    None => {
+                        out.push((l, Vec::new()));
+                        out.len() - 1
+                    }
+                };
+                if h.2 {
+                    out[at].1.push(h.0.clone());
+                }
+            }
+            out
         }
 
         /// A request starts on host `i` of priority 0.
@@ -813,6 +1009,28 @@ mod tests {
         }
         fn requests_total(&self, p: u32, i: usize) -> u64 {
             self.totals.get(&(p, i)).copied().unwrap_or(0)
+        }
+        fn host_locality(&self, p: u32, i: usize) -> Option<Locality> {
+            let address = &self.priorities[p as usize].get(i)?.0;
+            Some(Locality::parse(
+                self.localities.get(address).map_or("", String::as_str),
+            ))
+        }
+        fn locality_count(&self, p: u32) -> usize {
+            self.locality_lists(p).len()
+        }
+        fn locality_healthy_count(&self, p: u32, l: usize) -> usize {
+            self.locality_lists(p).get(l).map_or(0, |(_, h)| h.len())
+        }
+        fn locality_healthy_address(&self, p: u32, l: usize, i: usize) -> Option<String> {
+            self.locality_lists(p).get(l)?.1.get(i).cloned()
+        }
+        fn locality_weight(&self, p: u32, l: usize) -> u32 {
+            let lists = self.locality_lists(p);
+            lists
+                .get(l)
+                .and_then(|(k, _)| self.weights.get(k).copied())
+                .unwrap_or(0)
         }
     }
 
@@ -998,7 +1216,7 @@ mod tests {
         let three = FakeHosts::ports(&[1, 2, 3]);
         let before = map(&mut lb, &three);
         let four = FakeHosts::ports(&[1, 2, 3, 4]);
-        lb.rebuild(&four); // as on_host_membership_update does
+        lb.rebuild(&four, T0); // as on_host_membership_update does
         let after = map(&mut lb, &four);
         let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
         let to_new = after.iter().filter(|a| a.ends_with(":4")).count();
@@ -1138,7 +1356,7 @@ mod tests {
             .drain()
             .map(|((p, i), n)| ((p, i + 1), n))
             .collect();
-        lb.rebuild(&hosts);
+        lb.rebuild(&hosts, until);
         assert_eq!(lb.estimate(3, until), Some(slow));
         assert_eq!(lb.estimate(0, until), None, "the new host has none yet");
         // It gets one request while unknown, not a flood.
@@ -1149,5 +1367,108 @@ mod tests {
             held += usize::from(i == 0);
         }
         assert_eq!(held, 1, "the new host got {held} of 20 requests in flight");
+    }
+
+    /// Picks per (priority, healthy index) over `n` requests.
+    fn tally(
+        lb: &mut WorkerLb,
+        hosts: &FakeHosts,
+        n: usize,
+        now: Duration,
+    ) -> HashMap<(u32, u32), usize> {
+        let mut out = HashMap::new();
+        for _ in 0..n {
+            let pick = lb.choose(hosts, NO_REQUEST, now).expect("pick");
+            *out.entry(pick).or_default() += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn priorities_spill_over_by_the_overprovisioning_factor() {
+        let mut hosts = FakeHosts::ports(&[1, 2]);
+        hosts.priorities.push(vec![
+            ("127.0.0.1:8".into(), 1, true, 0),
+            ("127.0.0.1:9".into(), 1, true, 0),
+        ]);
+        let mut lb = worker(r#"{"policy": "ROUND_ROBIN", "seed": 3}"#);
+        let all_p0 = tally(&mut lb, &hosts, 100, T0);
+        assert_eq!(
+            all_p0.keys().filter(|(p, _)| *p == 1).count(),
+            0,
+            "{all_p0:?}"
+        );
+        // Half of priority 0 unhealthy: health 1.4 × 50 % = 70 %, the rest to priority 1.
+        hosts.priorities[0][0].2 = false;
+        let got = tally(&mut lb, &hosts, 4000, T0);
+        let p1: usize = got
+            .iter()
+            .filter(|((p, _), _)| *p == 1)
+            .map(|(_, n)| n)
+            .sum();
+        assert!(
+            (1080..=1320).contains(&p1),
+            "priority 1 got {p1} of 4000 (30 % ± 3)"
+        );
+        assert_eq!(got.get(&(0, 0)).copied().unwrap_or(0) + p1, 4000, "{got:?}");
+        assert!(
+            got.keys().all(|&(p, i)| (p == 0 && i == 0) || p == 1),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn locality_weights_within_a_priority_when_configured() {
+        let mut hosts = FakeHosts::ports(&[1, 2, 3, 4]);
+        for (port, l) in [(1, "us/a"), (2, "us/b"), (3, "us/b"), (4, "us/b")] {
+            hosts
+                .localities
+                .insert(format!("127.0.0.1:{port}"), l.into());
+        }
+        hosts.weights.insert("us/a".into(), 3);
+        hosts.weights.insert("us/b".into(), 1);
+        let mut weighted = worker(r#"{"policy": "ROUND_ROBIN", "locality_weighted": true}"#);
+        let got = tally(&mut weighted, &hosts, 400, T0);
+        assert_eq!(got.get(&(0, 0)), Some(&300), "us/a weighs 3 of 4: {got:?}");
+        // One of us/b's three hosts down: 1 × min(1, 1.4 × 2/3) = 0.93 against 3.
+        hosts.priorities[0][3].2 = false;
+        let got = tally(&mut weighted, &hosts, 3930, T0);
+        let a = got.get(&(0, 0)).copied().unwrap_or(0);
+        assert!((2990..=3010).contains(&a), "us/a got {a} of 3930");
+        // Without the setting Envoy ignores locality weights: one host in four.
+        hosts.priorities[0][3].2 = true;
+        let mut plain = worker(r#"{"policy": "ROUND_ROBIN"}"#);
+        assert_eq!(tally(&mut plain, &hosts, 400, T0).get(&(0, 0)), Some(&100));
+    }
+
+    #[test]
+    fn a_host_added_later_warms_up() {
+        let config = r#"{"policy": "ROUND_ROBIN", "warmup": {"duration_ms": 10000}}"#;
+        let mut hosts = FakeHosts::ports(&[1, 2]);
+        let mut lb = new_balancer(
+            Arc::new(LbConfig::parse(config.as_bytes()).expect("config")),
+            &hosts,
+            T0,
+        );
+        // The initial hosts are not warming up.
+        assert_eq!(tally(&mut lb, &hosts, 10, T0).len(), 2);
+        hosts.priorities[0].push(("127.0.0.1:3".into(), 1, true, 0));
+        let t = Duration::from_secs(100);
+        membership_update(&mut lb, &hosts, 1, 0, t);
+        // 5 s into a 10 s window: weight 0.5, 0.5 / 2.5 of the picks.
+        let got = tally(&mut lb, &hosts, 2500, t + Duration::from_secs(5));
+        let new = got.get(&(0, 2)).copied().unwrap_or(0);
+        assert!((490..=510).contains(&new), "the new host got {new} of 2500");
+        // Another update keeps its join time: warm 10 s after joining.
+        membership_update(&mut lb, &hosts, 0, 0, t + Duration::from_secs(6));
+        let warm = tally(&mut lb, &hosts, 30, t + Duration::from_secs(10));
+        assert_eq!(warm.get(&(0, 2)), Some(&10), "{warm:?}");
+        for bad in [
+            r#"{"policy": "ROUND_ROBIN", "warmup": {"duration_ms": 0}}"#,
+            r#"{"policy": "ROUND_ROBIN", "warmup": {"duration_ms": 5, "aggression": 0}}"#,
+            r#"{"policy": "ROUND_ROBIN", "warmup": {"duration_ms": 5, "min_weight_percent": 101}}"#,
+        ] {
+            assert!(LbConfig::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 }

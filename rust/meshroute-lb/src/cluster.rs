@@ -8,6 +8,8 @@ use crate::circuit::CircuitBreaker;
 use crate::circuit_limits::CircuitLimits;
 use crate::endpoint::Endpoint;
 use crate::endpoint_set::EndpointSet;
+use crate::istio::TrafficPolicy;
+use crate::locality::{self, LocalityLbSetting, Placement};
 use crate::outlier::{Ejection, OutlierDetector};
 use crate::outlier_config::{Outcome, OutlierDetection};
 use crate::policy::{LbConfigError, LbPolicy};
@@ -33,14 +35,66 @@ impl Cluster {
         limits: CircuitLimits,
         outlier: Option<OutlierDetection>,
     ) -> Result<Self, LbConfigError> {
+        Self::with_set(EndpointSet::new(endpoints), policy, limits, outlier)
+    }
+
+    /// [`Cluster::new`] over a set already placed in priorities and localities.
+    pub fn with_set(
+        endpoints: EndpointSet,
+        policy: LbPolicy,
+        limits: CircuitLimits,
+        outlier: Option<OutlierDetection>,
+    ) -> Result<Self, LbConfigError> {
         let panic_threshold = outlier.map_or(0, |o| o.min_health_percent);
         let n = endpoints.len();
         Ok(Self {
-            endpoints: EndpointSet::new(endpoints),
+            endpoints,
             balancer: LoadBalancer::new(policy)?.with_panic_threshold(panic_threshold),
             breaker: CircuitBreaker::new(limits),
             outlier: outlier.map(|o| OutlierDetector::new(o, n)),
         })
+    }
+
+    /// The cluster as Istio programs it for a proxy at `client` with the effective traffic
+    /// `policy`: the endpoints grouped by locality and placed in priorities by the
+    /// `localityLbSetting` in force ([`crate::locality`]; failover only with outlier detection,
+    /// as Istio), slow start from `warmup`, and the rest as [`Cluster::new`].
+    ///
+    /// `failoverPriority` compares the endpoints' and the client's labels, each with the
+    /// topology labels of its locality added ([`locality::with_topology_labels`]).
+    pub fn for_client(
+        endpoints: Vec<Endpoint>,
+        policy: &TrafficPolicy,
+        client: &Placement,
+    ) -> Result<Self, LbConfigError> {
+        let set = match LocalityLbSetting::effective(policy.locality_lb.as_ref()) {
+            None => EndpointSet::new(endpoints),
+            Some(setting) => {
+                let failover = policy.outlier.is_some();
+                let labelled: Vec<Endpoint> = endpoints
+                    .iter()
+                    .map(|e| Endpoint {
+                        labels: locality::with_topology_labels(&e.labels, &e.locality),
+                        ..e.clone()
+                    })
+                    .collect();
+                let client = Placement {
+                    locality: client.locality.clone(),
+                    labels: locality::with_topology_labels(&client.labels, &client.locality),
+                };
+                let groups = locality::apply(
+                    locality::group_by_locality(&labelled),
+                    &labelled,
+                    &client,
+                    &setting,
+                    failover,
+                );
+                EndpointSet::with_localities(endpoints, groups, setting.locality_weighted(failover))
+            }
+        };
+        let mut cluster = Self::with_set(set, policy.lb.clone(), policy.limits, policy.outlier)?;
+        cluster.balancer = cluster.balancer.with_slow_start(policy.slow_start);
+        Ok(cluster)
     }
 
     /// Pick an endpoint; `None` means 503 `UH` "no healthy upstream".

@@ -1,6 +1,9 @@
 //! One upstream endpoint.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::locality::Locality;
 
 /// An upstream endpoint (Envoy "host"): an address, a load-balancing weight
 /// and the labels subsets select on.
@@ -14,8 +17,13 @@ pub struct Endpoint {
     /// `load_balancing_weight` has a minimum of 1, and Istio's
     /// `WorkloadEntry.weight` of 0 means "unset".
     pub weight: u32,
-    /// Workload labels (for subsets and locality); not used for picking.
+    /// Workload labels (subsets select on them; `failoverPriority` compares them).
     pub labels: BTreeMap<String, String>,
+    /// Where the endpoint runs (locality load balancing); empty when unknown.
+    pub locality: Locality,
+    /// When the endpoint joined the cluster, on the clock picks are given (slow start,
+    /// [`crate::SlowStart`]); `None`: long ago, never warming up.
+    pub added_at: Option<Duration>,
 }
 
 impl Endpoint {
@@ -25,6 +33,8 @@ impl Endpoint {
             address: address.into(),
             weight: 1,
             labels: BTreeMap::new(),
+            locality: Locality::default(),
+            added_at: None,
         }
     }
 
@@ -39,6 +49,20 @@ impl Endpoint {
     #[must_use]
     pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// The same endpoint in `locality`.
+    #[must_use]
+    pub fn with_locality(mut self, locality: Locality) -> Self {
+        self.locality = locality;
+        self
+    }
+
+    /// The same endpoint, joined the cluster at `at` (slow start).
+    #[must_use]
+    pub fn added_at(mut self, at: Duration) -> Self {
+        self.added_at = Some(at);
         self
     }
 

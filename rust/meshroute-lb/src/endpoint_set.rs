@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::active::{ActiveRequest, ActiveRequests};
 use crate::endpoint::Endpoint;
+use crate::locality::LocalityGroup;
 
 /// Each set gets a process-unique id so a [`crate::LoadBalancer`] notices
 /// when it is handed a different set and rebuilds its schedule.
@@ -16,6 +17,12 @@ static NEXT_SET_ID: AtomicU64 = AtomicU64::new(1);
 /// An endpoint is *healthy* unless outlier detection ejected it. Envoy's
 /// balancers use only healthy hosts unless the cluster is in panic mode (see
 /// [`crate::LoadBalancer`]).
+///
+/// The endpoints sit in Envoy's priority set: each in one locality group
+/// ([`LocalityGroup`]: a locality at a priority, with its weight), as
+/// [`EndpointSet::with_localities`] places them — [`EndpointSet::new`] puts them all in one group
+/// at priority 0. An endpoint in no group is left out of balancing (a locality `distribute`
+/// sends nothing to).
 #[derive(Debug)]
 pub struct EndpointSet {
     id: u64,
@@ -25,12 +32,54 @@ pub struct EndpointSet {
     // Bumped on every health change so cached schedules know they are stale.
     generation: u64,
     active: ActiveRequests,
+    groups: Vec<LocalityGroup>,
+    // Endpoint -> its group (index into `groups`); `None`: left out.
+    group_of: Vec<Option<usize>>,
+    priorities: usize,
+    locality_weighted: bool,
 }
 
 impl EndpointSet {
-    /// A set where every endpoint is healthy and idle.
+    /// A set where every endpoint is healthy and idle, all in one group at priority 0.
     pub fn new(endpoints: Vec<Endpoint>) -> Self {
         let n = endpoints.len();
+        let group = LocalityGroup {
+            members: (0..n).collect(),
+            ..LocalityGroup::default()
+        };
+        Self::with_localities(endpoints, vec![group], false)
+    }
+
+    /// A set whose endpoints are placed in `groups` (Envoy's `LocalityLbEndpoints`: a locality
+    /// at a priority, with its weight; [`crate::locality`] computes Istio's), balanced across
+    /// localities by weight within a priority when `locality_weighted` (Envoy's
+    /// `locality_weighted_lb_config`). Members out of range, and second appearances of an
+    /// endpoint, are ignored; groups left without members are dropped.
+    pub fn with_localities(
+        endpoints: Vec<Endpoint>,
+        groups: Vec<LocalityGroup>,
+        locality_weighted: bool,
+    ) -> Self {
+        let n = endpoints.len();
+        let mut group_of = vec![None; n];
+        let mut kept = Vec::with_capacity(groups.len());
+        for mut group in groups {
+            group.members.retain(|&m| {
+                let free = m < n && group_of[m].is_none();
+                if free {
+                    group_of[m] = Some(kept.len());
+                }
+                free
+            });
+            if !group.members.is_empty() {
+                kept.push(group);
+            }
+        }
+        let priorities = kept
+            .iter()
+            .map(|g| g.priority as usize + 1)
+            .max()
+            .unwrap_or(1);
         Self {
             id: NEXT_SET_ID.fetch_add(1, Ordering::Relaxed),
             endpoints,
@@ -38,7 +87,37 @@ impl EndpointSet {
             ejected_count: 0,
             generation: 0,
             active: ActiveRequests::new(n),
+            groups: kept,
+            group_of,
+            priorities,
+            locality_weighted,
         }
+    }
+
+    /// The locality groups (non-empty), as placed.
+    pub fn groups(&self) -> &[LocalityGroup] {
+        &self.groups
+    }
+
+    /// The priority of endpoint `index`; `None` when it is left out of balancing.
+    pub fn priority(&self, index: usize) -> Option<u32> {
+        let group = (*self.group_of.get(index)?)?;
+        Some(self.groups[group].priority)
+    }
+
+    /// The group (index into [`EndpointSet::groups`]) of endpoint `index`, if any.
+    pub fn group(&self, index: usize) -> Option<usize> {
+        self.group_of.get(index).copied().flatten()
+    }
+
+    /// Number of priority levels (1 + the highest priority; at least 1).
+    pub fn priorities(&self) -> usize {
+        self.priorities
+    }
+
+    /// Whether localities are balanced by weight within a priority.
+    pub fn locality_weighted(&self) -> bool {
+        self.locality_weighted
     }
 
     /// Number of endpoints (healthy or not).
@@ -143,5 +222,31 @@ mod tests {
         let a = EndpointSet::new(vec![Endpoint::new("a")]);
         let b = EndpointSet::new(vec![Endpoint::new("a")]);
         assert_ne!(a.version(), b.version());
+    }
+
+    #[test]
+    fn groups_place_endpoints_once_and_drop_empty_ones() {
+        let group = |priority, members: Vec<usize>| LocalityGroup {
+            priority,
+            members,
+            ..LocalityGroup::default()
+        };
+        let s = EndpointSet::with_localities(
+            vec![Endpoint::new("a"), Endpoint::new("b"), Endpoint::new("c")],
+            vec![group(2, vec![1, 7]), group(0, vec![]), group(1, vec![1, 0])],
+            true,
+        );
+        assert_eq!(s.groups().len(), 2);
+        assert_eq!(
+            (s.priority(0), s.priority(1), s.priority(2)),
+            (Some(1), Some(2), None)
+        );
+        assert_eq!(s.priorities(), 3);
+        assert!(s.locality_weighted());
+        let flat = EndpointSet::new(vec![Endpoint::new("a"), Endpoint::new("b")]);
+        assert_eq!(
+            (flat.groups().len(), flat.priority(1), flat.priorities()),
+            (1, Some(0), 1)
+        );
     }
 }

@@ -18,9 +18,10 @@ use serde_json::{Map, Value};
 
 use crate::circuit_limits::CircuitLimits;
 use crate::hash::HashSource;
+use crate::locality::{Distribute, Failover, LocalityLbSetting};
 use crate::outlier_config::OutlierDetection;
 use crate::policy::{
-    HashAlgorithm, LbPolicy, PeakEwmaConfig, SimpleLb, DEFAULT_MAGLEV_TABLE_SIZE,
+    HashAlgorithm, LbPolicy, PeakEwmaConfig, SimpleLb, SlowStart, DEFAULT_MAGLEV_TABLE_SIZE,
     DEFAULT_MAXIMUM_RING_SIZE, DEFAULT_MINIMUM_RING_SIZE,
 };
 
@@ -45,8 +46,13 @@ pub struct TrafficPolicy {
     pub outlier: Option<OutlierDetection>,
     /// `connectionPool.tcp.connectTimeout` (10 s by default).
     pub connect_timeout: Duration,
+    /// `loadBalancer.localityLbSetting` as the rule gives it (`None`: absent, the mesh default
+    /// applies: [`LocalityLbSetting::effective`]).
+    pub locality_lb: Option<LocalityLbSetting>,
+    /// `loadBalancer.warmup` (or the deprecated `warmupDurationSecs`): slow start.
+    pub slow_start: Option<SlowStart>,
     /// Fields present in the policy that this crate does not apply, as Istio paths
-    /// (`loadBalancer.localityLbSetting`, `loadBalancer.warmup`, `tls`, …).
+    /// (`tls`, `retryBudget`, …).
     pub unsupported: Vec<&'static str>,
 }
 
@@ -57,6 +63,8 @@ impl Default for TrafficPolicy {
             limits: CircuitLimits::default(),
             outlier: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            locality_lb: None,
+            slow_start: None,
             unsupported: Vec::new(),
         }
     }
@@ -100,14 +108,9 @@ impl TrafficPolicy {
         let mut out = Self::default();
         let lb = object(policy, "loadBalancer");
         out.lb = load_balancer(lb);
-        for (key, path) in [
-            ("localityLbSetting", "loadBalancer.localityLbSetting"),
-            ("warmup", "loadBalancer.warmup"),
-            ("warmupDurationSecs", "loadBalancer.warmupDurationSecs"),
-        ] {
-            if lb.is_some_and(|lb| present(lb, key)) {
-                out.unsupported.push(path);
-            }
+        if let Some(lb) = lb {
+            out.locality_lb = object(lb, "localityLbSetting").map(locality_lb_setting);
+            out.slow_start = slow_start(lb);
         }
         if let Some(pool) = object(policy, "connectionPool") {
             let (tcp, http) = (object(pool, "tcp"), object(pool, "http"));
@@ -203,6 +206,85 @@ fn hash_algorithm(ch: &Map<String, Value>) -> HashAlgorithm {
         minimum_ring_size: minimum,
         maximum_ring_size: DEFAULT_MAXIMUM_RING_SIZE,
     }
+}
+
+fn locality_lb_setting(setting: &Map<String, Value>) -> LocalityLbSetting {
+    let list = |key| {
+        setting
+            .get(key)
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice)
+    };
+    let distribute = list("distribute")
+        .iter()
+        .filter_map(Value::as_object)
+        .map(|d| Distribute {
+            from: text(d, "from").unwrap_or_default().to_owned(),
+            to: object(d, "to").map_or_else(Vec::new, |to| {
+                to.iter()
+                    .map(|(locality, weight)| {
+                        let weight = match weight {
+                            Value::Number(n) => n.as_u64(),
+                            Value::String(s) => s.trim().parse().ok(),
+                            _ => None,
+                        };
+                        (
+                            locality.clone(),
+                            weight.map_or(0, |w| u32::try_from(w).unwrap_or(u32::MAX)),
+                        )
+                    })
+                    .collect()
+            }),
+        })
+        .collect();
+    let failover = list("failover")
+        .iter()
+        .filter_map(Value::as_object)
+        .map(|f| Failover {
+            from: text(f, "from").unwrap_or_default().to_owned(),
+            to: text(f, "to").unwrap_or_default().to_owned(),
+        })
+        .collect();
+    let failover_priority = list("failoverPriority")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let enabled = match setting.get("enabled") {
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::Object(o)) => o.get("value").and_then(Value::as_bool),
+        _ => None,
+    };
+    LocalityLbSetting {
+        distribute,
+        failover,
+        failover_priority,
+        enabled,
+    }
+}
+
+/// `warmup` (`duration`, `minimumPercent`, `aggression`), else `warmupDurationSecs`.
+fn slow_start(lb: &Map<String, Value>) -> Option<SlowStart> {
+    let number = |block: &Map<String, Value>, key: &str| -> Option<f64> {
+        match block.get(key)? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            Value::Object(o) => o.get("value").and_then(Value::as_f64),
+            _ => None,
+        }
+    };
+    if let Some(warmup) = object(lb, "warmup") {
+        let mut out = SlowStart::new(warmup.get("duration").and_then(duration)?);
+        if let Some(a) = number(warmup, "aggression").filter(|a| *a > 0.0) {
+            out.aggression = a;
+        }
+        if let Some(m) = number(warmup, "minimumPercent") {
+            out.min_weight_percent = m.clamp(0.0, 100.0);
+        }
+        return Some(out);
+    }
+    let window = lb.get("warmupDurationSecs").and_then(duration)?;
+    Some(SlowStart::new(window))
 }
 
 fn outlier_detection(od: &Map<String, Value>) -> OutlierDetection {
@@ -414,13 +496,61 @@ mod tests {
                 },
             }
         ));
+        assert!(legacy.unsupported.is_empty(), "{:?}", legacy.unsupported);
         assert_eq!(
-            legacy.unsupported,
-            vec![
-                "loadBalancer.localityLbSetting",
-                "loadBalancer.warmupDurationSecs"
-            ]
+            legacy.locality_lb,
+            Some(LocalityLbSetting {
+                enabled: Some(true),
+                ..LocalityLbSetting::default()
+            })
         );
+        assert_eq!(
+            legacy.slow_start,
+            Some(SlowStart::new(Duration::from_secs(10)))
+        );
+    }
+
+    #[test]
+    fn locality_lb_setting_and_warmup() {
+        let p = read(
+            r#"{"loadBalancer":{"simple":"ROUND_ROBIN",
+                "localityLbSetting":{
+                  "distribute":[{"from":"us/*","to":{"us/a/*":70,"eu/*":"30"}}],
+                  "failover":[{"from":"us","to":"eu"}],
+                  "failoverPriority":["topology.istio.io/network","k=v"],
+                  "enabled":{"value":false}},
+                "warmup":{"duration":"30s","minimumPercent":5,"aggression":2.5}}}"#,
+        );
+        let setting = p.locality_lb.expect("localityLbSetting");
+        assert_eq!(
+            setting.distribute,
+            vec![Distribute {
+                from: "us/*".into(),
+                to: vec![("eu/*".into(), 30), ("us/a/*".into(), 70)],
+            }]
+        );
+        assert_eq!(
+            setting.failover,
+            vec![Failover {
+                from: "us".into(),
+                to: "eu".into()
+            }]
+        );
+        assert_eq!(
+            setting.failover_priority,
+            vec!["topology.istio.io/network", "k=v"]
+        );
+        assert_eq!(setting.enabled, Some(false));
+        assert_eq!(
+            p.slow_start,
+            Some(SlowStart {
+                window: Duration::from_secs(30),
+                aggression: 2.5,
+                min_weight_percent: 5.0
+            })
+        );
+        assert_eq!(read("{}").locality_lb, None);
+        assert_eq!(read(r#"{"loadBalancer":{"warmup":{}}}"#).slow_start, None);
     }
 
     #[test]

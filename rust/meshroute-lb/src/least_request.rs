@@ -6,11 +6,13 @@
 //! active requests" (power of two choices). "*not all weights equal*: … uses
 //! the same EDF schedule as weighted round robin, except the weight is
 //! dynamically adjusted: `weight / (active_requests + 1)^active_request_bias`"
-//! (bias 1.0 by default), recomputed for a host each time it is picked.
+//! (bias 1.0 by default), recomputed for a host each time it is picked. While an endpoint warms
+//! up (slow start) the schedule is used too, the weight also scaled by its slow-start factor.
 
 use crate::edf::Edf;
 use crate::endpoint_set::EndpointSet;
 use crate::rng::{below, Rng};
+use crate::warmup::Warmup;
 use crate::LeastRequestConfig;
 
 #[derive(Debug, Clone, Default)]
@@ -29,7 +31,7 @@ impl LeastRequest {
         }
     }
 
-    pub(crate) fn rebuild(&mut self, set: &EndpointSet, candidates: &[usize]) {
+    pub(crate) fn rebuild(&mut self, set: &EndpointSet, candidates: &[usize], warm: &Warmup<'_>) {
         let weights: Vec<u32> = candidates
             .iter()
             .map(|&i| set.endpoints()[i].effective_weight())
@@ -39,7 +41,7 @@ impl LeastRequest {
             .zip(&weights)
             .map(|(&i, &w)| (i, f64::from(w)))
             .collect();
-        self.schedule = if crate::round_robin::all_equal(&weights) {
+        self.schedule = if crate::round_robin::all_equal(&weights) && !warm.any(candidates) {
             None
         } else {
             let active = set.active_requests();
@@ -47,21 +49,26 @@ impl LeastRequest {
             let initial: Vec<f64> = self
                 .hosts
                 .iter()
-                .map(|&(i, w)| effective_weight(bias, w, active.get(i)))
+                .map(|&(i, w)| effective_weight(bias, w, active.get(i)) * warm.factor(i))
                 .collect();
             Some(Edf::new(initial))
         };
     }
 
     /// A candidate position; `active` gives the requests in flight of an endpoint index.
-    pub(crate) fn pick(&mut self, active: impl Fn(usize) -> u32, rng: &mut impl Rng) -> usize {
+    pub(crate) fn pick(
+        &mut self,
+        active: impl Fn(usize) -> u32,
+        rng: &mut impl Rng,
+        warm: &Warmup<'_>,
+    ) -> usize {
         let bias = self.config.active_request_bias;
         let hosts = &self.hosts;
         if let Some(edf) = &mut self.schedule {
             return edf
                 .pick(|pos| {
                     let (i, w) = hosts[pos];
-                    effective_weight(bias, w, active(i))
+                    effective_weight(bias, w, active(i)) * warm.factor(i)
                 })
                 .expect("non-empty schedule");
         }

@@ -8,6 +8,10 @@
 //!   default), consistent hash by ring hash or Maglev, and PASSTHROUGH; beyond Istio,
 //!   PEAK_EWMA (power of two choices on a peak-sensitive latency estimate × (active + 1), fed
 //!   by [`LoadBalancer::record_latency`]).
+//! * Envoy's priority levels ([`priority_load`]: overprovisioning factor 1.4, panic threshold)
+//!   and locality-weighted balancing over an [`EndpointSet`] placed in locality groups, and
+//!   Istio's `localityLbSetting` ([`locality`]: `distribute`, `failover`, `failoverPriority`)
+//!   placing them relative to the calling proxy; slow start ([`SlowStart`], Istio `warmup`).
 //! * [`CircuitBreaker`] enforces `connectionPool` limits per client, per
 //!   cluster, and reports overflows as Envoy counts them.
 //! * [`OutlierDetector`] ejects endpoints after consecutive errors and returns
@@ -61,15 +65,18 @@ mod endpoint_set;
 mod hash;
 pub mod istio;
 mod least_request;
+pub mod locality;
 mod maglev;
 mod outlier;
 mod outlier_config;
 mod peak_ewma;
 mod policy;
+mod priority;
 mod random;
 mod ring_hash;
 mod rng;
 mod round_robin;
+mod warmup;
 
 pub use active::{ActiveRequest, ActiveRequests};
 pub use balancer::{LoadBalancer, Selection};
@@ -79,12 +86,14 @@ pub use cluster::Cluster;
 pub use endpoint::Endpoint;
 pub use endpoint_set::EndpointSet;
 pub use hash::{hash_key, HashSource};
+pub use locality::{Locality, LocalityGroup, LocalityLbSetting, Placement};
 pub use outlier::{Ejection, EjectionReason, OutlierDetector};
 pub use outlier_config::{LocalOrigin, Outcome, OutlierDetection};
 pub use peak_ewma::PENALTY as PEAK_EWMA_PENALTY;
 pub use policy::{
     HashAlgorithm, LbConfigError, LbPolicy, LeastRequestConfig, PeakEwmaConfig, RandomConfig,
-    SimpleLb, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MAXIMUM_RING_SIZE, DEFAULT_MINIMUM_RING_SIZE,
-    DEFAULT_PEAK_EWMA_DECAY, MAX_MAGLEV_TABLE_SIZE,
+    SimpleLb, SlowStart, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MAXIMUM_RING_SIZE,
+    DEFAULT_MINIMUM_RING_SIZE, DEFAULT_PEAK_EWMA_DECAY, MAX_MAGLEV_TABLE_SIZE,
 };
+pub use priority::{choose_priority, priority_load, PriorityLoad, OVERPROVISIONING_FACTOR};
 pub use rng::{Rng, SplitMix64};

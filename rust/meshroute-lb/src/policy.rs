@@ -119,6 +119,66 @@ impl Default for PeakEwmaConfig {
     }
 }
 
+/// Slow start: Istio's `warmup` (`warmupDurationSecs`, deprecated, is the same with the
+/// defaults), Envoy's `slow_start_config`. An endpoint that joined the cluster less than `window`
+/// ago weighs `weight × max(min_weight_percent / 100, time_factor^(1 / aggression))`, with
+/// `time_factor = max(elapsed, 1 ms) / window`. ROUND_ROBIN and LEAST_REQUEST only (Istio does
+/// not program it for the other policies).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlowStart {
+    /// `warmup.duration`: how long an endpoint ramps up.
+    pub window: Duration,
+    /// `warmup.aggression` (default 1.0: linear); above 1 ramps up faster early on.
+    pub aggression: f64,
+    /// `warmup.minimumPercent` (default 10): the least share of its weight an endpoint gets.
+    pub min_weight_percent: f64,
+}
+
+impl SlowStart {
+    /// Istio's defaults for `window`: aggression 1.0, minimum 10 %.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            aggression: 1.0,
+            min_weight_percent: 10.0,
+        }
+    }
+
+    /// Whether an endpoint that joined `elapsed` ago is still warming up.
+    pub fn warming(&self, elapsed: Duration) -> bool {
+        elapsed < self.window
+    }
+
+    /// The factor on the weight of an endpoint that joined `elapsed` ago (1.0 once warm).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use meshroute_lb::SlowStart;
+    /// let s = SlowStart::new(Duration::from_secs(10));
+    /// assert_eq!(s.factor(Duration::from_secs(5)), 0.5);
+    /// assert_eq!(s.factor(Duration::ZERO), 0.1, "the minimum weight, 10 %");
+    /// assert_eq!(s.factor(Duration::from_secs(10)), 1.0);
+    /// ```
+    pub fn factor(&self, elapsed: Duration) -> f64 {
+        if !self.warming(elapsed) {
+            return 1.0;
+        }
+        let window_ms = self.window.as_millis().max(1) as f64;
+        let time_factor = elapsed.as_millis().max(1) as f64 / window_ms;
+        let aggression = if self.aggression.is_finite() && self.aggression > 0.0 {
+            self.aggression
+        } else {
+            1.0
+        };
+        let ramp = if aggression == 1.0 {
+            time_factor
+        } else {
+            time_factor.powf(1.0 / aggression)
+        };
+        ramp.max(self.min_weight_percent / 100.0)
+    }
+}
+
 /// The balancing policy of a cluster: `simple` or `consistentHash`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LbPolicy {

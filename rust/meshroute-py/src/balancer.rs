@@ -3,7 +3,7 @@
 //! traffic policy JSON (`meshroute_lb::istio`), behind a mutex so every thread can share it.
 //! Time (`now`, seconds on any monotonic clock) and the RNG seed are the caller's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use meshroute_lb::istio::TrafficPolicy;
 use meshroute_lb::{
     ActiveRequests, CircuitBreaker, Cluster, Endpoint, HashAlgorithm, HashSource, LbPolicy,
-    LocalOrigin, Outcome, RequestPermit, RetryPermit, SplitMix64,
+    LocalOrigin, Locality, Outcome, Placement, RequestPermit, RetryPermit, SplitMix64,
 };
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -40,6 +40,13 @@ struct Permits {
 /// One cluster's endpoints with its DestinationRule policy. ``endpoints`` are ``(address,
 /// weight)`` pairs (weight 0 reads as 1), ``policy`` the effective traffic policy as JSON text
 /// (Istio field names; ``"{}"``: Istio's defaults), ``seed`` fixes the balancer's random draws.
+///
+/// Locality load balancing: ``localities`` (``region/zone/subzone`` per endpoint) and ``labels``
+/// (a dict per endpoint), with the calling workload's ``client_locality`` and ``client_labels``,
+/// place the endpoints in Envoy's priorities as Istio would for that workload (the policy's
+/// ``localityLbSetting``, failover only with ``outlierDetection``). Slow start (``warmup``):
+/// endpoints not in ``previous`` (the balancer this one replaces) joined at ``now``; those in it
+/// keep their join time; without ``previous``, none is warming up (Envoy's initial hosts).
 #[pyclass(frozen, module = "meshroute._core", name = "Balancer")]
 pub(crate) struct Balancer {
     state: Mutex<State>,
@@ -121,21 +128,77 @@ impl Balancer {
 #[pymethods]
 impl Balancer {
     #[new]
-    #[pyo3(signature = (endpoints, policy="{}", seed=None))]
-    fn new(endpoints: Vec<(String, u32)>, policy: &str, seed: Option<u64>) -> PyResult<Self> {
+    #[pyo3(signature = (
+        endpoints, policy="{}", seed=None, *, localities=None, labels=None,
+        client_locality="", client_labels=None, now=0.0, previous=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        endpoints: Vec<(String, u32)>,
+        policy: &str,
+        seed: Option<u64>,
+        localities: Option<Vec<String>>,
+        labels: Option<Vec<BTreeMap<String, String>>>,
+        client_locality: &str,
+        client_labels: Option<BTreeMap<String, String>>,
+        now: f64,
+        previous: Option<PyRef<'_, Balancer>>,
+    ) -> PyResult<Self> {
         let tp =
             TrafficPolicy::from_json(policy).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let n = endpoints.len();
+        for (name, len) in [
+            ("localities", localities.as_ref().map(Vec::len)),
+            ("labels", labels.as_ref().map(Vec::len)),
+        ] {
+            if len.is_some_and(|len| len != n) {
+                return Err(PyValueError::new_err(format!(
+                    "{name} must give one entry per endpoint ({n})"
+                )));
+            }
+        }
+        let joined: HashMap<String, Option<Duration>> = match &previous {
+            Some(old) => lock(&old.state)
+                .cluster
+                .endpoints()
+                .endpoints()
+                .iter()
+                .map(|e| (e.address.clone(), e.added_at))
+                .collect(),
+            None => HashMap::new(),
+        };
         let addresses: Vec<String> = endpoints.iter().map(|(a, _)| a.clone()).collect();
+        let mut localities = localities.map(Vec::into_iter);
+        let mut labels = labels.map(Vec::into_iter);
         let list = endpoints
             .into_iter()
-            .map(|(a, w)| Endpoint::new(a).with_weight(w))
+            .map(|(a, w)| {
+                let added_at = match joined.get(&a) {
+                    Some(at) => *at,
+                    None if previous.is_some() => Some(instant(now)),
+                    None => None,
+                };
+                let mut e = Endpoint::new(a).with_weight(w);
+                e.added_at = added_at;
+                if let Some(l) = localities.as_mut().and_then(Iterator::next) {
+                    e.locality = Locality::parse(&l);
+                }
+                if let Some(l) = labels.as_mut().and_then(Iterator::next) {
+                    e.labels = l;
+                }
+                e
+            })
             .collect();
         let kind = kind_of(&tp.lb);
         let hash = match &tp.lb {
             LbPolicy::ConsistentHash { source, .. } => Some(source.clone()),
             _ => None,
         };
-        let cluster = Cluster::new(list, tp.lb, tp.limits, tp.outlier)
+        let client = Placement {
+            locality: Locality::parse(client_locality),
+            labels: client_labels.unwrap_or_default(),
+        };
+        let cluster = Cluster::for_client(list, &tp, &client)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let seed =
             seed.unwrap_or_else(|| RandomState::new().hash_one(std::time::SystemTime::now()));
@@ -198,10 +261,47 @@ impl Balancer {
         self.connect_timeout
     }
 
-    /// Policy fields present but not applied (``loadBalancer.localityLbSetting``, ``tls``, …).
+    /// Policy fields present but not applied (``tls``, ``retryBudget``, …).
     #[getter]
     fn unsupported(&self) -> Vec<&'static str> {
         self.unsupported.clone()
+    }
+
+    /// Each endpoint's Envoy priority (0 first), None for one locality load balancing leaves
+    /// out (a ``distribute`` rule sending its locality nothing).
+    #[getter]
+    fn priorities(&self) -> Vec<Option<u32>> {
+        let st = lock(&self.state);
+        let set = st.cluster.endpoints();
+        (0..set.len()).map(|i| set.priority(i)).collect()
+    }
+
+    /// The share of requests (percent) each priority gets with the endpoints' health now
+    /// (Envoy's priority load, overprovisioning factor 1.4).
+    #[getter]
+    fn priority_load(&self) -> Vec<u32> {
+        let st = lock(&self.state);
+        st.cluster
+            .balancer()
+            .priority_load(st.cluster.endpoints())
+            .load
+    }
+
+    /// Whether localities are balanced by weight within a priority (Istio: ``distribute``, or
+    /// explicit ``failover`` / ``failoverPriority`` rules with outlier detection).
+    #[getter]
+    fn locality_weighted(&self) -> bool {
+        lock(&self.state).cluster.endpoints().locality_weighted()
+    }
+
+    /// Slow start in force: ``(window seconds, aggression, minimum percent)``, or None.
+    #[getter]
+    fn slow_start(&self) -> Option<(f64, f64, f64)> {
+        let st = lock(&self.state);
+        st.cluster
+            .balancer()
+            .slow_start()
+            .map(|s| (s.window.as_secs_f64(), s.aggression, s.min_weight_percent))
     }
 
     /// Pick an endpoint index; None: no healthy endpoint ("no healthy upstream", 503), or a
@@ -221,6 +321,49 @@ impl Balancer {
         Ok(cluster
             .pick_at(hash, rng, instant(now))
             .and_then(|s| s.endpoint()))
+    }
+
+    /// ``pick``, then ``acquire`` and, when the ticket holds a connection at once, ``start`` on the
+    /// endpoint, in one call: ``(index, ticket, active)``. ``index`` None: no healthy endpoint
+    /// (nothing acquired); ``ticket`` None: overflow; ``active`` False: the request waits as
+    /// pending (``start`` it once ``is_active``).
+    #[pyo3(signature = (hash_key=None, now=0.0))]
+    fn begin(
+        &self,
+        hash_key: Option<&Bound<'_, PyAny>>,
+        now: f64,
+    ) -> PyResult<(Option<usize>, Option<u64>, bool)> {
+        let Some(index) = self.pick(hash_key, now)? else {
+            return Ok((None, None, false));
+        };
+        let Some(ticket) = self.acquire() else {
+            return Ok((Some(index), None, false));
+        };
+        let active = self.is_active(ticket);
+        if active {
+            self.active.start(index);
+        }
+        Ok((Some(index), Some(ticket), active))
+    }
+
+    /// ``finish`` on ``index`` (when ``started``), ``release`` of ``ticket`` and ``release_retry``
+    /// of ``retry_ticket`` (when given), in one call.
+    #[pyo3(signature = (index, ticket, started, retry_ticket=None))]
+    fn end(
+        &self,
+        index: Option<usize>,
+        ticket: u64,
+        started: bool,
+        retry_ticket: Option<u64>,
+    ) -> PyResult<()> {
+        if let (Some(index), true) = (index, started) {
+            self.finish(index)?;
+        }
+        self.release(ticket);
+        if let Some(retry) = retry_ticket {
+            self.release_retry(retry);
+        }
+        Ok(())
     }
 
     /// Admit a request under the circuit breaker: a ticket (pass it to ``release``), or None on

@@ -1,11 +1,12 @@
 """Priorities and locality weights: Envoy's own balancer against meshroute-lb inside Envoy
 (``--lb rust``), on clusters whose endpoints carry priorities, localities and health.
 
-``envoy-config`` does not write priorities or locality weights (docs/envoy.md, "Load balancing
-in Rust"), so this test edits the two generated clusters as istiod's EDS would have them, the
-same way in both Envoys: ``prio.lb.test`` has priority 0 = {a, b marked UNHEALTHY} and
-priority 1 = {c, d}; ``zones.lb.test`` has, at priority 0, locality ``us/a`` (weight 3) = {a} and
-``us/b`` (weight 1) = {b, c marked UNHEALTHY}, with Envoy's ``locality_weighted_lb_config`` in the
+Hosts marked UNHEALTHY (and hand-picked priorities and weights) are nothing ``envoy-config``
+writes (its locality placement, ``--locality``, is tested in test_locality_failover.py), so this
+test edits the two generated clusters as istiod's EDS would have them, the same way in both
+Envoys: ``prio.lb.test`` has priority 0 = {a, b marked UNHEALTHY} and priority 1 = {c, d};
+``zones.lb.test`` has, at priority 0, locality ``us/a`` (weight 3) = {a} and ``us/b``
+(weight 1) = {b, c marked UNHEALTHY}, with Envoy's ``locality_weighted_lb_config`` in the
 ``envoy`` Envoy and ``"locality_weighted": true`` in the module's ``lb_policy_config`` in the
 ``rust`` one. Both ROUND_ROBIN, one worker each. What the module reads of them comes through the
 policy ABI (priorities, healthy hosts, ``get_host_locality``, ``get_locality_*``: docs/envoy.md).

@@ -103,6 +103,13 @@ def add_listener_arguments(p: argparse.ArgumentParser, access_log: str = "/dev/s
         help="label of the mesh listener's client workload (repeatable)",
     )
     p.add_argument(
+        "--locality",
+        default="",
+        metavar="REGION/ZONE/SUBZONE",
+        help="locality of the mesh listener's client workload (default: from its topology labels, else "
+        "none): the clusters' endpoints get Istio's locality priorities and weights for it",
+    )
+    p.add_argument(
         "--access-log",
         default=access_log,
         metavar="PATH",
@@ -144,6 +151,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         bind_ports=bind_ports,
         source_namespace=args.source_namespace,
         source_labels=labels,
+        locality=args.locality.strip(),
         access_log=args.access_log,
         engine=args.engine,
         lb=args.lb,

@@ -26,7 +26,8 @@ from meshroute.config.policy import Policy, effective_policy
 from meshroute.config.registry import Service, ServicePort
 from meshroute.config.validate.destination_rule import LOAD_BALANCER_ANNOTATION
 from meshroute.envoy.common import UNLIMITED, Json, duration, endpoint_address, pipe_path, typed
-from meshroute.envoy.endpoints import Discovery, Weights, discover
+from meshroute.envoy.endpoints import Discovery, Weights, discover, endpoint_port, selected
+from meshroute.envoy.locality import Placed, place
 from meshroute.envoy.module import lb_policy_config, load_balancing_policy
 from meshroute.envoy.options import LB_RUST, Options
 from meshroute.envoy.tls import client_tls
@@ -38,6 +39,7 @@ from meshroute.extproc import (
     HEALTH_UNHEALTHY_THRESHOLD,
     PASSTHROUGH_CLUSTER,
 )
+from meshroute.localities import Localities
 
 # Istio's mesh-wide connectTimeout default (semantics §3.6).
 DEFAULT_CONNECT_TIMEOUT = "10s"
@@ -72,6 +74,7 @@ def service_clusters(index: ConfigIndex, options: Options, hosts: Container[str]
     out = Built()
     seen: set[str] = set()
     weights = Weights(index.resources)
+    localities = Localities(index.resources) if _placing(options) else None
     gateway_namespaces = sorted({gw.namespace for gw in index.gateways.values()})
     for svc in index.registry.services:
         if hosts is not None and svc.host not in hosts:
@@ -87,7 +90,7 @@ def service_clusters(index: ConfigIndex, options: Options, hosts: Container[str]
         clients = list(dict.fromkeys([primary, *gateway_namespaces, *index.namespaces]))
         for port in svc.ports:
             policy = index.rules.effective(svc.host, None, port.number, primary, svc.namespace)
-            _add(out, svc, port, None, None, policy, options, weights)
+            _add(out, svc, port, None, None, policy, options, weights, localities)
             done: set[str] = set()
             for ns in clients:
                 rule = index.rules.lookup(svc.host, ns, svc.namespace)
@@ -98,7 +101,7 @@ def service_clusters(index: ConfigIndex, options: Options, hosts: Container[str]
                     sub_policy = effective_policy(
                         rule.traffic_policy if rule else None, subset.traffic_policy, port.number
                     )
-                    _add(out, svc, port, name, subset.labels, sub_policy, options, weights)
+                    _add(out, svc, port, name, subset.labels, sub_policy, options, weights, localities)
     return out
 
 
@@ -111,23 +114,78 @@ def _add(
     policy: Policy,
     options: Options,
     weights: Weights,
+    localities: Localities | None = None,
 ) -> None:
     name = cluster_name(port.number, subset, svc.host)
     found = discover(svc, port, labels, weights)
-    cluster, warnings = build_cluster(name, svc.host, port, found, policy, options)
+    placed, placement_warnings = _placement(svc, port, labels, found, policy, options, localities)
+    cluster, warnings = build_cluster(name, svc.host, port, found, policy, options, placed)
+    warnings = [*placement_warnings, *warnings]
     if cluster is not None:
         out.clusters.append(cluster)
     for message in dict.fromkeys([*found.warnings, *warnings]):
         out.diagnostics.append(svc.resource.warning("envoy-cluster", (), f"cluster {name}: {message}"))
 
 
+def _placing(options: Options) -> bool:
+    """Whether the clusters carry a locality placement: the mesh client has a locality
+    (``--locality``, or its topology labels); Istio does no locality load balancing for a proxy
+    without one."""
+    return bool(options.client_locality)
+
+
+def _placement(
+    svc: Service,
+    port: ServicePort,
+    subset_labels: Mapping[str, str] | None,
+    found: Discovery,
+    policy: Policy,
+    options: Options,
+    localities: Localities | None,
+) -> tuple[Placed | None, list[str]]:
+    """Istio's locality placement of the cluster's endpoints for the mesh client
+    (:mod:`meshroute.envoy.locality`); None without a client locality, or for an ORIGINAL_DST
+    cluster."""
+    if localities is None or not found.lb_endpoints or found.cluster_type == "ORIGINAL_DST":
+        return None, []
+    where: dict[tuple[str, int], tuple[str, dict[str, str]]] = {}
+    for ep in selected(svc.endpoints, subset_labels):
+        where.setdefault((ep.address, endpoint_port(ep, port)), (localities.of(svc, ep), dict(ep.labels)))
+    endpoint_localities: list[str] = []
+    endpoint_labels: list[dict[str, str]] = []
+    for lb_endpoint in found.lb_endpoints:
+        socket = lb_endpoint["endpoint"]["address"].get("socket_address") or {}
+        loc, ep_labels = where.get((str(socket.get("address")), int(socket.get("port_value") or 0)), ("", {}))
+        endpoint_localities.append(loc)
+        endpoint_labels.append(ep_labels)
+    try:
+        placed = place(
+            found.lb_endpoints,
+            endpoint_localities,
+            endpoint_labels,
+            policy,
+            options.client_locality,
+            options.source_labels,
+        )
+    except ValueError as exc:
+        return None, [f"locality load balancing not applied ({exc})"]
+    return placed, []
+
+
 def build_cluster(
-    name: str, host: str, port: ServicePort, found: Discovery, policy: Policy, options: Options
+    name: str,
+    host: str,
+    port: ServicePort,
+    found: Discovery,
+    policy: Policy,
+    options: Options,
+    placed: Placed | None = None,
 ) -> tuple[Json | None, list[str]]:
     """One cluster from its discovery and effective policy (§3.2 merging already applied); None
     when its TLS names certificate files that cannot be read (Envoy would reject the whole
     bootstrap): requests routed to it then get 503, as from an Istio proxy whose cluster never
-    gets its certificates."""
+    gets its certificates. ``placed``: the endpoints' locality groups, priorities and weights for
+    the mesh client (:func:`_placement`); None: one group, no locality load balancing."""
     warnings: list[str] = []
     pool = _block(policy, "connectionPool")
     tcp, http = _block(pool, "tcp"), _block(pool, "http")
@@ -144,10 +202,9 @@ def build_cluster(
     elif options.lb == LB_RUST:
         if not options.lb_module:
             raise ValueError("--lb rust needs Options.lb_module, the module's path")
-        config = lb_policy_config(name, lb, options.lb_seed)
+        weighted = placed is not None and placed.locality_weighted
+        config = lb_policy_config(name, lb, options.lb_seed, locality_weighted=weighted)
         cluster["load_balancing_policy"] = load_balancing_policy(options.lb_module, config)
-        if _slow_start(lb):
-            warnings.append("warmup (slow start) is not applied by the meshroute balancer (--lb rust)")
     else:
         cluster.update(load_balancer(lb))
         if lb.get(LOAD_BALANCER_ANNOTATION):
@@ -155,11 +212,15 @@ def build_cluster(
                 f"{LOAD_BALANCER_ANNOTATION}: {lb[LOAD_BALANCER_ANNOTATION]} needs the meshroute balancer "
                 f"(--lb rust); Envoy's own balancer uses {cluster['lb_policy']}"
             )
+        if placed is not None and placed.locality_weighted and not passthrough:
+            cluster.setdefault("common_lb_config", {})["locality_weighted_lb_config"] = {}
     if not passthrough:
-        cluster["load_assignment"] = {
-            "cluster_name": name,
-            "endpoints": [{"lb_endpoints": found.lb_endpoints}],
-        }
+        groups = [{"lb_endpoints": found.lb_endpoints}]
+        if placed is not None:
+            groups = [g.to_json() for g in placed.groups]
+        cluster["load_assignment"] = {"cluster_name": name, "endpoints": groups}
+        if not groups and cluster["type"] == "LOGICAL_DNS":  # every endpoint left out (distribute)
+            cluster["type"] = "STATIC"
         if found.dns:
             # Istio resolves IPv4 only unless the mesh is dual-stack, and honours record TTLs.
             cluster["dns_lookup_family"] = "V4_ONLY"

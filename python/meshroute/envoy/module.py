@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from meshroute.config.validate.destination_rule import LOAD_BALANCER_ANNOTATION
-from meshroute.envoy.common import TYPE_PREFIX, Json, typed
+from meshroute.envoy.common import TYPE_PREFIX, Json, duration, typed
 from meshroute.envoy.options import Options
 from meshroute.extproc import HASH_HEADER  # the consistent-hash key the route hashes (Rust core)
 
@@ -185,7 +185,9 @@ def _connection_managers(listeners: Iterable[Json]) -> Iterator[dict[str, Any]]:
                     yield network_filter["typed_config"]
 
 
-def lb_policy_config(cluster: str, lb: Mapping[str, Any], seed: int | None = None) -> dict[str, Any]:
+def lb_policy_config(
+    cluster: str, lb: Mapping[str, Any], seed: int | None = None, *, locality_weighted: bool = False
+) -> dict[str, Any]:
     """The module's ``lb_policy_config`` for a cluster whose effective DestinationRule
     ``loadBalancer`` is ``lb`` (PASSTHROUGH clusters stay ORIGINAL_DST and never get here):
     Istio's default LEAST_REQUEST, ROUND_ROBIN, RANDOM, or a consistent hash (ring hash, default
@@ -193,7 +195,14 @@ def lb_policy_config(cluster: str, lb: Mapping[str, Any], seed: int | None = Non
     the route's ``hash_policy`` (the ``x-meshroute-hash`` header); ``hash_header`` names that
     header for a route without one. PEAK_EWMA when the DestinationRule's annotation
     ``meshroute.io/load-balancer`` put it in ``lb`` (:func:`meshroute.config.policy.with_load_balancer`).
+    ``warmup`` (or ``warmupDurationSecs``) becomes the module's slow start, ROUND_ROBIN and
+    LEAST_REQUEST only, as Envoy's; ``locality_weighted`` (the cluster's endpoints carry Istio's
+    locality weights, :mod:`meshroute.envoy.locality`) the module's ``locality_weighted``.
 
+    >>> lb_policy_config("c", {"simple": "ROUND_ROBIN", "warmup": {"duration": "30s", "aggression": 2}},
+    ...     locality_weighted=True)  # doctest: +NORMALIZE_WHITESPACE
+    {'cluster': 'c', 'policy': 'ROUND_ROBIN', 'warmup': {'duration_ms': 30000, 'aggression': 2.0},
+     'locality_weighted': True}
     >>> lb_policy_config("c", {"simple": "ROUND_ROBIN"})
     {'cluster': 'c', 'policy': 'ROUND_ROBIN'}
     >>> lb_policy_config("c", {"simple": "ROUND_ROBIN", "meshroute.io/load-balancer": "PEAK_EWMA"})
@@ -225,9 +234,33 @@ def lb_policy_config(cluster: str, lb: Mapping[str, Any], seed: int | None = Non
         out["policy"] = {"ROUND_ROBIN": "ROUND_ROBIN", "RANDOM": "RANDOM"}.get(simple, "LEAST_REQUEST")
         if lb.get(LOAD_BALANCER_ANNOTATION) == "PEAK_EWMA":
             out["policy"] = "PEAK_EWMA"
+        warmup = _warmup(lb)
+        if warmup and out["policy"] in ("ROUND_ROBIN", "LEAST_REQUEST"):
+            out["warmup"] = warmup
+    if locality_weighted:
+        out["locality_weighted"] = True
     if seed is not None:
         out["seed"] = seed
     return out
+
+
+def _warmup(lb: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The module's ``warmup`` from Istio's ``warmup`` (``duration``, ``minimumPercent``,
+    ``aggression``) or ``warmupDurationSecs``; None when unset or zero."""
+    warmup = lb.get("warmup")
+    out: dict[str, Any] = {}
+    if isinstance(warmup, Mapping):
+        window = duration(warmup.get("duration"))
+        if warmup.get("aggression") is not None:
+            out["aggression"] = float(warmup["aggression"])
+        if warmup.get("minimumPercent") is not None:
+            out["min_weight_percent"] = float(warmup["minimumPercent"])
+    else:
+        window = duration(lb.get("warmupDurationSecs"))
+    millis = round(float(window[:-1]) * 1000) if window else 0
+    if millis <= 0:
+        return None
+    return {"duration_ms": millis, **out}
 
 
 def _positive_int(value: Any) -> int | None:

@@ -37,6 +37,10 @@ class Options:
     ``files_dir/ecds-<name>.yaml`` (an absolute directory, :mod:`meshroute.envoy.live`).
     ``lb`` ``rust`` makes the service clusters balance with the module (``lb_module``: its path,
     default the packaged one; ``lb_seed``: seeds its random draws, for tests), with either engine.
+    ``locality`` (else the topology labels of ``source_labels``) is the mesh client's locality:
+    with one, the clusters' endpoints are placed in priorities and locality weights as istiod
+    would for that proxy (:mod:`meshroute.envoy.locality`; ``failoverPriority`` compares
+    ``source_labels``).
     """
 
     extproc: tuple[str, ...] = field(default_factory=lambda: tuple(addresses(DEFAULT_EXTPROC)))
@@ -56,6 +60,16 @@ class Options:
     lb: str = LB_ENVOY
     lb_module: str = ""
     lb_seed: int | None = None
+    # The mesh listener's client workload's region/zone/subzone (``--locality``): with it (or the
+    # topology labels of ``source_labels``), clusters carry Istio's locality placement for it.
+    locality: str = ""
+
+    @property
+    def client_locality(self) -> str:
+        """``locality``, else the one ``source_labels`` give (topology labels); "" when none."""
+        from meshroute.localities import label_locality
+
+        return self.locality or label_locality(self.source_labels)
 
     def bind_port(self, gateway_port: int) -> int:
         return self.bind_ports.get(gateway_port, gateway_port)

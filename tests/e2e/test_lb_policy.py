@@ -453,6 +453,16 @@ def test_adding_an_endpoint_moves_about_a_quarter_of_the_keys_to_it(stacks: Stac
             # Before any request: only on_host_membership_update (main thread and worker, both
             # clusters) can have rebuilt the module's rings and tables.
             wait_until(counted(envoy, REBUILDS, rebuilds + 2), 20, "the module rebuilt on the update")
+    for lb, envoy in stacks.envoys.items():
+        for host in HASH_HOSTS:
+            # The admin page shows the main thread's hosts; the worker gets the update after it.
+            # About a quarter of the keys go to d: once one of the first 40 does (all miss it
+            # with probability 0.75^40 ~ 1e-5), the worker balances over four endpoints.
+            wait_until(
+                lambda e=envoy, h=host: any(endpoint_of(e, h, k) == "d" for k in KEYS[:40]),
+                20,
+                f"{lb}: {host} sends keys to d",
+            )
     moved: dict[str, dict[str, float]] = {host: {} for host in HASH_HOSTS}
     after: dict[tuple[str, str], dict[str, str]] = {}
     for lb, envoy in stacks.envoys.items():

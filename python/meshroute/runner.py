@@ -34,9 +34,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from meshroute.envoy.cli import add_listener_arguments, options_from_args, with_lb_module
+from meshroute.envoy.common import envoy_yaml
 from meshroute.envoy.live import Acks, Compiled, LiveConfig, LiveError, LiveFiles, files_options
 from meshroute.envoy.live_session import generate_live
 from meshroute.envoy.options import EMBEDDED, Options
@@ -326,7 +325,7 @@ def _run(
         )
         files.apply(first.config)
         bootstrap = work / "envoy.yaml"
-        bootstrap.write_text(yaml.safe_dump(files.bootstrap(first.config), sort_keys=False))
+        bootstrap.write_text(envoy_yaml(files.bootstrap(first.config)))
         status_files: list[str] = []
         if extproc:
             status_files = _start_serve(args, options, work, group, files)

@@ -84,3 +84,16 @@ def test_lb_rust_balances_the_service_clusters_with_the_module(engine: str, tmp_
     assert main(["envoy-config", meshroute.bookinfo_path(), "--engine", engine, "-o", str(out)]) == 0
     reviews = clusters(yaml.safe_load(out.read_text()))["outbound|9080||reviews.default.svc.cluster.local"]
     assert reviews["lb_policy"] == "LEAST_REQUEST" and "load_balancing_policy" not in reviews
+
+
+def test_strings_envoy_reads_as_booleans_are_quoted() -> None:
+    """Envoy's YAML parser reads y / n as booleans: a locality or label value named so stays a
+    string in the files envoy-config writes."""
+    import yaml
+
+    from meshroute.envoy.common import envoy_yaml
+
+    data = {"locality": {"region": "y", "zone": "N", "sub_zone": "yes"}, "name": "n"}
+    text = envoy_yaml(data)
+    assert "'y'" in text and "'N'" in text and "'n'" in text
+    assert yaml.safe_load(text) == data

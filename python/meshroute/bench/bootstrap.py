@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from meshroute.envoy.common import envoy_yaml
+
 from .routes import RouteTable
 
 LOOPBACK = "127.0.0.1"
@@ -156,7 +158,7 @@ EXPECTED_CLUSTERS = (cluster_name("bench-a.local"), cluster_name("bench-b.local"
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(envoy_yaml(data))
     return path
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from meshroute.config.validate.common import parse_duration_ns
 
 Json = dict[str, Any]
@@ -16,6 +18,36 @@ Json = dict[str, Any]
 TYPE_PREFIX = "type.googleapis.com/"
 # 2^32-1: Istio's "unlimited" for every circuit-breaker threshold (semantics §3.6).
 UNLIMITED = 4294967295
+
+
+try:  # the C emitter is ~10x faster than pure Python
+    _SafeDumper: Any = yaml.CSafeDumper
+except AttributeError:  # pragma: no cover - depends on the PyYAML build
+    _SafeDumper = yaml.SafeDumper
+
+
+class EnvoyDumper(_SafeDumper):  # type: ignore[misc]
+    """PyYAML's safe dumper, quoting the strings Envoy's YAML parser (yaml-cpp) would read as
+    booleans and PyYAML's YAML 1.1 resolver would not quote: ``y``, ``n`` and their capitals
+    (a subzone or label value named ``y`` made Envoy reject the config)."""
+
+
+def _str(dumper: Any, value: str) -> Any:
+    style = "'" if value in ("y", "Y", "n", "N") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+EnvoyDumper.add_representer(str, _str)
+
+
+def envoy_yaml(data: Any, **kwargs: Any) -> str:
+    """``data`` as YAML for Envoy (:class:`EnvoyDumper`; keys in insertion order).
+
+    >>> envoy_yaml({"sub_zone": "y", "zone": "a"})
+    "sub_zone: 'y'\\nzone: a\\n"
+    """
+    text: str = yaml.dump(data, Dumper=EnvoyDumper, sort_keys=False, **kwargs)
+    return text
 
 
 def typed(type_name: str, **fields: Any) -> Json:

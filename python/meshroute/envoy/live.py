@@ -52,7 +52,7 @@ from meshroute.config import Analysis, analyze
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.envoy import module
 from meshroute.envoy.bootstrap import Generated, build
-from meshroute.envoy.common import Json, typed
+from meshroute.envoy.common import Json, envoy_yaml, typed
 from meshroute.envoy.options import EMBEDDED, EXTPROC, Options
 from meshroute.errors import ConfigError
 from meshroute.render import render_diagnostics
@@ -406,7 +406,7 @@ def _discovery_text(resources: list[Json]) -> str:
     bytes: unchanged files are never rewritten)."""
     body = json.dumps(resources, sort_keys=True).encode()
     version = hashlib.sha256(body).hexdigest()[:16]
-    text: str = yaml.dump({"version_info": version, "resources": resources}, Dumper=_Dumper, sort_keys=False)
+    text = envoy_yaml({"version_info": version, "resources": resources})
     return text
 
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ahash::AHashMap;
+use ahash::{AHashMap, AHashSet};
 
 use crate::error::{CompileError, ErrorKind, Result};
 use crate::host::{HostSet, ViewHosts};
@@ -54,6 +54,7 @@ pub(crate) fn compile(spec: &Spec) -> Result<RouteTable> {
     let mut pool = Pool {
         specs: &spec.vhost_pool,
         built: AHashMap::new(),
+        bases: Vec::new(),
     };
     let views = spec
         .views
@@ -134,6 +135,71 @@ pub(crate) fn compile_scope(
 struct Pool<'a> {
     specs: &'a [VHostSpec],
     built: AHashMap<(u32, u32), Arc<VHost>>,
+    /// Host indexes other views may share (`shared_hosts`).
+    bases: Vec<SharedBase>,
+}
+
+/// A view's host index that later views whose vhost lists mostly coincide share.
+struct SharedBase {
+    vhosts: Vec<Arc<VHost>>,
+    index: Arc<crate::host::HostIndex>,
+    /// The domains (lower-cased) that more than one entry of `vhosts` lists.
+    contested: AHashSet<String>,
+}
+
+/// Views shorter than this get an index of their own.
+const MIN_SHARED: usize = 64;
+/// At most this many bases are kept to compare views with.
+const MAX_BASES: usize = 8;
+
+/// The host index of a view: an earlier view's, when their vhost lists have the same length
+/// and differ in at most a quarter of the positions, with a small index over the positions
+/// that differ; else one of its own, which later views may share. Namespace views of a large
+/// mesh see the same services and differ in their own namespace's (short names): one index
+/// serves them all.
+fn shared_hosts(vhosts: &[Arc<VHost>], bases: &mut Vec<SharedBase>) -> ViewHosts {
+    if vhosts.len() < MIN_SHARED {
+        return host_index(vhosts);
+    }
+    'bases: for base in bases.iter() {
+        if base.vhosts.len() != vhosts.len() {
+            continue;
+        }
+        let limit = vhosts.len() / 4;
+        let mut own: Vec<(u32, &[String])> = Vec::new();
+        for (p, (a, b)) in (0u32..).zip(base.vhosts.iter().zip(vhosts)) {
+            if Arc::ptr_eq(a, b) || a.domains == b.domains {
+                continue;
+            }
+            // Skipping the base's entries for `p` must not hide another claimant.
+            let hides = a
+                .domains
+                .iter()
+                .any(|d| base.contested.contains(&d.to_ascii_lowercase()));
+            if own.len() == limit || hides {
+                continue 'bases;
+            }
+            own.push((p, b.domains.as_slice()));
+        }
+        return ViewHosts::shared(Arc::clone(&base.index), vhosts.len(), &own);
+    }
+    let hosts = host_index(vhosts);
+    if bases.len() < MAX_BASES {
+        let mut seen: AHashSet<String> = AHashSet::new();
+        let mut contested = AHashSet::new();
+        for d in vhosts.iter().flat_map(|v| &v.domains) {
+            let d = d.to_ascii_lowercase();
+            if !seen.insert(d.clone()) {
+                contested.insert(d);
+            }
+        }
+        bases.push(SharedBase {
+            vhosts: vhosts.to_vec(),
+            index: Arc::clone(&hosts.base),
+            contested,
+        });
+    }
+    hosts
 }
 
 fn compile_vhost(
@@ -233,7 +299,7 @@ fn compile_view(
         ports,
         https_redirect: HostSet::build(&spec.https_redirect_hosts),
         unknown_host: spec.unknown_host,
-        hosts: host_index(&vhosts),
+        hosts: shared_hosts(&vhosts, &mut pool.bases),
         vhosts: vhosts.into(),
     })
 }

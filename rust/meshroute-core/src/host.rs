@@ -36,13 +36,18 @@ impl HostIndex {
 
     /// `vhosts[i]` is the domain list of vhost `first + i`.
     pub(crate) fn build_from<'a>(first: u32, vhosts: impl Iterator<Item = &'a [String]>) -> Self {
+        Self::build_at((first..).zip(vhosts))
+    }
+
+    /// Each item: a vhost's position and its domain list, in ascending positions.
+    pub(crate) fn build_at<'a>(vhosts: impl Iterator<Item = (u32, &'a [String])>) -> Self {
         let mut index = Self {
             exact: KeyMap::new(true),
             suffixes: KeyMap::new(true),
             suffix_lens: Vec::new(),
             star: None,
         };
-        for (v, domains) in (first..).zip(vhosts) {
+        for (v, domains) in vhosts {
             for (d, domain) in (0u32..).zip(domains) {
                 index.insert(
                     domain,
@@ -87,7 +92,18 @@ impl HostIndex {
     }
 
     /// The longest wildcard suffix matching `host`: its length and hit.
+    #[inline]
     fn longest_suffix(&self, host: &[u8]) -> Option<(usize, HostHit)> {
+        self.longest_suffix_where(host, |_| true)
+    }
+
+    /// The longest wildcard suffix matching `host` whose hit `keep` accepts.
+    #[inline]
+    fn longest_suffix_where(
+        &self,
+        host: &[u8],
+        keep: impl Fn(HostHit) -> bool,
+    ) -> Option<(usize, HostHit)> {
         // Strictly shorter than the host: the `*` must cover at least one character.
         let max = host
             .len()
@@ -99,7 +115,9 @@ impl HostIndex {
             h.push(host[host.len() - n]);
             if self.suffix_lens[n] {
                 if let Some(hit) = self.suffixes.get(h.finish(), &host[host.len() - n..]) {
-                    best = Some((n, *hit));
+                    if keep(*hit) {
+                        best = Some((n, *hit));
+                    }
                 }
             }
         }
@@ -107,14 +125,38 @@ impl HostIndex {
     }
 }
 
-/// A view's host index: the one built over its vhosts, plus, once patches appended vhosts to the
-/// view, a small one over those. Appending a service to every view of a 10 000-service mesh then
+/// The vhosts of a view that a shared base index does not describe: the positions whose base
+/// entries it must skip, and an index over the view's own vhosts at those positions.
+pub(crate) struct Own {
+    /// Bit `p`: the base's entries for position `p` are not this view's.
+    masked: Box<[u64]>,
+    index: HostIndex,
+}
+
+// === impl Own ===
+
+impl Own {
+    #[inline]
+    fn masks(&self, hit: HostHit) -> bool {
+        let p = hit.vhost as usize;
+        self.masked
+            .get(p / 64)
+            .is_some_and(|word| word >> (p % 64) & 1 == 1)
+    }
+}
+
+/// A view's host index: the one built over its vhosts — or over another view's list that
+/// mostly coincides with this one, shared by every such view, with `own` describing the
+/// positions where this view's vhosts differ — plus, once patches appended vhosts to the view,
+/// a small one over those. Appending a service to every view of a 10 000-service mesh then
 /// indexes its few domains instead of re-indexing every view's tens of thousands.
 #[derive(Clone)]
 pub(crate) struct ViewHosts {
     pub(crate) base: Arc<HostIndex>,
     /// How many of the view's vhosts (from position 0) `base` indexes.
     pub(crate) base_len: u32,
+    /// The positions below `base_len` where the view differs from the list `base` indexes.
+    pub(crate) own: Option<Arc<Own>>,
     /// The vhosts at positions `base_len..` (hits carry their positions in the view).
     pub(crate) appended: Option<Arc<HostIndex>>,
 }
@@ -128,6 +170,32 @@ impl ViewHosts {
         Self {
             base: Arc::new(HostIndex::build(vhosts)),
             base_len,
+            own: None,
+            appended: None,
+        }
+    }
+
+    /// A view of `len` vhosts sharing `base`, an index over another list of `len` vhosts: `own`
+    /// lists (ascending) the positions where this view's vhosts differ, with their domains.
+    ///
+    /// The caller guarantees that no domain of the base list's vhost at such a position is
+    /// claimed by another vhost of that list (once skipped, the base would not know the next
+    /// claimant).
+    pub(crate) fn shared(base: Arc<HostIndex>, len: usize, own: &[(u32, &[String])]) -> Self {
+        let own = (!own.is_empty()).then(|| {
+            let mut masked = vec![0u64; len.div_ceil(64)];
+            for &(p, _) in own {
+                masked[p as usize / 64] |= 1 << (p % 64);
+            }
+            Arc::new(Own {
+                masked: masked.into(),
+                index: HostIndex::build_at(own.iter().copied()),
+            })
+        });
+        Self {
+            base,
+            base_len: u32::try_from(len).unwrap_or(u32::MAX),
+            own,
             appended: None,
         }
     }
@@ -137,6 +205,7 @@ impl ViewHosts {
         Self {
             base: Arc::clone(&self.base),
             base_len: self.base_len,
+            own: self.own.clone(),
             appended: Some(Arc::new(HostIndex::build_from(self.base_len, appended))),
         }
     }
@@ -144,25 +213,58 @@ impl ViewHosts {
     /// The vhost for `host` (already port-stripped, any case), as one index over all of them.
     #[inline]
     pub(crate) fn lookup(&self, host: &str) -> Option<HostHit> {
-        match &self.appended {
-            None => self.base.lookup(host),
-            Some(more) => self.lookup_layered(more, host),
+        if self.own.is_none() && self.appended.is_none() {
+            self.base.lookup(host)
+        } else {
+            self.lookup_layered(host)
         }
     }
 
-    /// Exact, then longest wildcard, then `*`, across both indexes. The base's vhosts come first
-    /// in the view, so they claimed any domain both have: the base wins every tie.
+    /// Exact, then longest wildcard, then `*`, across the base (without its masked positions),
+    /// the view's own vhosts and the appended ones. Each index keeps the first claim of its
+    /// positions, so of two hits for the same rank the earlier position wins.
     #[inline(never)]
-    fn lookup_layered(&self, more: &HostIndex, host: &str) -> Option<HostHit> {
+    fn lookup_layered(&self, host: &str) -> Option<HostHit> {
         let bytes = host.as_bytes();
-        if let Some(hit) = self.base.exact_hit(bytes).or_else(|| more.exact_hit(bytes)) {
+        let own = self.own.as_deref();
+        let more = self.appended.as_deref();
+        let kept = |hit: &HostHit| own.map_or(true, |o| !o.masks(*hit));
+        let hash = RollingHash::of(bytes, true);
+        let mut exact = self.base.exact.get(hash, bytes).copied().filter(kept);
+        for layer in [own.map(|o| &o.index), more].into_iter().flatten() {
+            exact = earliest(exact, layer.exact.get(hash, bytes).copied());
+        }
+        if exact.is_some() {
+            return exact;
+        }
+        let mut best = self.base.longest_suffix_where(bytes, |h| kept(&h));
+        for layer in [own.map(|o| &o.index), more].into_iter().flatten() {
+            best = match (best, layer.longest_suffix(bytes)) {
+                (Some((n, a)), Some((m, b))) => Some(if m > n || (m == n && b.vhost < a.vhost) {
+                    (m, b)
+                } else {
+                    (n, a)
+                }),
+                (a, b) => a.or(b),
+            };
+        }
+        if let Some((_, hit)) = best {
             return Some(hit);
         }
-        match (self.base.longest_suffix(bytes), more.longest_suffix(bytes)) {
-            (Some((n, hit)), Some((m, later))) => Some(if m > n { later } else { hit }),
-            (Some((_, hit)), None) | (None, Some((_, hit))) => Some(hit),
-            (None, None) => self.base.star.or(more.star),
+        let mut star = self.base.star.filter(kept);
+        for layer in [own.map(|o| &o.index), more].into_iter().flatten() {
+            star = earliest(star, layer.star);
         }
+        star
+    }
+}
+
+/// Of two hits, the one at the earlier position (the first claim).
+#[inline]
+fn earliest(a: Option<HostHit>, b: Option<HostHit>) -> Option<HostHit> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y.vhost < x.vhost { y } else { x }),
+        (x, y) => x.or(y),
     }
 }
 
@@ -293,6 +395,72 @@ mod tests {
             let layered = base.with_appended(owned[split..].iter().map(Vec::as_slice));
             for host in hosts {
                 assert_eq!(layered.lookup(host), whole.lookup(host), "{split} {host}");
+            }
+        }
+    }
+
+    #[test]
+    fn shared_base_with_own_positions_decides_as_one_index() {
+        let to = |l: &[&[&str]]| -> Vec<Vec<String>> {
+            l.iter()
+                .map(|d| d.iter().map(|s| (*s).to_owned()).collect())
+                .collect()
+        };
+        // The base list; positions 1, 3 and 5 claim nothing another position claims.
+        let base = to(&[
+            &["a", "*.example.com", "*.b.com"],
+            &["*", "only1"],
+            &["x", "*.example.com", "a"],
+            &["*.long.b.com", "only3"],
+            &["*.com", "x"],
+            &["*.q.example.com", "d"],
+        ]);
+        let replacements = to(&[
+            &["a", "*.example.com"],
+            &["y", "*.b.com", "*"],
+            &["*.long.b.com", "d", "x"],
+            &[],
+        ]);
+        let hosts = [
+            "a",
+            "x",
+            "y",
+            "d",
+            "only1",
+            "only3",
+            "q.example.com",
+            "z.q.example.com",
+            "z.long.b.com",
+            "z.b.com",
+            "q.com",
+            "nope",
+            "",
+        ];
+        let shared = Arc::new(HostIndex::build(base.iter().map(Vec::as_slice)));
+        for mask in 0u32..64 {
+            let positions: Vec<u32> = [1u32, 3, 5]
+                .into_iter()
+                .filter(|p| mask & (1 << p) != 0)
+                .collect();
+            let mut view = base.clone();
+            for (i, &p) in positions.iter().enumerate() {
+                view[p as usize] = replacements[(i + mask as usize) % replacements.len()].clone();
+            }
+            let own: Vec<(u32, &[String])> = positions
+                .iter()
+                .map(|&p| (p, view[p as usize].as_slice()))
+                .collect();
+            let layered = ViewHosts::shared(Arc::clone(&shared), view.len(), &own);
+            let whole = HostIndex::build(view.iter().map(Vec::as_slice));
+            for host in hosts {
+                assert_eq!(layered.lookup(host), whole.lookup(host), "{mask} {host}");
+            }
+            let extra = to(&[&["nope", "a"], &["*.com", "*"]]);
+            let appended = layered.with_appended(extra.iter().map(Vec::as_slice));
+            view.extend(extra.iter().cloned());
+            let whole = HostIndex::build(view.iter().map(Vec::as_slice));
+            for host in hosts {
+                assert_eq!(appended.lookup(host), whole.lookup(host), "{mask} +{host}");
             }
         }
     }

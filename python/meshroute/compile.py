@@ -64,12 +64,8 @@ def compile_config(
     >>> ir["targets"], ir["scopes"][0]["clusters"], diags
     ([{'host': 'a.default.svc.cluster.local', 'subset': None, 'port': None}], [[0, 80, 0]], [])
     """
-    resources = list(resources)
-    try:
-        return _compile(resources, domain)
-    except Exception as exc:  # a compiler bug must surface as a diagnostic, not a traceback
-        diag = Diagnostic(Severity.ERROR, "compile-internal", f"internal compiler error: {exc!r}")
-        return _empty_ir(), [diag]
+    _, ir, diags = try_compile(resources, domain)
+    return ir, diags
 
 
 def ir_json(ir: Mapping[str, Any]) -> str:
@@ -434,6 +430,14 @@ def compile_state(resources: list[Resource], domain: str = "cluster.local") -> C
     return Compilation(index, tables, compiled, shared, vs_ids, contexts, scopes, ir, diags, workloads)
 
 
-def _compile(resources: list[Resource], domain: str) -> tuple[dict[str, Any], list[Diagnostic]]:
-    state = compile_state(resources, domain)
-    return state.ir, state.diagnostics
+def try_compile(
+    resources: Iterable[Resource], domain: str = "cluster.local"
+) -> tuple[Compilation | None, dict[str, Any], list[Diagnostic]]:
+    """:func:`compile_state` that never raises: the compilation, its IR and its diagnostics, or,
+    on a compiler bug, no compilation, the empty IR and a ``compile-internal`` error."""
+    try:
+        state = compile_state(list(resources), domain)
+    except Exception as exc:  # a compiler bug must surface as a diagnostic, not a traceback
+        diag = Diagnostic(Severity.ERROR, "compile-internal", f"internal compiler error: {exc!r}")
+        return None, _empty_ir(), [diag]
+    return state, state.ir, state.diagnostics

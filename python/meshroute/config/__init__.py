@@ -72,8 +72,6 @@ def _analyze(
     paths: Iterable[str | os.PathLike[str]], domain: str, timings: dict[str, float] | None
 ) -> Analysis:
     from meshroute.compile import compile_config
-    from meshroute.config.validate import validate_resource
-    from meshroute.config.validate.mesh_config import is_mesh_config
 
     clock = time.perf_counter
     started = clock()
@@ -82,13 +80,9 @@ def _analyze(
     out = Analysis(resources=loaded.resources, diagnostics=list(loaded.diagnostics))
     admitted: list[Resource] = []
     for res in loaded.resources:
-        # A mesh config with errors is left out too: istiod keeps its defaults for one it cannot read.
-        if not res.is_istio and not is_mesh_config(res):
-            admitted.append(res)
-            continue
-        found = validate_resource(res)
+        found, ok = admit(res)
         out.diagnostics.extend(found)
-        if not has_errors(found):
+        if ok:
             admitted.append(res)
     validated = clock()
     ir, cross = compile_config(admitted, domain=domain)
@@ -98,6 +92,20 @@ def _analyze(
     if timings is not None:
         timings.update(parse=parsed - started, validate=validated - parsed, compile=clock() - validated)
     return out
+
+
+def admit(res: Resource) -> tuple[list[Diagnostic], bool]:
+    """A resource's own validation diagnostics, and whether the compiler gets it: as Istio's
+    webhook admits, a resource without errors of its own. Only Istio resources and mesh config
+    documents are validated; a mesh config with errors is left out too (istiod keeps its
+    defaults for one it cannot read)."""
+    from meshroute.config.validate import validate_resource
+    from meshroute.config.validate.mesh_config import is_mesh_config
+
+    if not res.is_istio and not is_mesh_config(res):
+        return [], True
+    found = validate_resource(res)
+    return found, not has_errors(found)
 
 
 def _order(d: Diagnostic) -> tuple[str, int, str]:

@@ -56,7 +56,8 @@ def _gateways(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagnostic
             )
 
 
-def _destination_refs(route: Mapping[str, Any], i: int) -> Iterator[tuple[Path, Mapping[str, Any]]]:
+def destination_refs(route: Mapping[str, Any], i: int) -> Iterator[tuple[Path, Mapping[str, Any]]]:
+    """The destinations and mirrors of HTTP route ``i``, each with its field path."""
     for j, d in enumerate(route.get("route") or []):
         if isinstance(d, Mapping) and isinstance(d.get("destination"), Mapping):
             yield ("spec", "http", i, "route", j, "destination"), d["destination"]
@@ -71,7 +72,7 @@ def _destinations(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagno
     """``vs-host-unknown``, ``vs-subset-undefined`` and ``vs-port-required`` for every destination
     and mirror, checked from the VS's own namespace."""
     for i, route in enumerate(vs.http):
-        for path, dest in _destination_refs(route, i):
+        for path, dest in destination_refs(route, i):
             host = dest.get("host")
             if not isinstance(host, str):
                 continue

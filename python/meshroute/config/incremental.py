@@ -26,10 +26,10 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from meshroute.config.crosscheck import check_destination_rule, check_virtual_service
+from meshroute.config.crosscheck import check_destination_rule, check_virtual_service, destination_refs
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.hosts import MESH, is_wildcard
-from meshroute.config.index import alias_destinations
+from meshroute.config.index import alias_destinations, routes_gateways
 from meshroute.config.load import Resource
 from meshroute.config.model import VirtualServiceInfo, parse_virtual_service
 from meshroute.config.policy import DestinationRuleInfo, parse_destination_rule
@@ -142,7 +142,7 @@ class Incremental:
             raise NotIncremental(f"{_name(res)}: tcp routes changed")
         if index.registry.has_aliases:  # alias vhosts are built per view (config/views.py)
             raise NotIncremental("ExternalName services are present")
-        bound = _bound(new)
+        bound = routes_gateways(new.http, new.gateways)  # (no delegation: its routes are merged)
         if bound != index.bound_gateways(old):
             raise NotIncremental(f"{_name(res)}: the gateways its routes bind changed")
         return new, bound
@@ -216,7 +216,8 @@ class Incremental:
             old = views[vid]["vhosts"]
             new = built["vhosts"]
             if [v["domains"] for v in old] != [v["domains"] for v in new]:
-                raise _Late(f"gateway {ref} port {port}: its hosts changed")
+                # found after the compilation started changing: the caller compiles everything anew
+                raise NotIncremental(f"gateway {ref} port {port}: its hosts changed")
             for pos, (a, b) in enumerate(zip(old, new, strict=True)):
                 if a != b:
                     old[pos] = b
@@ -252,7 +253,8 @@ class Incremental:
         if self._dest_hosts is None:
             found: dict[str, list[VirtualServiceInfo]] = {}
             for vs in self.state.index.virtual_services:
-                for h in dict.fromkeys(_destination_hosts(vs)):
+                hosts = (d.get("host") for i, r in enumerate(vs.http) for _, d in destination_refs(r, i))
+                for h in dict.fromkeys(h for h in hosts if isinstance(h, str)):
                     found.setdefault(h, []).append(vs)
             self._dest_hosts = found
         return list(self._dest_hosts.get(host, ()))
@@ -323,10 +325,6 @@ class Incremental:
 
     def _replaced(self, old: Any, new: Any) -> None:
         _swap(self._models(old.resource.key), old, new)
-
-
-class _Late(NotIncremental):
-    """Found after the compilation started changing: the caller must not reuse it."""
 
 
 class _Patch:
@@ -445,28 +443,3 @@ def _name(res: Resource) -> str:
 
 def _delegates(vs: VirtualServiceInfo) -> bool:
     return any(isinstance(r.get("delegate"), Mapping) for r in vs.http)
-
-
-def _bound(vs: VirtualServiceInfo) -> set[str]:
-    """The gateways some route of a VS without delegation applies to (as ConfigIndex computes)."""
-    out: set[str] = set()
-    for route in vs.http:
-        blocks = [m for m in route.get("match") or [] if isinstance(m, Mapping)]
-        if not blocks:
-            out.update(vs.gateways)
-        for m in blocks:
-            out.update(m.get("gateways") or vs.gateways)
-    return out
-
-
-def _destination_hosts(vs: VirtualServiceInfo) -> list[str]:
-    out = []
-    for route in vs.http:
-        for item in [*(route.get("route") or []), *(route.get("mirrors") or [])]:
-            dest = item.get("destination") if isinstance(item, Mapping) else None
-            if isinstance(dest, Mapping) and isinstance(dest.get("host"), str):
-                out.append(dest["host"])
-        mirror = route.get("mirror")
-        if isinstance(mirror, Mapping) and isinstance(mirror.get("host"), str):
-            out.append(mirror["host"])
-    return out

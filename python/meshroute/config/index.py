@@ -110,14 +110,9 @@ class ConfigIndex:
         known = self._bound.get(id(vs))
         if known is not None:
             return known
-        out: set[str] = set()
-        for _, route in self.merged.get(_key(vs), []):
-            blocks = [m for m in route.get("match") or [] if isinstance(m, Mapping)]
-            if not blocks:
-                out.update(vs.gateways)
-            for m in blocks:
-                out.update(m.get("gateways") or vs.gateways)
-        self._bound[id(vs)] = out
+        out = self._bound[id(vs)] = routes_gateways(
+            (r for _, r in self.merged.get(_key(vs), [])), vs.gateways
+        )
         return out
 
     def mesh_virtual_services(self, client_ns: str, sidecar: SidecarInfo | None) -> list[VirtualServiceInfo]:
@@ -167,6 +162,19 @@ class ConfigIndex:
         ns = gateway.namespace if namespace is None else namespace
         found = [vs for vs in self.roots() if gateway.ref in self._gateways_of(vs) and vs.visible_from(ns)]
         return sorted(found, key=lambda vs: (visibility_class(vs.export_to, vs.namespace, ns), vs.order))
+
+
+def routes_gateways(routes: Iterable[Route], gateways: Sequence[str]) -> set[str]:
+    """Every gateway some of ``routes`` applies to: a match block's own ``gateways`` override the
+    VS's ``gateways``, and a route without match blocks applies where the VS does."""
+    out: set[str] = set()
+    for route in routes:
+        blocks = [m for m in route.get("match") or [] if isinstance(m, Mapping)]
+        if not blocks:
+            out.update(gateways)
+        for m in blocks:
+            out.update(m.get("gateways") or gateways)
+    return out
 
 
 def _key(vs: VirtualServiceInfo) -> str:

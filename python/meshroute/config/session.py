@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshroute.config import Analysis, _gc_paused, _order
+from meshroute.config import Analysis, _gc_paused, _order, admit
 from meshroute.config.diagnostics import Diagnostic, has_errors
 from meshroute.config.documents import DocumentCache, Parsed
 from meshroute.config.load import Resource, iter_files, read_file
@@ -164,23 +164,13 @@ class ConfigSession:
 
     def _full(self, resources: list[Resource], diags: list[Diagnostic], admitted: list[Resource]) -> Update:
         gc.unfreeze()  # see refresh()
-        from meshroute.compile import _empty_ir, compile_state
-        from meshroute.config.diagnostics import Severity
+        from meshroute.compile import try_compile
         from meshroute.config.incremental import Incremental
 
-        try:
-            state = compile_state(admitted, self.domain)
-        except Exception as exc:  # a compiler bug must surface as a diagnostic, not a traceback
-            diag = Diagnostic(Severity.ERROR, "compile-internal", f"internal compiler error: {exc!r}")
-            analysis = Analysis(resources=resources, diagnostics=sorted([*diags, diag], key=_order))
-            analysis.ir = _empty_ir()
-            self._state = self._incremental = None
-            return Update(analysis, "full")
-        all_diags = diags + state.diagnostics
-        all_diags.sort(key=_order)
-        analysis = Analysis(resources=resources, diagnostics=all_diags, ir=state.ir)
+        state, ir, cross = try_compile(admitted, self.domain)
+        analysis = Analysis(resources=resources, diagnostics=sorted(diags + cross, key=_order), ir=ir)
         self._state = state
-        self._incremental = Incremental(state) if analysis.ok else None
+        self._incremental = Incremental(state) if state is not None and analysis.ok else None
         return Update(analysis, "full")
 
     def _read(self) -> tuple[dict[str, _File], set[str]]:
@@ -207,9 +197,7 @@ class ConfigSession:
         return files, changed
 
 
-def _flatten(
-    files: dict[str, _File],
-) -> tuple[list[Resource], list[Diagnostic], list[Diagnostic], list[Resource]]:
+def _flatten(files: dict[str, _File]) -> _Flat:
     """Resources, load diagnostics, validation diagnostics and the admitted resources (those
     without errors of their own), in the order :func:`meshroute.config.analyze` makes them."""
     resources: list[Resource] = []
@@ -238,22 +226,8 @@ def _flatten_file(file: _File) -> _Flat:
             key = f"{_VALIDATED}:{i}"
             found = doc.derived.get(key)
             if found is None:
-                found = doc.derived[key] = _validate(res)
+                found = doc.derived[key] = admit(res)[0]
             validation.extend(found)
-            if _admitted(res, found):
+            if not has_errors(found):  # what admit() decides: no errors of its own
                 admitted.append(res)
     return resources, load_diags, validation, admitted
-
-
-def _validate(res: Resource) -> list[Diagnostic]:
-    from meshroute.config.validate import validate_resource
-    from meshroute.config.validate.mesh_config import is_mesh_config
-
-    return validate_resource(res) if res.is_istio or is_mesh_config(res) else []
-
-
-def _admitted(res: Resource, validation: list[Diagnostic]) -> bool:
-    """As :func:`meshroute.config.analyze` admits: a resource without errors of its own."""
-    from meshroute.config.validate.mesh_config import is_mesh_config
-
-    return (not res.is_istio and not is_mesh_config(res)) or not has_errors(validation)

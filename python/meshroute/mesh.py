@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from meshroute._core import CompileError, Decision, RouteTable
@@ -145,11 +145,7 @@ def compile_table(analysis: Analysis) -> RouteTable:
 def table_from_ir_json(ir_json: str, diagnostics: Iterable[Diagnostic] = ()) -> RouteTable:
     """Build the Rust table from IR JSON text (the Rust compile runs without the GIL); an IR the
     core rejects raises ConfigError with ``diagnostics`` plus the reason."""
-    try:
-        return RouteTable.from_json(ir_json)
-    except CompileError as exc:
-        diag = Diagnostic(Severity.ERROR, "compile-failed", f"route table rejected: {exc}")
-        raise ConfigError([*diagnostics, diag]) from None
+    return _built(RouteTable.from_json, ir_json, "route table", diagnostics)
 
 
 def table_from_patch(
@@ -158,10 +154,16 @@ def table_from_patch(
     """``table`` with an IR patch applied (docs/ir.md "Patch"; the core works without the GIL);
     a patch the core rejects raises ConfigError with ``diagnostics`` plus the reason, and
     ``table`` is left as it was."""
+    return _built(table.patched, patch_json, "route table patch", diagnostics)
+
+
+def _built(
+    build: Callable[[str], RouteTable], text: str, what: str, diagnostics: Iterable[Diagnostic]
+) -> RouteTable:
     try:
-        return table.patched(patch_json)
+        return build(text)
     except CompileError as exc:
-        diag = Diagnostic(Severity.ERROR, "compile-failed", f"route table patch rejected: {exc}")
+        diag = Diagnostic(Severity.ERROR, "compile-failed", f"{what} rejected: {exc}")
         raise ConfigError([*diagnostics, diag]) from None
 
 
@@ -186,19 +188,16 @@ class MeshSession:
     def refresh(self) -> Mesh:
         """The mesh of the files now. Raises :class:`meshroute.ConfigError` when they have
         errors; the previous mesh stays :attr:`mesh`."""
-        from meshroute.compile import ir_json
-
-        before = self.config.tag
-        update = self.last = self.config.refresh()
+        update = self.last = self.config.refresh_for(self._tag)
         analysis = update.analysis
-        if update.kind == "unchanged" and self.mesh is not None and self._tag == before:
+        if update.kind == "unchanged" and self.mesh is not None:
             return self.mesh
         if not analysis.ok or analysis.ir is None:
             raise ConfigError(analysis.diagnostics)
-        if update.kind == "patch" and self.mesh is not None and self._tag == before:
+        if update.kind == "patch" and self.mesh is not None:
             table = table_from_patch(self.mesh.table, json.dumps(update.patch), analysis.diagnostics)
         else:
-            table = table_from_ir_json(ir_json(analysis.ir), analysis.diagnostics)
+            table = compile_table(analysis)
         self.mesh, self._tag = Mesh(table, analysis), self.config.tag
         return self.mesh
 

@@ -17,6 +17,7 @@ tests compare them after random edits), and the IR routes every request as a ful
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import os
@@ -124,6 +125,17 @@ class ConfigSession:
             if update.kind != "unchanged":
                 gc.freeze()
                 self.version += 1
+        return update
+
+    def refresh_for(self, base: tuple[str, int] | None) -> Update:
+        """:meth:`refresh` for a caller holding the config tagged ``base`` (None: none): a patch,
+        or ``unchanged``, only when ``base`` is the config it is relative to; otherwise ``full``
+        (the analysis' IR is always the whole IR)."""
+        before = self.tag
+        update = self.refresh()
+        if update.kind != "full" and base != before:
+            why = "the caller holds another config"
+            update = dataclasses.replace(update, kind="full", patch=None, edited=None, host=None, why=why)
         return update
 
     def _refresh(self) -> Update:

@@ -112,24 +112,41 @@ def generate(paths: Sequence[str], options: Options, serve_copy: bool = False) -
     instead of by the module or serve. ``serve_copy``: include the config for serve (every
     resource but Secrets, which only Envoy's listeners use, already inlined by then).
     """
-    from meshroute.compile import ir_json as pooled_ir_json
-    from meshroute.mesh import table_from_ir_json
-
     analysis = analyze(paths, domain=options.domain)
     try:
         generated = build(analysis, options)  # raises ConfigError when the config has errors
-        if analysis.ir is None:
-            raise ConfigError(analysis.diagnostics)
-        ir_json = pooled_ir_json(analysis.ir)  # deterministic: unchanged config, same text
-        table_from_ir_json(ir_json, analysis.diagnostics)
+        ir_json = checked_ir_json(analysis)
     except ConfigError as exc:
-        return Compiled(None, render_diagnostics(exc.diagnostics, len(analysis.resources)))
+        return rejected(analysis, exc)
+    return compiled(analysis, generated, options, serve_copy, ir_json if options.engine == EMBEDDED else None)
+
+
+def checked_ir_json(analysis: Analysis) -> str:
+    """The analysis' IR as text (deterministic: unchanged config, same text), built into a Rust
+    table once so that an IR the core rejects raises ConfigError now, not in the module."""
+    from meshroute.compile import ir_json
+    from meshroute.mesh import table_from_ir_json
+
+    if analysis.ir is None:
+        raise ConfigError(analysis.diagnostics)
+    text = ir_json(analysis.ir)
+    table_from_ir_json(text, analysis.diagnostics)
+    return text
+
+
+def rejected(analysis: Analysis, exc: ConfigError) -> Compiled:
+    """The answer for a config with errors: no config, the diagnostics as text."""
+    return Compiled(None, render_diagnostics(exc.diagnostics, len(analysis.resources)))
+
+
+def compiled(
+    analysis: Analysis, generated: Generated, options: Options, serve_copy: bool, ir_json: str | None
+) -> Compiled:
+    """The answer for a built bootstrap: its :class:`LiveConfig` and the warnings (validation's
+    and the bootstrap's), rendered and as diagnostics."""
     warnings = [*analysis.diagnostics, *generated.warnings]
     report = render_diagnostics(warnings, len(analysis.resources)) if warnings else ""
-    config = live_config(
-        analysis, generated, options, serve_copy, ir_json if options.engine == EMBEDDED else None
-    )
-    return Compiled(config, report, tuple(warnings))
+    return Compiled(live_config(analysis, generated, options, serve_copy, ir_json), report, tuple(warnings))
 
 
 def live_config(

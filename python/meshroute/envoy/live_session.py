@@ -20,10 +20,9 @@ from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.session import ConfigSession, Update
 from meshroute.envoy.bootstrap import Generated, build
 from meshroute.envoy.clusters import service_clusters
-from meshroute.envoy.live import Compiled, live_config
+from meshroute.envoy.live import Compiled, checked_ir_json, compiled, rejected
 from meshroute.envoy.options import EMBEDDED, Options
 from meshroute.errors import ConfigError
-from meshroute.render import render_diagnostics
 
 Tag = tuple[str, int]
 
@@ -42,46 +41,40 @@ _SESSIONS: dict[tuple[tuple[str, ...], str], _Live] = {}  # by (paths, repr(opti
 def generate_live(paths: Sequence[str], options: Options, serve_copy: bool, base: Tag | None) -> Compiled:
     """:func:`meshroute.envoy.live.generate`, incrementally: ``base`` is the table the caller's
     files serve now (``LiveFiles.ir_tag``); an edit of it comes back as ``config.ir_patch``."""
-    from meshroute.compile import ir_json
-    from meshroute.mesh import table_from_ir_json
-
     key = (tuple(paths), repr(options))  # Options holds dicts: not hashable
     live = _SESSIONS.get(key)
     if live is None:
         live = _SESSIONS[key] = _Live(ConfigSession(paths, domain=options.domain), options)
-    before = live.session.tag
-    update = live.session.refresh()
+    update = live.session.refresh_for(base)
     analysis = update.analysis
     last = live.compiled
-    if update.kind == "unchanged" and base == before and last is not None and last.config is not None:
+    if update.kind == "unchanged" and last is not None and last.config is not None:
         return replace(last, config=replace(last.config, ir_json=None, ir_patch=None, ir_base=None))
-    patchable = update.kind == "patch" and base == before and live.generated is not None
+    patchable = update.kind == "patch" and live.generated is not None
     text = None
     try:
-        if not analysis.ok or analysis.ir is None:
+        if not analysis.ok:
             raise ConfigError(analysis.diagnostics)
         generated = _patched(live, update) if patchable else None
         if generated is None:
             generated = build(analysis, options, index=live.session.index)
-        if not patchable:  # the core must accept the IR now, not the module later
-            text = ir_json(analysis.ir)
-            table_from_ir_json(text, analysis.diagnostics)
+        if not patchable:
+            text = checked_ir_json(analysis)
     except ConfigError as exc:
         live.generated = live.compiled = None
-        return Compiled(None, render_diagnostics(exc.diagnostics, len(analysis.resources)))
+        return rejected(analysis, exc)
     live.generated = generated
-    warnings = [*analysis.diagnostics, *generated.warnings]
-    report = render_diagnostics(warnings, len(analysis.resources)) if warnings else ""
     embedded = options.engine == EMBEDDED
-    config = live_config(analysis, generated, options, serve_copy, text if embedded else None)
-    if embedded:
+    answer = compiled(analysis, generated, options, serve_copy, text if embedded else None)
+    if embedded and answer.config is not None:
         tag = live.session.tag
         if patchable:
-            config = replace(config, ir_patch=json.dumps(update.patch), ir_base=before, ir_tag=tag)
+            config = replace(answer.config, ir_patch=json.dumps(update.patch), ir_base=base, ir_tag=tag)
         else:
-            config = replace(config, ir_tag=tag)
-    live.compiled = Compiled(config, report, tuple(warnings))
-    return live.compiled
+            config = replace(answer.config, ir_tag=tag)
+        answer = replace(answer, config=config)
+    live.compiled = answer
+    return answer
 
 
 def _patched(live: _Live, update: Update) -> Generated | None:
@@ -112,11 +105,9 @@ def _with_host_clusters(previous: Generated, index: Any, host: str, options: Opt
     kept = [c for c in clusters if not c["name"].endswith(suffix)]
     renewed = kept[:at] + built.clusters + kept[at:]
     # the host's cluster warnings where they were (the report lists them in build order)
-    ours = [
-        i for i, d in enumerate(previous.warnings) if d.code == "envoy-cluster" and f"{suffix}: " in d.message
-    ]
-    first = ours[0] if ours else len(previous.warnings)
-    others = [d for d in previous.warnings if not (d.code == "envoy-cluster" and f"{suffix}: " in d.message)]
+    ours = [d.code == "envoy-cluster" and f"{suffix}: " in d.message for d in previous.warnings]
+    first = ours.index(True) if True in ours else len(ours)
+    others = [d for d, mine in zip(previous.warnings, ours, strict=True) if not mine]
     warnings: list[Diagnostic] = others[:first] + built.diagnostics + others[first:]
     config = {**previous.config, "static_resources": {**static, "clusters": renewed}}
     return replace(previous, config=config, warnings=warnings)

@@ -61,7 +61,7 @@ from meshroute.config import Analysis
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.errors import ConfigError
 from meshroute.extproc.context import Routing, mirror_limit_warnings
-from meshroute.mesh import Mesh, table_from_ir_json, table_from_patch
+from meshroute.mesh import Mesh, compile_table, table_from_ir_json, table_from_patch
 from meshroute.metrics import Metrics, current
 from meshroute.render import render_diagnostics
 
@@ -112,8 +112,7 @@ def compile_routing(paths: Sequence[str], seed: int | None = None, *, keep_sessi
         _SESSIONS[tuple(paths)] = session
     if not analysis.ok or analysis.ir is None:
         raise ConfigError(analysis.diagnostics)
-    table = table_from_ir_json(ir_json(analysis.ir), analysis.diagnostics)
-    routing = Routing(Mesh(table, analysis), seed=seed)
+    routing = Routing(Mesh(compile_table(analysis), analysis), seed=seed)
     routing.digest = session.digest()
     routing.tag = session.tag
     return routing
@@ -145,32 +144,36 @@ def compile_config(paths: Sequence[str], base: Tag | None = None) -> Compiled:
     :class:`~meshroute.config.session.ConfigSession` per path list so that an edit recompiles only
     what it changed. ``base``: the config the caller serves; an edit of it comes back as a patch
     (``patch_json``), anything else as the whole IR."""
-    from meshroute.config.session import ConfigSession
-
-    session = _SESSIONS.get(tuple(paths))
-    if session is None:
-        session = _SESSIONS[tuple(paths)] = ConfigSession(paths)
-    before = session.tag
-    update = session.refresh()
+    session = _session(paths)
+    update = session.refresh_for(base)
     analysis = update.analysis
     if not analysis.ok or analysis.ir is None:
         return Compiled(None, analysis.diagnostics, [], tag=session.tag)
-    if update.kind == "unchanged" and base == session.tag:
+    if update.kind == "unchanged":
         return Compiled(None, analysis.diagnostics, [], tag=session.tag, unchanged=True)
     warnings = mirror_limit_warnings(analysis.resources)
-    if update.kind == "patch" and base == before:
+    if update.kind == "patch":
         patch = json.dumps(update.patch)
-        return Compiled(None, analysis.diagnostics, warnings, patch_json=patch, base=before, tag=session.tag)
+        return Compiled(None, analysis.diagnostics, warnings, patch_json=patch, base=base, tag=session.tag)
     return Compiled(ir_json(analysis.ir), analysis.diagnostics, warnings, tag=session.tag)
 
 
 def session_tag(paths: Sequence[str], digest: str) -> Tag | None:
     """Load ``paths`` into the compile process's session; its tag when the files it read are
-    ``digest`` (what the serving process loaded itself), else None. Serve calls it once at start,
-    so that the first edit is already compiled alone."""
-    compiled = compile_config(paths)
-    session = _SESSIONS[tuple(paths)]
-    return compiled.tag if session.digest() == digest else None
+    ``digest`` (what the serving process loaded itself) and have no errors, else None. Serve
+    calls it once at start, so that the first edit is already compiled alone."""
+    session = _session(paths)
+    analysis = session.refresh().analysis
+    return session.tag if analysis.ok and session.digest() == digest else None
+
+
+def _session(paths: Sequence[str]) -> Any:
+    from meshroute.config.session import ConfigSession
+
+    session = _SESSIONS.get(tuple(paths))
+    if session is None:
+        session = _SESSIONS[tuple(paths)] = ConfigSession(paths)
+    return session
 
 
 def routing_from(compiled: Compiled, seed: int | None = None, current: Routing | None = None) -> Routing:

@@ -41,8 +41,8 @@ from meshroute._core import RouteTable
 from meshroute.bench.scale import request_mix, write_mesh
 from meshroute.compile import expand_vhost_pool, ir_json
 from meshroute.config import Analysis, analyze
+from meshroute.config.gateway import parse_gateway
 from meshroute.config.load import load_text
-from meshroute.config.model import parse_gateway
 
 # sha256 of /tmp/scale/gen.py's output for 100 services (the issue's generator, one file).
 ISSUE_GENERATOR_100 = "48da0b20c2e98b287eac3b6b92931abed7c337fdc75b7c9647c7781d6136e6b8"

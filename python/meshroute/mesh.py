@@ -83,7 +83,7 @@ class Mesh:
         >>> name, mesh.route("bookinfo.example", "/productpage", gateway=name).outcome
         ('workload:default/istio=ingressgateway', 'route')
         """
-        from meshroute.config.model import parse_gateway
+        from meshroute.config.gateway import parse_gateway
         from meshroute.config.workloads import resolve
 
         names = self.analysis.ir["gateway_views"] if self.analysis.ir is not None else {}

@@ -31,7 +31,7 @@ from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from meshroute._core import ListenerContext
-from meshroute.config.model import parse_gateway
+from meshroute.config.gateway import parse_gateway
 from meshroute.config.workloads import is_http_server
 from meshroute.extproc import CONTROL_HEADERS
 from meshroute.extproc.context import Answer, Routing

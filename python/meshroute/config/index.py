@@ -12,20 +12,14 @@ from typing import Any
 from meshroute.config import delegate as delegation
 from meshroute.config.crosscheck import check_all
 from meshroute.config.diagnostics import Diagnostic
+from meshroute.config.gateway import GatewayInfo, parse_gateway
 from meshroute.config.hosts import MESH, is_wildcard, matches, visibility_class
 from meshroute.config.load import Resource
 from meshroute.config.meshconfig import DEFAULT_DOMAIN, MeshSettings, mesh_settings
-from meshroute.config.model import (
-    GatewayInfo,
-    SidecarInfo,
-    VirtualServiceInfo,
-    dedupe,
-    parse_gateway,
-    parse_sidecar,
-    parse_virtual_service,
-)
+from meshroute.config.model import VirtualServiceInfo, dedupe, parse_virtual_service
 from meshroute.config.policy import DestinationRuleInfo, DestinationRules, parse_destination_rule
 from meshroute.config.registry import Registry, Service, build_registry
+from meshroute.config.sidecar import SidecarInfo, parse_sidecar
 
 Route = Mapping[str, Any]
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshroute.config.gateway import GatewayInfo, Server
 from meshroute.config.hosts import (
     MESH,
     alias_namespace,
@@ -24,8 +25,9 @@ from meshroute.config.hosts import (
 )
 from meshroute.config.httproute import Block, CompiledRoute, SourceCheck
 from meshroute.config.index import ConfigIndex, HostPicker
-from meshroute.config.model import GatewayInfo, Server, SidecarInfo, VirtualServiceInfo
+from meshroute.config.model import VirtualServiceInfo
 from meshroute.config.registry import Service
+from meshroute.config.sidecar import SidecarInfo
 from meshroute.config.tables import Tables
 from meshroute.config.workloads import GatewayWorkload
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshroute.config.diagnostics import Diagnostic, Severity
+from meshroute.config.gateway import server_hosts
 from meshroute.config.index import ConfigIndex
 from meshroute.config.load import Resource
-from meshroute.config.model import server_hosts
 from meshroute.config.validate.fields import normalize_spec
 from meshroute.config.workloads import gateway_workloads
 from meshroute.envoy.common import Json, socket_address, typed

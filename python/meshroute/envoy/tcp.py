@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshroute.config.diagnostics import Diagnostic
+from meshroute.config.gateway import GatewayInfo
 from meshroute.config.hosts import fqdn, gateway_ref, intersect, visibility_class
 from meshroute.config.index import ConfigIndex
-from meshroute.config.model import GatewayInfo, VirtualServiceInfo
+from meshroute.config.model import VirtualServiceInfo
 from meshroute.config.validate.fields import normalize_spec
 from meshroute.envoy.clusters import cluster_name
 from meshroute.envoy.common import Json, typed

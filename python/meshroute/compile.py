@@ -20,7 +20,6 @@ from meshroute.config.httproute import CompiledRoute, compile_route
 from meshroute.config.index import ConfigIndex, build_index
 from meshroute.config.load import Resource
 from meshroute.config.meshconfig import MeshSettings
-from meshroute.config.model import VirtualServiceInfo
 from meshroute.config.policy import MergedRule, rule_policy
 from meshroute.config.registry import Service
 from meshroute.config.tables import Tables
@@ -33,6 +32,7 @@ from meshroute.config.views import (
     mesh_view,
     workload_views,
 )
+from meshroute.config.virtualservice import VirtualServiceInfo
 from meshroute.config.workloads import GatewayWorkload, gateway_workloads
 
 IR_VERSION = 1

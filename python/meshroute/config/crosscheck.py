@@ -14,8 +14,8 @@ from meshroute.config.hosts import MESH, intersect, is_wildcard, matches
 
 if TYPE_CHECKING:
     from meshroute.config.index import ConfigIndex
-    from meshroute.config.model import VirtualServiceInfo
     from meshroute.config.policy import DestinationRuleInfo
+    from meshroute.config.virtualservice import VirtualServiceInfo
 
 
 def check_all(index: ConfigIndex) -> list[Diagnostic]:

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshroute.config.common import spec_of, strings
 from meshroute.config.load import Resource
-from meshroute.config.model import spec_of, strings
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.hosts import MESH, is_wildcard
 from meshroute.config.index import alias_destinations, routes_gateways
 from meshroute.config.load import Resource
-from meshroute.config.model import VirtualServiceInfo, parse_virtual_service
 from meshroute.config.policy import DestinationRuleInfo, parse_destination_rule
 from meshroute.config.tcproute import tcp_routes
+from meshroute.config.virtualservice import VirtualServiceInfo, parse_virtual_service
 
 if TYPE_CHECKING:
     from meshroute.compile import Compilation

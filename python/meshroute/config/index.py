@@ -10,16 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshroute.config import delegate as delegation
+from meshroute.config.common import dedupe
 from meshroute.config.crosscheck import check_all
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.gateway import GatewayInfo, parse_gateway
 from meshroute.config.hosts import MESH, is_wildcard, matches, visibility_class
 from meshroute.config.load import Resource
 from meshroute.config.meshconfig import DEFAULT_DOMAIN, MeshSettings, mesh_settings
-from meshroute.config.model import VirtualServiceInfo, dedupe, parse_virtual_service
 from meshroute.config.policy import DestinationRuleInfo, DestinationRules, parse_destination_rule
 from meshroute.config.registry import Registry, Service, build_registry
 from meshroute.config.sidecar import SidecarInfo, parse_sidecar
+from meshroute.config.virtualservice import VirtualServiceInfo, parse_virtual_service
 
 Route = Mapping[str, Any]
 
@@ -186,7 +187,7 @@ class HostPicker:
     entry and the wildcards instead of every candidate's hosts.
 
     >>> from meshroute.config.load import load_text
-    >>> from meshroute.config.model import parse_virtual_service
+    >>> from meshroute.config.virtualservice import parse_virtual_service
     >>> docs = load_text("kind: VirtualService\\napiVersion: networking.istio.io/v1\\n"
     ...     "metadata: {name: w}\\nspec: {hosts: ['*.com', '*.a.com']}\\n---\\n"
     ...     "kind: VirtualService\\napiVersion: networking.istio.io/v1\\n"

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from meshroute.config.common import spec_of, strings
 from meshroute.config.hosts import intersect
 from meshroute.config.load import Resource
-from meshroute.config.model import spec_of, strings
 
 
 @dataclass(frozen=True)

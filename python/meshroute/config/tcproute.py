@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from meshroute.config.hosts import fqdn, gateway_ref, is_wildcard, matches, vhost_domains, visibility_class
 from meshroute.config.index import ConfigIndex
-from meshroute.config.model import VirtualServiceInfo
 from meshroute.config.registry import Service, ServicePort
 from meshroute.config.tables import Tables
 from meshroute.config.validate.fields import normalize_spec
+from meshroute.config.virtualservice import VirtualServiceInfo
 
 if TYPE_CHECKING:
     from meshroute.config.views import Context

@@ -25,10 +25,10 @@ from meshroute.config.hosts import (
 )
 from meshroute.config.httproute import Block, CompiledRoute, SourceCheck
 from meshroute.config.index import ConfigIndex, HostPicker
-from meshroute.config.model import VirtualServiceInfo
 from meshroute.config.registry import Service
 from meshroute.config.sidecar import SidecarInfo
 from meshroute.config.tables import Tables
+from meshroute.config.virtualservice import VirtualServiceInfo
 from meshroute.config.workloads import GatewayWorkload
 
 Compiled = Mapping[str, Sequence[CompiledRoute]]  # "ns/name" -> routes of that root VS

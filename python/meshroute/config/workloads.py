@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from meshroute.config.common import order_of
 from meshroute.config.gateway import GatewayInfo, Server
 from meshroute.config.index import ConfigIndex
-from meshroute.config.model import order_of
 
 PREFIX = "workload:"
 # Protocols Istio's protocol.IsHTTP() accepts.

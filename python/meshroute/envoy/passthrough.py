@@ -21,7 +21,7 @@ from typing import Any
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.hosts import matches
 from meshroute.config.index import ConfigIndex
-from meshroute.config.model import VirtualServiceInfo
+from meshroute.config.virtualservice import VirtualServiceInfo
 from meshroute.envoy.common import Json
 from meshroute.envoy.options import Options
 from meshroute.envoy.tcp import (

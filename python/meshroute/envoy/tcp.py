@@ -22,8 +22,8 @@ from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.gateway import GatewayInfo
 from meshroute.config.hosts import fqdn, gateway_ref, intersect, visibility_class
 from meshroute.config.index import ConfigIndex
-from meshroute.config.model import VirtualServiceInfo
 from meshroute.config.validate.fields import normalize_spec
+from meshroute.config.virtualservice import VirtualServiceInfo
 from meshroute.envoy.clusters import cluster_name
 from meshroute.envoy.common import Json, typed
 from meshroute.envoy.http import access_log

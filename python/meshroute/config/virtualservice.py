@@ -1,6 +1,5 @@
-"""The VirtualService as the model holds it (names resolved, hosts expanded and lower-cased), the
-helpers every resource type's parser shares, and duplicate-resource handling. Gateways are in
-:mod:`meshroute.config.gateway`, Sidecars in :mod:`meshroute.config.sidecar`.
+"""A VirtualService as the model holds it: names resolved in its own namespace, hosts expanded
+and lower-cased, HTTP routes with destinations and match gateways resolved.
 
 Istio semantics cited from docs/semantics.md: §1.1 (names), §2.1/§2.7 (VS).
 """
@@ -11,12 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshroute.config.diagnostics import Diagnostic
+from meshroute.config.common import Order, order_of, spec_of, strings
 from meshroute.config.hosts import MESH, exported_to, fqdn, gateway_ref
 from meshroute.config.load import Resource
-from meshroute.config.validate.fields import normalize_spec as normalize
-
-Order = tuple[str, int]  # (creationTimestamp or "", position in the input): oldest first
 
 
 @dataclass(frozen=True)
@@ -43,45 +39,6 @@ class VirtualServiceInfo:
 
     def visible_from(self, namespace: str) -> bool:
         return exported_to(self.export_to, self.namespace, namespace)
-
-
-def strings(value: Any) -> list[str]:
-    return [str(v) for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def spec_of(res: Resource) -> dict[str, Any]:
-    spec = normalize(res.kind, res.spec)
-    return spec if isinstance(spec, dict) else {}
-
-
-def order_of(res: Resource, position: int) -> Order:
-    ts = res.metadata.get("creationTimestamp")
-    return (str(ts) if ts is not None else "", position)
-
-
-def dedupe(resources: Sequence[Resource]) -> tuple[list[Resource], list[Diagnostic]]:
-    """The later of two resources with the same group/kind/namespace/name replaces the earlier one,
-    like ``kubectl apply``; it keeps the earlier one's place (its creation time does not change)."""
-    kept: dict[tuple[str, str, str, str], int] = {}
-    out: list[Resource] = []
-    diags: list[Diagnostic] = []
-    for res in resources:
-        key = (res.api_version.split("/")[0], res.kind, res.namespace, res.name)
-        if key in kept:
-            earlier = out[kept[key]]
-            diags.append(
-                res.warning(
-                    "duplicate-resource",
-                    ("metadata", "name"),
-                    f"{res.kind} {res.namespace}/{res.name} is defined again; this definition replaces the "
-                    f"one at {earlier.file}:{earlier.line}",
-                )
-            )
-            out[kept[key]] = res
-        else:
-            kept[key] = len(out)
-            out.append(res)
-    return out, diags
 
 
 def _resolve_dest(raw: Any, ns: str, domain: str) -> Any:

@@ -165,11 +165,11 @@ def compile_vs_routes(
     left out with a ``vs-route-skipped`` warning in ``diags``."""
 
     def single_port(host: str) -> int | None:
-        svc = index.registry.lookup(host)
+        svc = index.model.registry.lookup(host)
         return svc.single_port if svc else None
 
     key = f"{vs.namespace}/{vs.name}"
-    retries = index.mesh.default_retries()
+    retries = index.model.mesh.default_retries()
     routes: list[CompiledRoute] = []
     for position, route in index.merged.get(key, []):
         compiled = compile_route(
@@ -181,7 +181,7 @@ def compile_vs_routes(
             tables.gateway,
             single_port,
             default_retries=retries,
-            default_timeout_ms=index.mesh.route_timeout_ms,
+            default_timeout_ms=index.model.mesh.route_timeout_ms,
         )
         if compiled is None:
             diags.append(
@@ -260,7 +260,7 @@ class _Scopes:
     def _group(
         self, svc: Service, targets: list[_Target], client_ns: str, labels: tuple[tuple[str, str], ...] = ()
     ) -> list[_Row]:
-        rule = self.index.rules.lookup(svc.host, client_ns, svc.namespace, labels)
+        rule = self.index.model.rules.lookup(svc.host, client_ns, svc.namespace, labels)
         key = (id(svc), id(rule))  # both live as long as the index
         rows = self._rows.get(key)
         if rows is None:
@@ -273,8 +273,8 @@ class _Scopes:
         the services whose rule it may see otherwise are looked up again — its own, those its
         namespace has rules for, those with rules not exported everywhere. None when that does
         not hold or its namespace has wildcard rules or is the root one (every host may differ)."""
-        sidecar, ns, rules = ctx.sidecar, ctx.namespace, self.index.rules
-        if (sidecar is not None and sidecar.egress is not None) or not self.index.registry.all_public:
+        sidecar, ns, rules = ctx.sidecar, ctx.namespace, self.index.model.rules
+        if (sidecar is not None and sidecar.egress is not None) or not self.index.model.registry.all_public:
             return None
         varying = rules.varying_hosts()
         if varying is None or ns == rules.root or rules.has_wildcards(ns):
@@ -364,9 +364,9 @@ def compile_state(resources: list[Resource], domain: str = "cluster.local") -> C
     index = build_index(resources, domain)
     diags = list(index.diagnostics)
     tables = Tables()
-    for ref in index.gateways:
+    for ref in index.model.gateways:
         tables.gateway(ref)
-    vs_list = [{"namespace": vs.namespace, "name": vs.name} for vs in index.virtual_services]
+    vs_list = [{"namespace": vs.namespace, "name": vs.name} for vs in index.model.virtual_services]
     vs_ids = {f"{v['namespace']}/{v['name']}": i for i, v in enumerate(vs_list)}
     compiled = _compile_routes(index, tables, vs_ids, diags)
 
@@ -384,10 +384,10 @@ def compile_state(resources: list[Resource], domain: str = "cluster.local") -> C
         return add(mesh_view(index, tables, compiled, ctx, shared), ctx)
 
     namespaces: dict[str, Any] = {}
-    for ns in index.namespaces:
+    for ns in index.model.namespaces:
         default = add_mesh(Context(ns, index.default_sidecar(ns)))
         sidecars = []
-        dr_selectors = index.rules.selectors(ns)  # DR workloadSelectors: a view each (§3.1)
+        dr_selectors = index.model.rules.selectors(ns)  # DR workloadSelectors: a view each (§3.1)
         for sc in [*index.selector_sidecars(ns), None]:
             for dr in dr_selectors:  # first the Sidecar's workloads a DR selects, in DR order
                 labels = {**dict(dr), **sc.selector} if sc is not None else dict(dr)
@@ -399,7 +399,7 @@ def compile_state(resources: list[Resource], domain: str = "cluster.local") -> C
         namespaces[ns] = {"default_view": default, "sidecars": sidecars}
     other = add_mesh(Context(OTHER_NAMESPACE, index.default_sidecar(OTHER_NAMESPACE)))
     gateway_index: dict[str, dict[str, int]] = {}
-    for ref, gw in index.gateways.items():
+    for ref, gw in index.model.gateways.items():
         ports = gateway_views(index, tables, compiled, gw)
         ctx = Context(gw.namespace, None, gw)
         gateway_index[ref] = {str(port): add(view, ctx) for port, view in ports.items()}
@@ -424,7 +424,7 @@ def compile_state(resources: list[Resource], domain: str = "cluster.local") -> C
         "mesh": {"namespaces": namespaces, "other_view": other},
         "gateway_views": gateway_index,
         "gateway_servers": gateway_servers(workloads),
-        "default_extra": default_extra(index.mesh),
+        "default_extra": default_extra(index.model.mesh),
         **({"tcp": tcp} if tcp else {}),  # absent without TCP service ports (docs/ir.md)
     }
     return Compilation(index, tables, compiled, shared, vs_ids, contexts, scopes, ir, diags, workloads)

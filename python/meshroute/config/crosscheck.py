@@ -23,10 +23,10 @@ def check_all(index: ConfigIndex) -> list[Diagnostic]:
     the conflicts between VSs, each DR's own references (:mod:`meshroute.config.session`
     recomputes one resource's part and relies on that order)."""
     out: list[Diagnostic] = []
-    for vs in index.virtual_services:
+    for vs in index.model.virtual_services:
         out.extend(check_virtual_service(vs, index))
     out.extend(_duplicate_mesh_hosts(index))
-    for dr in index.destination_rules:
+    for dr in index.model.destination_rules:
         out.extend(check_destination_rule(dr, index))
     return out
 
@@ -49,7 +49,7 @@ def _gateways(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagnostic
                     for k, g in enumerate(m.get("gateways") or [])
                 ]
     for path, ref in refs:
-        if ref != MESH and ref not in index.gateways:
+        if ref != MESH and ref not in index.model.gateways:
             # A warning, as in istioctl analyze's spirit: Istio admits it and the rule simply binds nowhere.
             yield vs.resource.warning(
                 "vs-gateway-unknown", path, f"gateway {ref} does not exist; rules bound to it are never used"
@@ -76,8 +76,8 @@ def _destinations(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagno
             host = dest.get("host")
             if not isinstance(host, str):
                 continue
-            svc = index.registry.lookup(host)
-            if not index.registry.knows(host):
+            svc = index.model.registry.lookup(host)
+            if not index.model.registry.knows(host):
                 yield vs.resource.warning(
                     "vs-host-unknown",
                     (*path, "host"),
@@ -88,7 +88,9 @@ def _destinations(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagno
             if (
                 isinstance(subset, str)
                 and subset
-                and not index.rules.defines_subset(host, subset, vs.namespace, svc.namespace if svc else None)
+                and not index.model.rules.defines_subset(
+                    host, subset, vs.namespace, svc.namespace if svc else None
+                )
             ):
                 # A warning, not an error: Istio admits the VS and answers 503 until a DR defines the
                 # subset ("make-before-break"); meshroute must load it to show that outcome.
@@ -165,14 +167,18 @@ def _duplicate_mesh_hosts(index: ConfigIndex) -> Iterator[Diagnostic]:
 
 def check_destination_rule(dr: DestinationRuleInfo, index: ConfigIndex) -> list[Diagnostic]:
     """``dr-host-unknown`` (IST0174) and ``dr-subset-no-workload`` (IST0173)."""
-    known = index.registry.knows(dr.host) if not is_wildcard(dr.host) else index.registry.covers(dr.host)
+    known = (
+        index.model.registry.knows(dr.host)
+        if not is_wildcard(dr.host)
+        else index.model.registry.covers(dr.host)
+    )
     if not known:
         message = f"host {dr.host} matches no service or ServiceEntry; the rule is unused"
         return [dr.resource.warning("dr-host-unknown", ("spec", "host"), message)]
-    svc = index.registry.lookup(dr.host)
+    svc = index.model.registry.lookup(dr.host)
     out = []
     for sub in dr.subsets:
-        if svc is not None and index.registry.selects_workload(svc, sub.labels) is False:
+        if svc is not None and index.model.registry.selects_workload(svc, sub.labels) is False:
             out.append(
                 dr.resource.warning(
                     "dr-subset-no-workload",

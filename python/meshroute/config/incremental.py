@@ -128,7 +128,9 @@ class Incremental:
 
     def _vs_shape(self, old: VirtualServiceInfo, res: Resource) -> tuple[VirtualServiceInfo, set[str]]:
         index = self.state.index
-        new = parse_virtual_service(res, old.order[1], index.domain, index.mesh.virtual_service_export_to)
+        new = parse_virtual_service(
+            res, old.order[1], index.model.domain, index.model.mesh.virtual_service_export_to
+        )
         if (new.hosts, new.export_to, new.gateways, new.order) != (
             old.hosts,
             old.export_to,
@@ -140,7 +142,7 @@ class Incremental:
             raise NotIncremental(f"{_name(res)}: delegation")
         if tcp_routes(new) != tcp_routes(old):  # the IR's tcp section is never patched
             raise NotIncremental(f"{_name(res)}: tcp routes changed")
-        if index.registry.has_aliases:  # alias vhosts are built per view (config/views.py)
+        if index.model.registry.has_aliases:  # alias vhosts are built per view (config/views.py)
             raise NotIncremental("ExternalName services are present")
         bound = routes_gateways(new.http, new.gateways)  # (no delegation: its routes are merged)
         if bound != index.bound_gateways(old):
@@ -155,11 +157,11 @@ class Incremental:
 
         state, index = self.state, self.state.index
         key = f"{new.namespace}/{new.name}"
-        _swap(index.virtual_services, old, new)
+        _swap(index.model.virtual_services, old, new)
         self._replaced(old, new)
         merged: list[tuple[int, Any]] = list(enumerate(new.http))
-        if index.registry.has_aliases:  # as build_index merges: alias destinations rewritten
-            merged = [(i, alias_destinations(route, index.registry)) for i, route in merged]
+        if index.model.registry.has_aliases:  # as build_index merges: alias destinations rewritten
+            merged = [(i, alias_destinations(route, index.model.registry)) for i, route in merged]
         index.merged[key] = merged
         index._roots = index._by_name = index._mesh_public = None
         index._bound.pop(id(old), None)
@@ -174,7 +176,7 @@ class Incremental:
                 if before is not None:
                     self._reroute(before, after, patch)
         for ref in sorted(bound - {MESH}):
-            gw = index.gateways.get(ref)
+            gw = index.model.gateways.get(ref)
             if gw is not None:
                 self._gateway(ref, gateway_views(index, state.tables, state.compiled, gw), patch)
         # the gateway proxies merging those Gateways (semantics §4) have views of their own
@@ -227,7 +229,7 @@ class Incremental:
 
     def _dr_shape(self, old: DestinationRuleInfo, res: Resource) -> DestinationRuleInfo:
         index = self.state.index
-        new = parse_destination_rule(res, index.domain, index.mesh.destination_rule_export_to)
+        new = parse_destination_rule(res, index.model.domain, index.model.mesh.destination_rule_export_to)
         if new is None or (new.host, new.export_to, new.has_selector) != (
             old.host,
             old.export_to,
@@ -242,9 +244,9 @@ class Incremental:
         self, old: DestinationRuleInfo, new: DestinationRuleInfo, patch: _Patch
     ) -> list[Diagnostic]:
         index = self.state.index
-        _swap(index.destination_rules, old, new)
+        _swap(index.model.destination_rules, old, new)
         self._replaced(old, new)
-        index.rules.replace(old, new)
+        index.model.rules.replace(old, new)
         self._rescope({new.host}, patch)
         return check_destination_rule(new, index)
 
@@ -252,7 +254,7 @@ class Incremental:
         """The VSs with a destination or mirror on ``host`` (their subset checks read its DR)."""
         if self._dest_hosts is None:
             found: dict[str, list[VirtualServiceInfo]] = {}
-            for vs in self.state.index.virtual_services:
+            for vs in self.state.index.model.virtual_services:
                 hosts = (d.get("host") for i, r in enumerate(vs.http) for _, d in destination_refs(r, i))
                 for h in dict.fromkeys(h for h in hosts if isinstance(h, str)):
                     found.setdefault(h, []).append(vs)
@@ -272,7 +274,7 @@ class Incremental:
             known = scopes.targets.setdefault(host, [])
             if all(t[0] != tid for t in known):
                 known.append((tid, subset, port))
-        services = [svc for svc in (index.registry.lookup(h) for h in sorted(hosts)) if svc is not None]
+        services = [svc for svc in (index.model.registry.lookup(h) for h in sorted(hosts)) if svc is not None]
         services = [svc for svc in services if svc.host in hosts]
         tids = {t[0] for h in hosts for t in scopes.targets.get(h, ())}
         memo: dict[tuple[int, tuple[tuple[int, ...], ...]], int] = {}
@@ -282,7 +284,7 @@ class Incremental:
             for svc in services:
                 targets = scopes.targets.get(svc.host)
                 if svc.host in visible and targets:
-                    rule = index.rules.lookup(svc.host, ctx.namespace, svc.namespace, ctx.dr_labels)
+                    rule = index.model.rules.lookup(svc.host, ctx.namespace, svc.namespace, ctx.dr_labels)
                     for tid, number, rule_in_force, subset in scopes._service_rows(svc, rule, targets):
                         rows.append([tid, number, scopes._policy(rule_in_force, subset, number)])
             old_sid = view["scope"]
@@ -318,7 +320,10 @@ class Incremental:
         """The VS and DR models of a resource key (kept up to date as edits replace them)."""
         if self._infos is None:
             self._infos = {}
-            models: list[Any] = [*self.state.index.virtual_services, *self.state.index.destination_rules]
+            models: list[Any] = [
+                *self.state.index.model.virtual_services,
+                *self.state.index.model.destination_rules,
+            ]
             for info in models:
                 self._infos.setdefault(info.resource.key, []).append(info)
         return self._infos.get(key, [])

@@ -1,4 +1,4 @@
-"""The cross-referenced config model: who sees which VirtualService, DestinationRule and service
+"""Questions about the model: who sees which VirtualService, DestinationRule and service
 (semantics §2.1 exportTo, §2.7 delegates, §2.16 VS selection, §3.1 DR lookup, §4 gateways, §6
 Sidecar), and the diagnostics that need more than one resource to find.
 """
@@ -10,38 +10,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshroute.config import delegate as delegation
-from meshroute.config.common import dedupe
 from meshroute.config.crosscheck import check_all
 from meshroute.config.diagnostics import Diagnostic
-from meshroute.config.gateway import GatewayInfo, parse_gateway
+from meshroute.config.gateway import GatewayInfo
 from meshroute.config.hosts import MESH, is_wildcard, matches, visibility_class
 from meshroute.config.load import Resource
-from meshroute.config.meshconfig import DEFAULT_DOMAIN, MeshSettings, mesh_settings
-from meshroute.config.policy import DestinationRuleInfo, DestinationRules, parse_destination_rule
-from meshroute.config.registry import Registry, Service, build_registry
-from meshroute.config.sidecar import SidecarInfo, parse_sidecar
-from meshroute.config.virtualservice import VirtualServiceInfo, parse_virtual_service
+from meshroute.config.meshconfig import DEFAULT_DOMAIN, MeshSettings
+from meshroute.config.model import Model, build_model
+from meshroute.config.policy import DestinationRuleInfo, DestinationRules
+from meshroute.config.registry import Registry, Service
+from meshroute.config.sidecar import SidecarInfo
+from meshroute.config.virtualservice import VirtualServiceInfo
 
 Route = Mapping[str, Any]
 
 
 @dataclass
 class ConfigIndex:
-    """Everything the compiler asks about the config, built once by :func:`build_index`."""
+    """Who sees what in a :class:`~meshroute.config.model.Model`: the visibility and precedence
+    queries the compiler asks (built once by :func:`build_index`), the VirtualServices' routes
+    with delegates merged, and the diagnostics that need more than one resource to find."""
 
-    domain: str
-    resources: list[Resource]
-    registry: Registry
-    rules: DestinationRules
-    destination_rules: list[DestinationRuleInfo]
-    gateways: dict[str, GatewayInfo]
-    virtual_services: list[VirtualServiceInfo]
-    sidecars: list[SidecarInfo]
-    namespaces: list[str]
-    mesh: MeshSettings = field(default_factory=MeshSettings)
+    model: Model
     # Root VSs (key "ns/name") -> their HTTP routes with delegates merged: (root index, route).
     merged: dict[str, list[tuple[int, Route]]] = field(default_factory=dict)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # the model's, then cross-resource
     # Memos: the model does not change once build_index has returned it.
     _roots: list[VirtualServiceInfo] | None = field(default=None, repr=False, compare=False)
     _bound: dict[int, set[str]] = field(default_factory=dict, repr=False, compare=False)
@@ -56,18 +49,60 @@ class ConfigIndex:
         default=None, repr=False, compare=False
     )
 
+    # --- Transitional: the model's parts, for callers not yet handed the model ------------------
+
+    @property
+    def domain(self) -> str:
+        return self.model.domain
+
+    @property
+    def resources(self) -> list[Resource]:
+        return self.model.resources
+
+    @property
+    def registry(self) -> Registry:
+        return self.model.registry
+
+    @property
+    def rules(self) -> DestinationRules:
+        return self.model.rules
+
+    @property
+    def destination_rules(self) -> list[DestinationRuleInfo]:
+        return self.model.destination_rules
+
+    @property
+    def gateways(self) -> dict[str, GatewayInfo]:
+        return self.model.gateways
+
+    @property
+    def virtual_services(self) -> list[VirtualServiceInfo]:
+        return self.model.virtual_services
+
+    @property
+    def sidecars(self) -> list[SidecarInfo]:
+        return self.model.sidecars
+
+    @property
+    def namespaces(self) -> list[str]:
+        return self.model.namespaces
+
+    @property
+    def mesh(self) -> MeshSettings:
+        return self.model.mesh
+
     # --- Sidecars (§6) -------------------------------------------------------------------------
 
     def default_sidecar(self, namespace: str) -> SidecarInfo | None:
         """The namespace's selector-less Sidecar, else the root namespace's (the mesh default)."""
-        for ns in (namespace, self.mesh.root_namespace):
-            for sc in self.sidecars:
+        for ns in (namespace, self.model.mesh.root_namespace):
+            for sc in self.model.sidecars:
                 if sc.namespace == ns and not sc.selector:
                     return sc
         return None
 
     def selector_sidecars(self, namespace: str) -> list[SidecarInfo]:
-        return [sc for sc in self.sidecars if sc.namespace == namespace and sc.selector]
+        return [sc for sc in self.model.sidecars if sc.namespace == namespace and sc.selector]
 
     # --- Visibility ----------------------------------------------------------------------------
 
@@ -78,21 +113,21 @@ class ConfigIndex:
         if known is None:
             known = self._visible[key] = tuple(
                 svc
-                for svc in self.registry.visible(client_ns)
+                for svc in self.model.registry.visible(client_ns)
                 if sidecar is None or sidecar.imports(svc.namespace, [svc.host], client_ns)
             )
         return list(known)
 
     def roots(self) -> list[VirtualServiceInfo]:
         if self._roots is None:
-            self._roots = [vs for vs in self.virtual_services if not vs.is_delegate]
+            self._roots = [vs for vs in self.model.virtual_services if not vs.is_delegate]
         return list(self._roots)
 
     def named(self, namespace: str, name: str) -> VirtualServiceInfo | None:
         """The VirtualService ``namespace/name``, if any."""
         if self._by_name is None:
             self._by_name = {}
-            for vs in self.virtual_services:
+            for vs in self.model.virtual_services:
                 self._by_name.setdefault((vs.namespace, vs.name), vs)
         return self._by_name.get((namespace, name))
 
@@ -236,64 +271,23 @@ def pick_for_host(host: str, candidates: Sequence[VirtualServiceInfo]) -> Virtua
     return best[1] if best else None
 
 
-def build_index(resources: Iterable[Resource], domain: str = DEFAULT_DOMAIN) -> ConfigIndex:
-    """Cross-reference ``resources`` (already validated) and collect cross-resource diagnostics.
-
-    A mesh config among them (:mod:`meshroute.config.meshconfig`) supplies the mesh-wide
-    defaults; its ``clusterDomain``, when set, replaces ``domain`` (semantics §12).
+def build_index(resources: Iterable[Resource] | Model, domain: str = DEFAULT_DOMAIN) -> ConfigIndex:
+    """The :class:`ConfigIndex` of a model (built from ``resources``, already validated, when
+    they are not one): delegates merged, cross-resource diagnostics collected.
 
     >>> from meshroute.config.load import load_text
     >>> idx = build_index(load_text("apiVersion: v1\\nkind: Service\\nmetadata: {name: a}\\n"
     ...                             "spec: {ports: [{port: 80}]}", "x.yaml").resources)
-    >>> [s.host for s in idx.visible_services("default", None)], idx.namespaces
+    >>> [s.host for s in idx.visible_services("default", None)], idx.model.namespaces
     (['a.default.svc.cluster.local'], ['default'])
     """
-    deduped, diags = dedupe(list(resources))
-    mesh, mesh_diags = mesh_settings(deduped)
-    diags += mesh_diags
-    domain = mesh.cluster_domain or domain
-    istio = [r for r in deduped if r.is_istio]
-    drs = [
-        d
-        for d in (
-            parse_destination_rule(r, domain, mesh.destination_rule_export_to)
-            for r in istio
-            if r.kind == "DestinationRule"
-        )
-        if d
-    ]
-    namespaces = {r.namespace for r in deduped} | {"default"}
-    namespaces |= {r.name for r in deduped if r.kind == "Namespace" and r.api_version == "v1" and r.name}
-    index = ConfigIndex(
-        domain=domain,
-        resources=deduped,
-        registry=build_registry(deduped, domain, mesh.service_export_to),
-        rules=DestinationRules(drs, mesh.root_namespace),
-        destination_rules=drs,
-        gateways={g.ref: g for g in (parse_gateway(r) for r in istio if r.kind == "Gateway")},
-        virtual_services=[
-            parse_virtual_service(r, i, domain, mesh.virtual_service_export_to)
-            for i, r in enumerate(deduped)
-            if r.is_istio and r.kind == "VirtualService"
-        ],
-        # Istio initSidecarScopes: oldest first (then name, namespace); a workload gets the first
-        # selecting Sidecar of its namespace that matches it, else the first namespace-wide one (§6).
-        sidecars=sorted(
-            (parse_sidecar(r, mesh.unknown_host) for r in istio if r.kind == "Sidecar"),
-            key=lambda sc: (
-                str(sc.resource.metadata.get("creationTimestamp") or ""),
-                sc.resource.name,
-                sc.namespace,
-            ),
-        ),
-        namespaces=sorted(namespaces),
-        mesh=mesh,
-        diagnostics=diags,
-    )
+    model = resources if isinstance(resources, Model) else build_model(resources, domain)
+    index = ConfigIndex(model, diagnostics=list(model.diagnostics))
+    registry = model.registry
     for vs in index.roots():
         merged = merge_delegates(vs, index, index.diagnostics)
-        if index.registry.has_aliases:
-            merged = [(i, alias_destinations(route, index.registry)) for i, route in merged]
+        if registry.has_aliases:
+            merged = [(i, alias_destinations(route, registry)) for i, route in merged]
         index.merged[_key(vs)] = merged
     index.diagnostics.extend(check_all(index))
     return index

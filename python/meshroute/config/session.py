@@ -31,6 +31,7 @@ from meshroute.config import Analysis, _gc_paused, _order, admit
 from meshroute.config.diagnostics import Diagnostic, has_errors
 from meshroute.config.documents import DocumentCache, Parsed
 from meshroute.config.load import Resource, iter_files, read_file
+from meshroute.config.model import Model
 
 _VALIDATED = "validate"
 
@@ -103,10 +104,10 @@ class ConfigSession:
         return h.hexdigest()
 
     @property
-    def index(self) -> Any:
-        """The :class:`~meshroute.config.index.ConfigIndex` of the last compile (None before one),
-        kept up to date by patches: what envoy-config builds listeners and clusters from."""
-        return self._state.index if self._state is not None else None
+    def model(self) -> Model | None:
+        """The :class:`~meshroute.config.model.Model` of the last compile (None before one), kept
+        up to date by patches: what envoy-config builds listeners and clusters from."""
+        return self._state.index.model if self._state is not None else None
 
     @property
     def analysis(self) -> Analysis | None:

@@ -216,9 +216,9 @@ def gateway_workloads(index: ConfigIndex) -> list[GatewayWorkload]:
     every known workload a Gateway's selector selects, a proxy with exactly the selector's labels
     for a selector no known workload carries, and, when no Gateway has a selector, one proxy
     without labels for the selector-less Gateways."""
-    gateways = list(index.gateways.values())
+    gateways = list(index.model.gateways.values())
     known: list[tuple[str, Labels]] = [
-        (ns, labels) for ns, pools in index.registry.workloads.items() for labels in pools
+        (ns, labels) for ns, pools in index.model.registry.workloads.items() for labels in pools
     ]
     # (namespace or None for a selector's own proxy, labels) -> (namespace, labels)
     found: dict[tuple[str | None, frozenset[tuple[str, str]]], tuple[str, Labels]] = {}

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, replace
 
 from meshroute.config import Analysis
 from meshroute.config.diagnostics import Diagnostic, Severity
-from meshroute.config.index import ConfigIndex, build_index
+from meshroute.config.index import build_index
 from meshroute.config.load import Resource
+from meshroute.config.model import Model, build_model
 from meshroute.envoy import module
 from meshroute.envoy.clusters import builtin_clusters, extproc_cluster, service_clusters
 from meshroute.envoy.common import Json, socket_address
@@ -41,12 +42,12 @@ class Generated:
 
 
 def build(
-    source: Analysis | Iterable[Resource], options: Options | None = None, *, index: ConfigIndex | None = None
+    source: Analysis | Iterable[Resource], options: Options | None = None, *, model: Model | None = None
 ) -> Generated:
     """Build the bootstrap; an :class:`Analysis` with errors raises :class:`ConfigError`.
 
     Resources passed directly are taken as already validated (as ``analyze`` admits them).
-    ``index``: the config's index when the caller has it already (a compile session's).
+    ``model``: the config's model when the caller has it already (a compile session's).
     """
     options = options or Options()
     if options.engine not in ENGINES:
@@ -62,8 +63,9 @@ def build(
         resources = list(source.resources)
     else:
         resources = list(source)
-    if index is None:
-        index = build_index(resources, options.domain)
+    if model is None:
+        model = build_model(resources, options.domain)
+    index = build_index(model)  # transitional: until every builder below takes the model
     warnings: list[Diagnostic] = []
     taken = {options.admin_port: "the admin interface"}
     listeners: list[Json] = []

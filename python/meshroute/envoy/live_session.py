@@ -57,7 +57,7 @@ def generate_live(paths: Sequence[str], options: Options, serve_copy: bool, base
             raise ConfigError(analysis.diagnostics)
         generated = _patched(live, update) if patchable else None
         if generated is None:
-            generated = build(analysis, options, index=live.session.index)
+            generated = build(analysis, options, model=live.session.model)
         if not patchable:
             text = checked_ir_json(analysis)
     except ConfigError as exc:
@@ -86,7 +86,7 @@ def _patched(live: _Live, update: Update) -> Generated | None:
         return previous if _stream_routes(old) == _stream_routes(new) else None
     if update.host is None:
         return previous
-    return _with_host_clusters(previous, live.session.index, update.host, live.options)
+    return _with_host_clusters(previous, live.session.model, update.host, live.options)
 
 
 def _stream_routes(res: Any) -> tuple[Any, Any]:
@@ -94,9 +94,9 @@ def _stream_routes(res: Any) -> tuple[Any, Any]:
     return (spec.get("tcp"), spec.get("tls"))
 
 
-def _with_host_clusters(previous: Generated, index: Any, host: str, options: Options) -> Generated:
+def _with_host_clusters(previous: Generated, model: Any, host: str, options: Options) -> Generated:
     """``previous`` with the clusters of ``host`` (and their warnings) built again."""
-    built = service_clusters(index, options, hosts={host})
+    built = service_clusters(model, options, hosts={host})
     suffix = f"|{host}"
     static = previous.config["static_resources"]
     clusters = static["clusters"]

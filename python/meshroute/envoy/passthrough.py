@@ -93,7 +93,7 @@ def passthrough_chains(
             blocks = [b for b in route.get("match") or [] if isinstance(b, Mapping)]
             names: list[str] = []
             for j, block in enumerate(blocks):
-                if not block_holds(block, vs, server, index.domain):
+                if not block_holds(block, vs, server, index.model.domain):
                     continue
                 out.diagnostics.extend(ignored_conditions(block, vs, server, ("tls", i, "match", j)))
                 path = ("spec", "tls", i, "match", j, "sniHosts")

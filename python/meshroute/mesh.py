@@ -103,7 +103,8 @@ class Mesh:
         source_labels: Mapping[str, str] | None = None,
         source_namespace: str | None = None,
     ) -> dict[str, Any]:
-        """Every route block tried for this request, in order, with why it did or did not match."""
+        """Every route block tried for this request, in order, with why it did or did not match
+        (for a mesh TCP service port: its ``tcp`` routes, each entry marked ``"protocol": "tcp"``)."""
         text = self.table.explain(
             host,
             path,

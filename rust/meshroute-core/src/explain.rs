@@ -41,6 +41,10 @@ impl RouteTable {
         };
         report["view"] = json!(selected.view);
         let view = &self.views[selected.view as usize];
+        if let Some(trace) = self.tcp_trace(req, &prep, selected.view) {
+            report["trace"] = Value::Array(trace);
+            return report.to_string();
+        }
         let Some(hit) = view.lookup(
             prep.host,
             selected.port.or(req.port).or(prep.authority_port),
@@ -89,5 +93,65 @@ impl RouteTable {
         }
         report["trace"] = Value::Array(trace);
         report.to_string()
+    }
+}
+
+impl RouteTable {
+    /// The trace of a connection to a mesh TCP service port (`tcp.rs`): the service's `tcp`
+    /// routes in order up to the first that holds, each block judged on the client filters only
+    /// (a TCP route has no request conditions). None when the request is not one.
+    fn tcp_trace(&self, req: &Request<'_>, prep: &Prepared<'_>, view: u32) -> Option<Vec<Value>> {
+        if self.views[view as usize].gateway != 0 {
+            return None;
+        }
+        let asked = req.port.or(prep.authority_port).unwrap_or(0);
+        let (port, routes) = self.tcp.lookup(view, prep.host, asked)?;
+        let ctx = ClientCtx {
+            gateway: 0,
+            port,
+            labels: req.source_labels,
+            namespace: req.source_namespace.unwrap_or("default"),
+        };
+        let mut trace = Vec::new();
+        for &id in routes {
+            let route = &self.routes[id as usize];
+            let vs = route.vs.map(|v| {
+                let (ns, name) = &self.virtual_services[v as usize];
+                format!("{ns}/{name}")
+            });
+            let mut entry = |match_index: Option<usize>, result: String| {
+                let matched = result == "matched";
+                trace.push(json!({
+                    "route_index": route.index,
+                    "virtual_service": vs,
+                    "match_index": match_index,
+                    "match_name": null,
+                    "protocol": "tcp",
+                    "result": result,
+                }));
+                matched
+            };
+            if route.matches.is_empty() {
+                if entry(None, "matched".to_owned()) {
+                    break;
+                }
+                continue;
+            }
+            let mut done = false;
+            for (i, m) in route.matches.iter().enumerate() {
+                let result = match m.applies(&ctx) {
+                    Ok(()) => "matched".to_owned(),
+                    Err(filter) => format!("not applicable: {}", filter.as_str()),
+                };
+                if entry(Some(i), result) {
+                    done = true;
+                    break;
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        Some(trace)
     }
 }

@@ -76,7 +76,7 @@ impl TcpTable {
     }
 
     /// The entry's service port and routes for (view, host, port); port 0: no port given.
-    fn lookup(&self, view: u32, host: &str, port: u16) -> Option<(u16, &[u32])> {
+    pub(crate) fn lookup(&self, view: u32, host: &str, port: u16) -> Option<(u16, &[u32])> {
         if self.by_host.is_empty() {
             return None;
         }

@@ -23,11 +23,11 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from meshroute.config.hosts import fqdn, gateway_ref, is_wildcard, matches, vhost_domains, visibility_class
+from meshroute.config.hosts import MESH, is_wildcard, matches, vhost_domains, visibility_class
 from meshroute.config.index import ConfigIndex
 from meshroute.config.registry import Service, ServicePort
+from meshroute.config.streamroute import L4Match, L4Route
 from meshroute.config.tables import Tables
-from meshroute.config.validate.fields import normalize_spec
 from meshroute.config.virtualservice import VirtualServiceInfo
 
 if TYPE_CHECKING:
@@ -44,26 +44,16 @@ def tcp_ports(svc: Service) -> list[ServicePort]:
     return [p for p in svc.ports if p.protocol in TCP_PROTOCOLS]
 
 
-def tcp_routes(vs: VirtualServiceInfo) -> list[Mapping[str, Any]]:
-    spec = normalize_spec(vs.resource.kind, vs.resource.spec)
-    routes = spec.get("tcp") if isinstance(spec, Mapping) else None
-    return [r if isinstance(r, Mapping) else {} for r in routes] if isinstance(routes, list) else []
+def tcp_routes(vs: VirtualServiceInfo) -> tuple[L4Route, ...]:
+    """The VirtualService's ``tcp`` routes (also what incremental compiles compare)."""
+    return vs.tcp
 
 
-def _blocks(route: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [m for m in route.get("match") or [] if isinstance(m, Mapping)]
-
-
-def _bound_to_mesh(vs: VirtualServiceInfo, route: Mapping[str, Any], domain: str) -> bool:
-    blocks = _blocks(route)
-    if not blocks:
-        return "mesh" in vs.gateways
-    for b in blocks:
-        raw = b.get("gateways")
-        refs = [gateway_ref(g, vs.namespace, domain) for g in raw if isinstance(g, str)] if raw else []
-        if "mesh" in (refs or vs.gateways):
-            return True
-    return False
+def _bound_to_mesh(vs: VirtualServiceInfo, route: L4Route) -> bool:
+    if not route.matches:
+        return MESH in vs.gateways
+    # A match-level gateways list replaces the VirtualService's for this block (semantics §2.1).
+    return any(MESH in (m.gateways or vs.gateways) for m in route.matches)
 
 
 def candidates(index: ConfigIndex, svc: Service, ns: str) -> list[VirtualServiceInfo]:
@@ -72,15 +62,15 @@ def candidates(index: ConfigIndex, svc: Service, ns: str) -> list[VirtualService
     found = [
         vs
         for vs in index.roots()
-        if vs.visible_from(ns) and tcp_routes(vs) and any(matches(h, svc.host) for h in vs.hosts)
+        if vs.visible_from(ns) and vs.tcp and any(matches(h, svc.host) for h in vs.hosts)
     ]
     return sorted(found, key=lambda vs: (visibility_class(vs.export_to, vs.namespace, ns), vs.order))
 
 
-def _in_subnets(subnets: Sequence[Any], addresses: Sequence[str]) -> bool:
+def _in_subnets(subnets: Sequence[str], addresses: Sequence[str]) -> bool:
     for raw in subnets:
         try:
-            net = ipaddress.ip_network(str(raw), strict=False)
+            net = ipaddress.ip_network(raw, strict=False)
         except ValueError:
             continue
         for addr in addresses:
@@ -92,6 +82,15 @@ def _in_subnets(subnets: Sequence[Any], addresses: Sequence[str]) -> bool:
     return False
 
 
+def _subnets_hold(match: L4Match, svc: Service) -> bool:
+    """No ``destinationSubnets``, a service without address, or one of its addresses inside."""
+    return (
+        not match.destination_subnets
+        or not svc.addresses
+        or _in_subnets(match.destination_subnets, svc.addresses)
+    )
+
+
 class TcpCompiler:
     """Builds the ``tcp`` entries of the mesh views of one compile."""
 
@@ -101,26 +100,15 @@ class TcpCompiler:
         self.vs_ids = vs_ids
         self.entries: dict[str, dict[str, Any]] = {}  # canonical key -> entry (views appended)
 
-    def _target(self, host: str, subset: Any, port: int | None) -> int:
-        return self.tables.target(host, subset if isinstance(subset, str) and subset else None, port)
-
-    def destinations(
-        self, route: Mapping[str, Any], vs: VirtualServiceInfo, listen_port: int
-    ) -> list[dict[str, Any]]:
+    def destinations(self, route: L4Route, listen_port: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for item in route.get("route") or []:
-            dest = item.get("destination") if isinstance(item, Mapping) else None
-            if not isinstance(dest, Mapping) or not isinstance(dest.get("host"), str):
-                continue
-            host = fqdn(dest["host"], vs.namespace, self.index.domain)
-            port = dest.get("port")
-            number = port.get("number") if isinstance(port, Mapping) else None
-            if not (isinstance(number, int) and not isinstance(number, bool) and number > 0):
-                svc = self.index.registry.lookup(host)
+        for dest in route.route:
+            number = dest.port
+            if number is None:
+                svc = self.index.registry.lookup(dest.host)
                 number = (svc.single_port if svc else None) or listen_port
-            weight = item.get("weight")
-            weight = weight if isinstance(weight, int) and not isinstance(weight, bool) and weight > 0 else 0
-            out.append({"target": self._target(host, dest.get("subset"), number), "weight": weight})
+            target = self.tables.target(dest.host, dest.subset, number)
+            out.append({"target": target, "weight": dest.weight})
         if len(out) > 1:
             out = [d for d in out if d["weight"] > 0]
         elif out:
@@ -144,23 +132,12 @@ class TcpCompiler:
             }
         )
 
-    def _block(self, block: Mapping[str, Any], vs: VirtualServiceInfo) -> dict[str, Any]:
-        raw = block.get("gateways")
-        refs = (
-            [gateway_ref(g, vs.namespace, self.index.domain) for g in raw if isinstance(g, str)]
-            if raw
-            else []
-        )
-        port = block.get("port")
-        labels = block.get("sourceLabels")
-        ns = block.get("sourceNamespace")
+    def _block(self, match: L4Match, vs: VirtualServiceInfo) -> dict[str, Any]:
         return {
-            "gateways": sorted({self.tables.gateway(r) for r in (refs or vs.gateways)}),
-            "port": port if isinstance(port, int) and not isinstance(port, bool) and port > 0 else None,
-            "source_labels": {str(k): str(v) for k, v in labels.items()}
-            if isinstance(labels, Mapping)
-            else {},
-            "source_namespace": ns if isinstance(ns, str) and ns else None,
+            "gateways": sorted({self.tables.gateway(r) for r in (match.gateways or vs.gateways)}),
+            "port": match.port,
+            "source_labels": dict(match.source_labels),
+            "source_namespace": match.source_namespace,
         }
 
     def routes_for(self, svc: Service, port: int, ns: str) -> list[int]:
@@ -168,24 +145,18 @@ class TcpCompiler:
         out: list[int] = []
         for vs in candidates(self.index, svc, ns):
             vs_id = self.vs_ids.get(f"{vs.namespace}/{vs.name}")
-            for i, route in enumerate(tcp_routes(vs)):
-                if not _bound_to_mesh(vs, route, self.index.domain):
+            for i, route in enumerate(vs.tcp):
+                if not _bound_to_mesh(vs, route):
                     continue
-                dests = self.destinations(route, vs, port)
+                dests = self.destinations(route, port)
                 if not dests:
                     continue
-                blocks = _blocks(route)
-                kept = [
-                    self._block(b, vs)
-                    for b in blocks
-                    if not b.get("destinationSubnets")
-                    or not svc.addresses
-                    or _in_subnets(b["destinationSubnets"], svc.addresses)
-                ]
-                if blocks and not kept:
+                kept = [self._block(m, vs) for m in route.matches if _subnets_hold(m, svc)]
+                if route.matches and not kept:
                     continue
                 out.append(self._route(vs_id, i, kept, dests))
-        out.append(self._route(None, 0, [], [{"target": self._target(svc.host, None, port), "weight": 1}]))
+        default = self.tables.target(svc.host, None, port)
+        out.append(self._route(None, 0, [], [{"target": default, "weight": 1}]))
         return out
 
     def add_view(self, view_id: int, ctx: Context) -> None:
@@ -229,30 +200,15 @@ def tcp_section(
 
 
 def _holds(
-    block: Mapping[str, Any],
-    vs: VirtualServiceInfo,
-    svc: Service,
-    port: int,
-    ns: str,
-    labels: Mapping[str, str],
-    domain: str,
+    match: L4Match, vs: VirtualServiceInfo, svc: Service, port: int, ns: str, labels: Mapping[str, str]
 ) -> bool:
     """A block holds for a mesh client (namespace ``ns``, ``labels``) connecting to ``svc:port``."""
-    raw = block.get("gateways")
-    refs = [gateway_ref(g, vs.namespace, domain) for g in raw if isinstance(g, str)] if raw else []
-    want_port = block.get("port")
-    want_labels = block.get("sourceLabels")
-    want_ns = block.get("sourceNamespace")
-    subnets = block.get("destinationSubnets")
     return (
-        "mesh" in (refs or vs.gateways)
-        and (not isinstance(want_port, int) or not want_port or want_port == port)
-        and (
-            not isinstance(want_labels, Mapping)
-            or all(labels.get(str(k)) == str(v) for k, v in want_labels.items())
-        )
-        and (not isinstance(want_ns, str) or not want_ns or want_ns == ns)
-        and (not subnets or not svc.addresses or _in_subnets(subnets, svc.addresses))
+        MESH in (match.gateways or vs.gateways)
+        and match.port in (None, port)
+        and all(labels.get(k) == v for k, v in match.source_labels.items())
+        and match.source_namespace in (None, ns)
+        and _subnets_hold(match, svc)
     )
 
 
@@ -263,15 +219,14 @@ def mesh_choice(
     one fixed client (``envoy-config``'s mesh TCP listeners): (VS, route index, destinations as
     (host, subset, port, weight), weight 0 for a single one); None = the service's own cluster."""
     for vs in candidates(index, svc, ns):
-        for i, route in enumerate(tcp_routes(vs)):
-            blocks = _blocks(route)
-            if blocks:
-                if not any(_holds(b, vs, svc, port, ns, labels, index.domain) for b in blocks):
+        for i, route in enumerate(vs.tcp):
+            if route.matches:
+                if not any(_holds(m, vs, svc, port, ns, labels) for m in route.matches):
                     continue
-            elif "mesh" not in vs.gateways:
+            elif MESH not in vs.gateways:
                 continue
             compiler = TcpCompiler(index, Tables(), {})
-            dests = compiler.destinations(route, vs, port)
+            dests = compiler.destinations(route, port)
             if not dests:
                 continue
             out = []

@@ -13,6 +13,7 @@ from typing import Any
 from meshroute.config.common import Order, order_of, spec_of, strings
 from meshroute.config.hosts import MESH, exported_to, fqdn, gateway_ref
 from meshroute.config.load import Resource
+from meshroute.config.streamroute import L4Route, parse_l4_routes
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class VirtualServiceInfo:
     gateways: tuple[str, ...]  # resolved refs; omitted/empty = (mesh,)
     export_to: tuple[str, ...]
     http: tuple[Mapping[str, Any], ...]  # resolved routes (see resolve_route)
+    tcp: tuple[L4Route, ...] = ()  # positions kept: diagnostics name tcp[i]
+    tls: tuple[L4Route, ...] = ()
 
     @property
     def namespace(self) -> str:
@@ -90,4 +93,6 @@ def parse_virtual_service(
         gateways=gateways,
         export_to=tuple(strings(spec.get("exportTo"))) or tuple(default_export_to),
         http=http,
+        tcp=parse_l4_routes(spec.get("tcp"), ns, domain),
+        tls=parse_l4_routes(spec.get("tls"), ns, domain),
     )

@@ -20,8 +20,9 @@ from typing import Any
 
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.gateway import GatewayInfo
-from meshroute.config.hosts import fqdn, gateway_ref, intersect, visibility_class
+from meshroute.config.hosts import intersect, visibility_class
 from meshroute.config.index import ConfigIndex
+from meshroute.config.streamroute import L4Destination, L4Match, L4Route, parse_l4_match, parse_l4_route
 from meshroute.config.validate.fields import normalize_spec
 from meshroute.config.virtualservice import VirtualServiceInfo
 from meshroute.envoy.clusters import cluster_name
@@ -34,8 +35,6 @@ from meshroute.extproc import BLACKHOLE_CLUSTER
 # protocol filters are off by default).
 TCP_PROTOCOLS = frozenset({"TCP", "MONGO", "MYSQL", "REDIS"})
 TCP_PROXY = "envoy.filters.network.tcp_proxy"
-# Match conditions a gateway cannot evaluate for TCP: Istio's l4MultiMatch ignores them there.
-IGNORED_CONDITIONS = ("sourceLabels", "sourceNamespace", "destinationSubnets", "sourceSubnet")
 TCP_LOG_FORMAT = (
     "[%START_TIME%] TCP %RESPONSE_FLAGS% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% "
     "%BYTES_RECEIVED% %BYTES_SENT% %DURATION%ms listener=%DOWNSTREAM_LOCAL_PORT%\n"
@@ -61,22 +60,6 @@ class Chosen:
     destinations: tuple[tuple[str, int], ...]
 
 
-def _strings(value: Any) -> list[str]:
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def _blocks(route: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [m for m in route.get("match") or [] if isinstance(m, Mapping)]
-
-
-def l4_routes(vs: VirtualServiceInfo, kind: str = "tcp") -> list[Mapping[str, Any]]:
-    """The VirtualService's ``tcp`` (or ``tls``) routes."""
-    spec = normalize_spec(vs.resource.kind, vs.resource.spec)
-    routes = spec.get(kind) if isinstance(spec, Mapping) else None
-    # Positions are kept (a non-mapping becomes {}) so diagnostics name the right tcp[i] / tls[i].
-    return [r if isinstance(r, Mapping) else {} for r in routes] if isinstance(routes, list) else []
-
-
 def _hosts_overlap(vs: VirtualServiceInfo, server: TcpServer) -> bool:
     """Istio's ``pickMatchingGatewayHosts``: any VS host overlaps any server host whose namespace
     part admits the VS's namespace."""
@@ -98,41 +81,50 @@ def candidates(index: ConfigIndex, server: TcpServer, kind: str = "tcp") -> list
     found = [
         vs
         for vs in index.roots()
-        if vs.visible_from(ns) and _hosts_overlap(vs, server) and l4_routes(vs, kind)
+        if vs.visible_from(ns) and _hosts_overlap(vs, server) and (vs.tls if kind == "tls" else vs.tcp)
     ]
     return sorted(found, key=lambda vs: (visibility_class(vs.export_to, vs.namespace, ns), vs.order))
 
 
-def block_holds(block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, domain: str) -> bool:
-    port = block.get("port")
-    if isinstance(port, int) and not isinstance(port, bool) and port and port != server.port:
+def match_holds(match: L4Match, vs: VirtualServiceInfo, server: TcpServer) -> bool:
+    """A match block holds at this gateway server (``port`` absent or its own, ``gateways``)."""
+    if match.port is not None and match.port != server.port:
         return False
     # A match-level gateways list replaces the VirtualService's for this block (semantics §2.1).
-    gateways = [gateway_ref(g, vs.namespace, domain) for g in _strings(block.get("gateways"))]
-    return server.gateway.ref in (gateways or vs.gateways)
+    return server.gateway.ref in (match.gateways or vs.gateways)
 
 
 def choose(index: ConfigIndex, server: TcpServer, diagnostics: list[Diagnostic]) -> Chosen | None:
     """The first tcp route of the first candidate VirtualService with a block that holds here."""
     for vs in candidates(index, server):
-        for i, route in enumerate(l4_routes(vs)):
-            blocks = _blocks(route)
-            holding = [j for j, b in enumerate(blocks) if block_holds(b, vs, server, index.domain)]
-            if blocks and not holding:
+        for i, route in enumerate(vs.tcp):
+            holding = [j for j, m in enumerate(route.matches) if match_holds(m, vs, server)]
+            if route.matches and not holding:
                 continue
-            if not blocks and server.gateway.ref not in vs.gateways:
+            if not route.matches and server.gateway.ref not in vs.gateways:
                 continue
             for j in holding:
-                diagnostics.extend(ignored_conditions(blocks[j], vs, server, ("tcp", i, "match", j)))
-            return Chosen(vs, i, destinations(route, vs, server, index))
+                diagnostics.extend(match_ignored(route.matches[j], vs, server, ("tcp", i, "match", j)))
+            return Chosen(vs, i, route_clusters(route, vs, server, index))
     return None
 
 
-def ignored_conditions(
-    block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, path: tuple[str | int, ...]
+def _ignored(match: L4Match) -> list[str]:
+    """The match's conditions a gateway cannot evaluate: Istio's l4MultiMatch ignores them there."""
+    present = {
+        "sourceLabels": bool(match.source_labels),
+        "sourceNamespace": match.source_namespace is not None,
+        "destinationSubnets": bool(match.destination_subnets),
+        "sourceSubnet": match.source_subnet is not None,
+    }
+    return [name for name, set_ in present.items() if set_]
+
+
+def match_ignored(
+    match: L4Match, vs: VirtualServiceInfo, server: TcpServer, path: tuple[str | int, ...]
 ) -> list[Diagnostic]:
     """``envoy-tcp-match-ignored`` (``envoy-tls-…``) for the runtime conditions a gateway skips."""
-    ignored = [c for c in IGNORED_CONDITIONS if block.get(c)]
+    ignored = _ignored(match)
     if not ignored:
         return []
     kind = str(path[0])
@@ -162,37 +154,53 @@ def missing_clusters(
     ]
 
 
-def destinations(
-    route: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, index: ConfigIndex
+def route_clusters(
+    route: L4Route, vs: VirtualServiceInfo, server: TcpServer, index: ConfigIndex
 ) -> tuple[tuple[str, int], ...]:
     """Istio cluster names with their weights; several destinations drop weight 0 (§2.5)."""
-    out: list[tuple[str, int]] = []
-    for item in route.get("route") or []:
-        dest = item.get("destination") if isinstance(item, Mapping) else None
-        if not isinstance(dest, Mapping) or not isinstance(dest.get("host"), str):
-            continue
-        host = fqdn(dest["host"], vs.namespace, index.domain)
-        name = cluster_name(_port(dest, host, server, index), dest.get("subset"), host)
-        out.append((name, _weight(item.get("weight"))))
+    out = [(cluster_name(_port(d, server, index), d.subset, d.host), d.weight) for d in route.route]
     if len(out) > 1:
         out = [(name, w) for name, w in out if w > 0]
     return tuple(out)
 
 
-def _weight(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _port(dest: Mapping[str, Any], host: str, server: TcpServer, index: ConfigIndex) -> int:
+def _port(dest: L4Destination, server: TcpServer, index: ConfigIndex) -> int:
     """``port.number``, else the service's only port, else the listener's port (Istio's
     ``GetDestinationCluster``; the latter names a cluster that usually does not exist)."""
-    port = dest.get("port")
-    number = port.get("number") if isinstance(port, Mapping) else None
-    if isinstance(number, int) and not isinstance(number, bool) and number > 0:
-        return number
-    svc = index.registry.lookup(host, server.gateway.namespace) or index.registry.lookup(host)
+    if dest.port is not None:
+        return dest.port
+    svc = index.registry.lookup(dest.host, server.gateway.namespace) or index.registry.lookup(dest.host)
     single = svc.single_port if svc else None
     return single or server.port
+
+
+# --- Raw-dict entry points for envoy/passthrough.py, which still walks raw ``tls`` routes: each
+# parses what it is given into the model and delegates, so the rules above stay the only ones.
+# Delete them once passthrough reads ``vs.tls`` (``route.matches``, ``match.sni_hosts``).
+
+
+def l4_routes(vs: VirtualServiceInfo, kind: str = "tcp") -> list[Mapping[str, Any]]:
+    """The VirtualService's raw ``tcp`` (or ``tls``) routes, positions kept ({} for a non-mapping)."""
+    spec = normalize_spec(vs.resource.kind, vs.resource.spec)
+    routes = spec.get(kind) if isinstance(spec, Mapping) else None
+    return [r if isinstance(r, Mapping) else {} for r in routes] if isinstance(routes, list) else []
+
+
+def block_holds(block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, domain: str) -> bool:
+    return match_holds(parse_l4_match(block, vs.namespace, domain), vs, server)
+
+
+def ignored_conditions(
+    block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, path: tuple[str | int, ...]
+) -> list[Diagnostic]:
+    # gateways play no part in the diagnostic: any domain resolves them well enough
+    return match_ignored(parse_l4_match(block, vs.namespace, ""), vs, server, path)
+
+
+def destinations(
+    route: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, index: ConfigIndex
+) -> tuple[tuple[str, int], ...]:
+    return route_clusters(parse_l4_route(route, vs.namespace, index.domain), vs, server, index)
 
 
 def tcp_proxy(

@@ -14,9 +14,8 @@ Like TCP routes, these are fixed when the bootstrap is generated.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
 
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.hosts import matches
@@ -27,12 +26,11 @@ from meshroute.envoy.options import Options
 from meshroute.envoy.tcp import (
     Chosen,
     TcpServer,
-    block_holds,
     candidates,
-    destinations,
-    ignored_conditions,
-    l4_routes,
+    match_holds,
+    match_ignored,
     missing_clusters,
+    route_clusters,
     tcp_proxy,
 )
 
@@ -42,11 +40,6 @@ PASSTHROUGH_LOG_FORMAT = (
     "%BYTES_RECEIVED% %BYTES_SENT% %DURATION%ms listener=%DOWNSTREAM_LOCAL_PORT% "
     "sni=%REQUESTED_SERVER_NAME%\n"
 )
-
-
-def tls_mode(tls: Mapping[str, Any]) -> str:
-    """A server's ``tls.mode``; absent is PASSTHROUGH (the enum's zero value)."""
-    return str(tls.get("mode") or "PASSTHROUGH").upper()
 
 
 @dataclass
@@ -66,15 +59,6 @@ def _within(sni: str, vs: VirtualServiceInfo, server: TcpServer) -> bool:
     return any(ns in ("*", vs.namespace) and matches(host, sni) for ns, host in server.hosts)
 
 
-def _sni_hosts(block: Mapping[str, Any]) -> list[str]:
-    raw = block.get("sniHosts")
-    out: list[str] = []
-    for host in raw if isinstance(raw, list) else []:
-        if isinstance(host, str) and host.strip() and host.strip().lower() not in out:
-            out.append(host.strip().lower())
-    return out
-
-
 def passthrough_chains(
     name: str,
     server: TcpServer,
@@ -89,15 +73,14 @@ def passthrough_chains(
     out = Chains()
     ref = server.gateway.ref
     for vs in candidates(index, server, "tls"):
-        for i, route in enumerate(l4_routes(vs, "tls")):
-            blocks = [b for b in route.get("match") or [] if isinstance(b, Mapping)]
+        for i, route in enumerate(vs.tls):
             names: list[str] = []
-            for j, block in enumerate(blocks):
-                if not block_holds(block, vs, server, index.model.domain):
+            for j, block in enumerate(route.matches):
+                if not match_holds(block, vs, server):
                     continue
-                out.diagnostics.extend(ignored_conditions(block, vs, server, ("tls", i, "match", j)))
+                out.diagnostics.extend(match_ignored(block, vs, server, ("tls", i, "match", j)))
                 path = ("spec", "tls", i, "match", j, "sniHosts")
-                for sni in _sni_hosts(block):
+                for sni in block.sni_hosts:
                     if sni in names:
                         continue
                     if not _within(sni, vs, server):
@@ -117,7 +100,7 @@ def passthrough_chains(
                         )
                     else:
                         names.append(sni)
-            chosen = Chosen(vs, i, destinations(route, vs, server, index))
+            chosen = Chosen(vs, i, route_clusters(route, vs, server, index))
             if not names or not chosen.destinations:
                 continue
             claimed.update(names)

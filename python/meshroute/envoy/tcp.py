@@ -14,16 +14,14 @@ PASSTHROUGH servers (:mod:`.passthrough`) reuse this selection with ``tls`` rout
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.gateway import GatewayInfo
 from meshroute.config.hosts import intersect, visibility_class
 from meshroute.config.index import ConfigIndex
-from meshroute.config.streamroute import L4Destination, L4Match, L4Route, parse_l4_match, parse_l4_route
-from meshroute.config.validate.fields import normalize_spec
+from meshroute.config.streamroute import L4Destination, L4Match, L4Route
 from meshroute.config.virtualservice import VirtualServiceInfo
 from meshroute.envoy.clusters import cluster_name
 from meshroute.envoy.common import Json, typed
@@ -172,35 +170,6 @@ def _port(dest: L4Destination, server: TcpServer, index: ConfigIndex) -> int:
     svc = index.registry.lookup(dest.host, server.gateway.namespace) or index.registry.lookup(dest.host)
     single = svc.single_port if svc else None
     return single or server.port
-
-
-# --- Raw-dict entry points for envoy/passthrough.py, which still walks raw ``tls`` routes: each
-# parses what it is given into the model and delegates, so the rules above stay the only ones.
-# Delete them once passthrough reads ``vs.tls`` (``route.matches``, ``match.sni_hosts``).
-
-
-def l4_routes(vs: VirtualServiceInfo, kind: str = "tcp") -> list[Mapping[str, Any]]:
-    """The VirtualService's raw ``tcp`` (or ``tls``) routes, positions kept ({} for a non-mapping)."""
-    spec = normalize_spec(vs.resource.kind, vs.resource.spec)
-    routes = spec.get(kind) if isinstance(spec, Mapping) else None
-    return [r if isinstance(r, Mapping) else {} for r in routes] if isinstance(routes, list) else []
-
-
-def block_holds(block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, domain: str) -> bool:
-    return match_holds(parse_l4_match(block, vs.namespace, domain), vs, server)
-
-
-def ignored_conditions(
-    block: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, path: tuple[str | int, ...]
-) -> list[Diagnostic]:
-    # gateways play no part in the diagnostic: any domain resolves them well enough
-    return match_ignored(parse_l4_match(block, vs.namespace, ""), vs, server, path)
-
-
-def destinations(
-    route: Mapping[str, Any], vs: VirtualServiceInfo, server: TcpServer, index: ConfigIndex
-) -> tuple[tuple[str, int], ...]:
-    return route_clusters(parse_l4_route(route, vs.namespace, index.domain), vs, server, index)
 
 
 def tcp_proxy(

@@ -1,12 +1,11 @@
-"""Endpoint localities read back from the resources (meshroute.localities), for every source the
-registry knows: WorkloadEntry field and labels, ServiceEntry endpoints, Kubernetes addresses with
-their Node or EndpointSlice zone."""
+"""Endpoint localities as the registry reads them (``Endpoint.locality``), for every source the
+client places endpoints by: WorkloadEntry field and labels, Kubernetes addresses with their Node
+or EndpointSlice zone."""
 
 from __future__ import annotations
 
 from meshroute.config.load import load_text
 from meshroute.config.registry import build_registry
-from meshroute.localities import Localities
 
 CONFIG = """
 apiVersion: v1
@@ -49,8 +48,7 @@ def test_every_source_gives_its_locality() -> None:
     resources = load_text(CONFIG, "x.yaml").resources
     svc = build_registry(resources).lookup("r.default.svc.cluster.local")
     assert svc is not None
-    localities = Localities(resources)
-    got = {ep.address: localities.of(svc, ep) for ep in svc.endpoints}
+    got = {ep.address: ep.locality for ep in svc.endpoints}
     assert got == {
         "10.0.0.1": "eu-west1/eu-west1-b",
         "10.0.0.2": "/eu-west1-c",

@@ -2,10 +2,10 @@
 (``outbound|PORT|SUBSET|HOST``), its endpoints and its balancer, built once per Mesh.
 
 Endpoints are the ones the Envoy cluster of that name gets from ``envoy-config`` — the same
-function, :func:`meshroute.envoy.endpoints.discover`, over the same registry, subset labels and
-WorkloadEntry weights — plus each endpoint's locality (:mod:`meshroute.localities`). The policy
-is the cluster's effective DestinationRule traffic policy as the route table holds it for this
-client (``RouteTable.cluster_policy``), read in Rust by :class:`meshroute._core.Balancer`.
+function, :func:`meshroute.envoy.endpoints.discover`, over the same registry endpoints (with their
+WorkloadEntry weights) and subset labels — plus each endpoint's locality, as the registry read it.
+The policy is the cluster's effective DestinationRule traffic policy as the route table holds it
+for this client (``RouteTable.cluster_policy``), read in Rust by :class:`meshroute._core.Balancer`.
 
 The calling workload's locality and labels place the endpoints in Envoy's priorities, as istiod
 would for its sidecar (``localityLbSetting``: failover by locality, ``failoverPriority``,
@@ -30,11 +30,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from meshroute._core import Balancer, ListenerContext
-from meshroute.localities import Localities
 
 if TYPE_CHECKING:
     from meshroute.config.index import ConfigIndex
-    from meshroute.envoy.endpoints import Weights
     from meshroute.mesh import Mesh
 
 log = logging.getLogger("meshroute.client")
@@ -133,8 +131,6 @@ class Upstreams:
         self._lock = threading.Lock()
         self._clusters: dict[str, Upstream | None] = {}
         self._index: ConfigIndex | None = None
-        self._weights: Weights | None = None
-        self._localities: Localities | None = None
 
     def get(self, name: str) -> Upstream | None:
         """The cluster ``name``; None when this client has no such cluster."""
@@ -218,10 +214,9 @@ class Upstreams:
             if found is None:
                 return "STATIC", (), [f"subset {subset} is not defined for this client: no endpoints"]
             labels = found.labels
-        found_eps = discover(svc, port, labels, self._weights)
-        localities = self._locality_index()
+        found_eps = discover(svc, port, labels)
         where = {
-            (ep.address, endpoint_port(ep, port)): (localities.of(svc, ep), tuple(sorted(ep.labels.items())))
+            (ep.address, endpoint_port(ep, port)): (ep.locality, tuple(sorted(ep.labels.items())))
             for ep in selected(svc.endpoints, labels)
         }
         targets: list[Target] = []
@@ -241,17 +236,10 @@ class Upstreams:
     def _config(self) -> ConfigIndex:
         if self._index is None:
             from meshroute.config.index import build_index
-            from meshroute.envoy.endpoints import Weights
 
             resources = list(self.mesh.analysis.resources)
             self._index = build_index(resources, self.domain)
-            self._weights = Weights(self._index.resources)
         return self._index
-
-    def _locality_index(self) -> Localities:
-        if self._localities is None:
-            self._localities = Localities(self._config().resources)
-        return self._localities
 
 
 def _seed(seed: int | None, name: str) -> int | None:

@@ -7,6 +7,9 @@ over ``WorkloadEntry`` objects of its namespace; a Kubernetes Service's ``select
 WorkloadEntries of its namespace, as in Istio. A Kubernetes ``ExternalName`` Service is an alias of
 the host it names (semantics §13): it keeps its place in the registry, and the service it resolves
 to lists it in ``aliases``.
+
+Each :class:`Endpoint` is read here once, with everything its consumers need (Envoy clusters, the
+proxyless client): ``weight`` and ``locality`` included, so nothing reads the resources again.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from meshroute.config.hosts import exported_to, is_wildcard, matches
 from meshroute.config.load import Resource
 from meshroute.config.validate.fields import normalize_spec as normalize
+from meshroute.localities import label_locality
 
 EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"})
@@ -40,6 +44,12 @@ class Endpoint:
     address: str
     ports: Mapping[str, int] = field(default_factory=dict)
     labels: Labels = field(default_factory=dict)
+    # A WorkloadEntry's (or ServiceEntry endpoint's) ``weight``, Envoy's ``load_balancing_weight``;
+    # None when unset or 0 (Envoy's default, 1). Kubernetes addresses carry none.
+    weight: int | None = None
+    # ``region/zone/subzone`` as Istio reads it (:func:`_entry_locality`, :func:`_k8s_locality`);
+    # "" when the config says none.
+    locality: str = ""
 
 
 @dataclass(frozen=True)
@@ -294,7 +304,13 @@ def _workload_labels(resources: Sequence[Resource]) -> dict[str, list[Labels]]:
 
 
 def _k8s_endpoints(resources: Sequence[Resource]) -> dict[tuple[str, str], tuple[Endpoint, ...]]:
-    """Addresses per (namespace, service name) from ``Endpoints`` and ``EndpointSlice``."""
+    """Addresses per (namespace, service name) from ``Endpoints`` and ``EndpointSlice``, each with
+    its locality (:func:`_k8s_locality`)."""
+    nodes = {
+        res.name: _labels(res.metadata.get("labels"))
+        for res in resources
+        if res.kind == "Node" and res.api_version == "v1"
+    }
     out: dict[tuple[str, str], list[Endpoint]] = {}
     for res in resources:
         doc = _body(res)
@@ -305,16 +321,43 @@ def _k8s_endpoints(resources: Sequence[Resource]) -> dict[tuple[str, str], tuple
                 ports = _port_map(group.get("ports"))
                 for addr in _list(group.get("addresses")):
                     if isinstance(addr, dict) and isinstance(addr.get("ip"), str):
-                        out.setdefault(key, []).append(Endpoint(addr["ip"], ports))
+                        where = _k8s_locality(nodes, addr.get("nodeName"), None)
+                        out.setdefault(key, []).append(Endpoint(addr["ip"], ports, locality=where))
         elif res.kind == "EndpointSlice":
             svc = _labels(res.metadata.get("labels")).get("kubernetes.io/service-name")
             if not svc:
                 continue
             ports = _port_map(doc.get("ports"))
             for ep in _list(doc.get("endpoints")):
-                for addr in _list(ep.get("addresses") if isinstance(ep, dict) else None):
-                    out.setdefault((res.namespace, svc), []).append(Endpoint(str(addr), ports))
-    return {k: tuple(v) for k, v in out.items()}
+                raw = ep if isinstance(ep, dict) else {}
+                where = _k8s_locality(nodes, raw.get("nodeName"), raw.get("zone"))
+                for addr in _list(raw.get("addresses")):
+                    endpoint = Endpoint(str(addr), ports, locality=where)
+                    out.setdefault((res.namespace, svc), []).append(endpoint)
+    return {k: _shared_localities(v) for k, v in out.items()}
+
+
+def _k8s_locality(nodes: Mapping[str, Labels], node: Any, zone: Any) -> str:
+    """A Kubernetes address's locality: the topology labels of the ``Node`` it runs on, else its
+    EndpointSlice ``zone`` alone (region unknown); "" when neither says."""
+    locality = label_locality(nodes.get(str(node), {})) if node else ""
+    if not locality and isinstance(zone, str) and zone:
+        locality = f"/{zone}"
+    return locality
+
+
+def _shared_localities(endpoints: list[Endpoint]) -> tuple[Endpoint, ...]:
+    """One address listed more than once for a service (by its ``Endpoints`` and its
+    ``EndpointSlice``) is one pod: each listing takes the first locality any of them gives."""
+    first: dict[str, str] = {}
+    for ep in endpoints:
+        if ep.locality:
+            first.setdefault(ep.address, ep.locality)
+    out: list[Endpoint] = []
+    for ep in endpoints:
+        where = first.get(ep.address, "")
+        out.append(ep if where == ep.locality else replace(ep, locality=where))
+    return tuple(out)
 
 
 def _port_map(raw: Any) -> dict[str, int]:
@@ -394,6 +437,7 @@ def _with_workload_entries(svc: Service, entries: Sequence[Endpoint]) -> Service
 
 
 def _se_endpoint(raw: Any) -> Endpoint | None:
+    """A WorkloadEntry spec, or one of a ServiceEntry's ``endpoints`` (the same fields)."""
     if not isinstance(raw, dict):
         return None
     ports = (
@@ -401,7 +445,24 @@ def _se_endpoint(raw: Any) -> Endpoint | None:
         if isinstance(raw.get("ports"), dict)
         else {}
     )
-    return Endpoint(str(raw.get("address", "")), ports, _labels(raw.get("labels")))
+    labels = _labels(raw.get("labels"))
+    return Endpoint(
+        str(raw.get("address", "")), ports, labels, _weight(raw.get("weight")), _entry_locality(raw, labels)
+    )
+
+
+def _weight(value: Any) -> int | None:
+    """A weight for Envoy (``load_balancing_weight`` is at least 1); 0 or unset: None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    return value
+
+
+def _entry_locality(raw: Mapping[str, Any], labels: Labels) -> str:
+    """A WorkloadEntry's (or ServiceEntry endpoint's) ``locality``, else its ``istio-locality`` or
+    topology labels, as Istio reads them."""
+    locality = raw.get("locality")
+    return locality if isinstance(locality, str) and locality else label_locality(labels)
 
 
 def _service_entry(res: Resource, workload_entries: Sequence[Endpoint]) -> list[Service]:

@@ -26,7 +26,7 @@ from meshroute.config.policy import Policy, effective_policy
 from meshroute.config.registry import Service, ServicePort
 from meshroute.config.validate.destination_rule import LOAD_BALANCER_ANNOTATION
 from meshroute.envoy.common import UNLIMITED, Json, duration, endpoint_address, pipe_path, typed
-from meshroute.envoy.endpoints import Discovery, Weights, discover, endpoint_port, selected
+from meshroute.envoy.endpoints import Discovery, discover, endpoint_port, selected
 from meshroute.envoy.locality import Placed, place
 from meshroute.envoy.module import lb_policy_config, load_balancing_policy
 from meshroute.envoy.options import LB_RUST, Options
@@ -39,7 +39,6 @@ from meshroute.extproc import (
     HEALTH_UNHEALTHY_THRESHOLD,
     PASSTHROUGH_CLUSTER,
 )
-from meshroute.localities import Localities
 
 # Istio's mesh-wide connectTimeout default (semantics §3.6).
 DEFAULT_CONNECT_TIMEOUT = "10s"
@@ -73,8 +72,6 @@ def service_clusters(index: ConfigIndex, options: Options, hosts: Container[str]
     service, its rules and its endpoints alone)."""
     out = Built()
     seen: set[str] = set()
-    weights = Weights(index.resources)
-    localities = Localities(index.resources) if _placing(options) else None
     gateway_namespaces = sorted({gw.namespace for gw in index.gateways.values()})
     for svc in index.registry.services:
         if hosts is not None and svc.host not in hosts:
@@ -90,7 +87,7 @@ def service_clusters(index: ConfigIndex, options: Options, hosts: Container[str]
         clients = list(dict.fromkeys([primary, *gateway_namespaces, *index.namespaces]))
         for port in svc.ports:
             policy = index.rules.effective(svc.host, None, port.number, primary, svc.namespace)
-            _add(out, svc, port, None, None, policy, options, weights, localities)
+            _add(out, svc, port, None, None, policy, options)
             done: set[str] = set()
             for ns in clients:
                 rule = index.rules.lookup(svc.host, ns, svc.namespace)
@@ -101,7 +98,7 @@ def service_clusters(index: ConfigIndex, options: Options, hosts: Container[str]
                     sub_policy = effective_policy(
                         rule.traffic_policy if rule else None, subset.traffic_policy, port.number
                     )
-                    _add(out, svc, port, name, subset.labels, sub_policy, options, weights, localities)
+                    _add(out, svc, port, name, subset.labels, sub_policy, options)
     return out
 
 
@@ -113,12 +110,10 @@ def _add(
     labels: Mapping[str, str] | None,
     policy: Policy,
     options: Options,
-    weights: Weights,
-    localities: Localities | None = None,
 ) -> None:
     name = cluster_name(port.number, subset, svc.host)
-    found = discover(svc, port, labels, weights)
-    placed, placement_warnings = _placement(svc, port, labels, found, policy, options, localities)
+    found = discover(svc, port, labels)
+    placed, placement_warnings = _placement(svc, port, labels, found, policy, options)
     cluster, warnings = build_cluster(name, svc.host, port, found, policy, options, placed)
     warnings = [*placement_warnings, *warnings]
     if cluster is not None:
@@ -141,16 +136,15 @@ def _placement(
     found: Discovery,
     policy: Policy,
     options: Options,
-    localities: Localities | None,
 ) -> tuple[Placed | None, list[str]]:
     """Istio's locality placement of the cluster's endpoints for the mesh client
     (:mod:`meshroute.envoy.locality`); None without a client locality, or for an ORIGINAL_DST
     cluster."""
-    if localities is None or not found.lb_endpoints or found.cluster_type == "ORIGINAL_DST":
+    if not _placing(options) or not found.lb_endpoints or found.cluster_type == "ORIGINAL_DST":
         return None, []
     where: dict[tuple[str, int], tuple[str, dict[str, str]]] = {}
     for ep in selected(svc.endpoints, subset_labels):
-        where.setdefault((ep.address, endpoint_port(ep, port)), (localities.of(svc, ep), dict(ep.labels)))
+        where.setdefault((ep.address, endpoint_port(ep, port)), (ep.locality, dict(ep.labels)))
     endpoint_localities: list[str] = []
     endpoint_labels: list[dict[str, str]] = []
     for lb_endpoint in found.lb_endpoints:

@@ -4,22 +4,18 @@ Sources (all already collected by :mod:`meshroute.config.registry`): Kubernetes
 ``Endpoints``/``EndpointSlice``, ``WorkloadEntry`` objects selected by a Kubernetes Service's
 ``selector`` or a ServiceEntry's ``workloadSelector``, and ServiceEntry ``endpoints``.
 
-Weights: a WorkloadEntry's ``weight`` (standalone, or as a ServiceEntry endpoint) becomes the
-endpoint's ``load_balancing_weight``, as Istio sets it; 0 or unset leaves Envoy's default, 1.
-Kubernetes endpoints carry none. The registry keeps no weight, so :class:`Weights` reads it back
-from the resources.
+Weights: a WorkloadEntry's ``weight`` (standalone, or as a ServiceEntry endpoint), read by the
+registry into ``Endpoint.weight``, becomes the endpoint's ``load_balancing_weight``, as Istio sets
+it; 0 or unset leaves Envoy's default, 1. Kubernetes endpoints carry none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from meshroute.config.hosts import is_ip
-from meshroute.config.load import Resource
 from meshroute.config.registry import Endpoint, Service, ServicePort
-from meshroute.config.validate.fields import normalize_spec
 from meshroute.envoy.common import Json, endpoint_address, pipe_path
 
 
@@ -68,83 +64,17 @@ def _lb_endpoint(address: str, port: int, weight: int | None = None) -> Json:
     return out
 
 
-_EndpointKey = tuple[str, tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]
-
-
-def _key(address: str, ports: Mapping[str, Any], labels: Mapping[str, Any]) -> _EndpointKey:
-    """What tells two endpoints apart (address, ports, labels), as the registry reads them."""
-    port_items = sorted(
-        (str(k), v)
-        for k, v in ports.items()
-        if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536
-    )
-    return (address, tuple(port_items), tuple(sorted((str(k), str(v)) for k, v in labels.items())))
-
-
-def _weight(value: Any) -> int | None:
-    """A weight for Envoy (``load_balancing_weight`` is at least 1); 0 or unset: None."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        return None
-    return value
-
-
-def _endpoint_fields(raw: Any) -> tuple[_EndpointKey, int | None] | None:
-    if not isinstance(raw, Mapping):
-        return None
-    ports, labels = raw.get("ports"), raw.get("labels")
-    key = _key(
-        str(raw.get("address", "")),
-        ports if isinstance(ports, Mapping) else {},
-        labels if isinstance(labels, Mapping) else {},
-    )
-    return key, _weight(raw.get("weight"))
-
-
-class Weights:
-    """Endpoint weights of a config: WorkloadEntry ``weight``, per namespace, and the
-    ``endpoints[].weight`` of each ServiceEntry."""
-
-    def __init__(self, resources: Iterable[Resource] = ()) -> None:
-        self._workloads: dict[tuple[str, _EndpointKey], int] = {}
-        self._entries: dict[int, list[tuple[_EndpointKey, int | None]]] = {}  # id(ServiceEntry)
-        for res in resources:
-            if res.is_istio and res.kind == "WorkloadEntry":
-                found = _endpoint_fields(normalize_spec(res.kind, res.spec))
-                if found and found[1]:
-                    self._workloads.setdefault((res.namespace, found[0]), found[1])
-
-    def of(self, svc: Service, ep: Endpoint) -> int | None:
-        """The weight of ``ep``, one of ``svc``'s endpoints; None for Envoy's default."""
-        key = _key(ep.address, ep.ports, ep.labels)
-        if svc.origin == "ServiceEntry" and not svc.selector:
-            return next((w for k, w in self._inline(svc.resource) if k == key), None)
-        return self._workloads.get((svc.namespace, key))
-
-    def _inline(self, entry: Resource) -> list[tuple[_EndpointKey, int | None]]:
-        """A ServiceEntry's own ``endpoints``, read once."""
-        found = self._entries.get(id(entry))
-        if found is None:
-            spec = normalize_spec(entry.kind, entry.spec)
-            raw = spec.get("endpoints") if isinstance(spec, Mapping) else None
-            found = [f for item in (raw if isinstance(raw, list) else []) if (f := _endpoint_fields(item))]
-            self._entries[id(entry)] = found
-        return found
-
-
-def discover(
-    svc: Service, port: ServicePort, subset_labels: Mapping[str, str] | None, weights: Weights | None = None
-) -> Discovery:
+def discover(svc: Service, port: ServicePort, subset_labels: Mapping[str, str] | None) -> Discovery:
     """Discovery for the cluster of ``svc`` on ``port`` (optionally restricted to a subset).
 
     Kubernetes services and ServiceEntry ``STATIC`` → STATIC; ``DNS`` → STRICT_DNS over the
     endpoint addresses, or the host itself when the entry has none; ``DNS_ROUND_ROBIN`` →
     LOGICAL_DNS (one address); ``NONE`` (and ``DYNAMIC_DNS``, approximated) → ORIGINAL_DST.
-    ``weights`` gives the endpoints their ``load_balancing_weight``.
+    Each endpoint's ``weight`` is its ``load_balancing_weight``.
     """
-    weights = weights or Weights()
     eps = [ep for ep in selected(svc.endpoints, subset_labels) if ep.address]
     if svc.origin == "Kubernetes":
-        return _static(eps, port, "Kubernetes endpoints must be IP addresses", svc, weights)
+        return _static(eps, port, "Kubernetes endpoints must be IP addresses")
     resolution = (svc.resolution or "NONE").upper()
     if resolution == "NONE":
         return Discovery("ORIGINAL_DST")
@@ -154,7 +84,7 @@ def discover(
             warnings=["resolution DYNAMIC_DNS is approximated by an ORIGINAL_DST cluster"],
         )
     if resolution == "STATIC":
-        return _static(eps, port, "resolution STATIC needs IP (or unix://) endpoint addresses", svc, weights)
+        return _static(eps, port, "resolution STATIC needs IP (or unix://) endpoint addresses")
     if resolution not in ("DNS", "DNS_ROUND_ROBIN"):
         return Discovery(
             "STATIC", warnings=[f"unknown resolution {resolution}; the cluster has no endpoints"]
@@ -169,7 +99,7 @@ def discover(
         if pipe_path(ep.address) is not None:
             out.warnings.append(f"endpoint {ep.address} is a unix socket, which DNS resolution cannot use")
             continue
-        out.lb_endpoints.append(_lb_endpoint(ep.address, endpoint_port(ep, port), weights.of(svc, ep)))
+        out.lb_endpoints.append(_lb_endpoint(ep.address, endpoint_port(ep, port), ep.weight))
     if out.cluster_type == "LOGICAL_DNS" and len(out.lb_endpoints) > 1:
         out.warnings.append("resolution DNS_ROUND_ROBIN uses only the first endpoint")
         del out.lb_endpoints[1:]
@@ -180,11 +110,11 @@ def discover(
     return out
 
 
-def _static(eps: list[Endpoint], port: ServicePort, why: str, svc: Service, weights: Weights) -> Discovery:
+def _static(eps: list[Endpoint], port: ServicePort, why: str) -> Discovery:
     out = Discovery("STATIC")
     for ep in eps:
         if is_ip(ep.address) or pipe_path(ep.address) is not None:
-            out.lb_endpoints.append(_lb_endpoint(ep.address, endpoint_port(ep, port), weights.of(svc, ep)))
+            out.lb_endpoints.append(_lb_endpoint(ep.address, endpoint_port(ep, port), ep.weight))
         else:
             out.warnings.append(f"endpoint {ep.address!r} skipped: {why}")
     return out

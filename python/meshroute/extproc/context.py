@@ -89,7 +89,7 @@ class Routing:
         # --seed: request i draws from seed+i (weighted pick, faults, then mirrors), so a run is
         # reproducible yet draws still vary; without it, from the core's per-thread stream.
         self._seeds = itertools.count(seed) if seed is not None else None
-        warn_mirror_limit(mesh.analysis.resources)
+        warn_mirror_limit(mesh.analysis.ir)
 
     def respond(self, headers: Headers, listener: ListenerContext) -> Answer:
         """Answer one request: ``headers`` as Envoy sent them (pseudo-headers included, values as
@@ -99,27 +99,27 @@ class Routing:
         return self._answer(listener, headers, None if seeds is None else next(seeds))
 
 
-def warn_mirror_limit(resources: Iterable[Any]) -> None:
+def warn_mirror_limit(ir: Mapping[str, Any] | None) -> None:
     """Log every VirtualService route with more mirrors than Envoy has mirror policies for."""
-    for message in mirror_limit_warnings(resources):
+    for message in mirror_limit_warnings(ir):
         log.warning("%s", message)
 
 
-def mirror_limit_warnings(resources: Iterable[Any]) -> list[str]:
-    """One message per VirtualService route with more mirrors than Envoy has mirror policies for."""
-    out: list[str] = []
-    for res in resources:
-        if getattr(res, "kind", None) != "VirtualService":
-            continue
-        for i, route in enumerate((res.spec or {}).get("http") or []):
-            if not isinstance(route, Mapping):
-                continue
-            listed = route.get("mirrors")
-            count = len(listed) if isinstance(listed, list) else 0
-            count += isinstance(route.get("mirror"), Mapping)
-            if count > MAX_MIRRORS:
-                out.append(
-                    f"VirtualService {res.namespace}/{res.name} http[{i}] has {count} mirrors; only the "
-                    f"first {MAX_MIRRORS} are sent (Envoy has {MAX_MIRRORS} mirror policies)"
-                )
-    return out
+def mirror_limit_warnings(ir: Mapping[str, Any] | None) -> list[str]:
+    """One message per VirtualService route of the compiled ``ir`` with more mirrors than Envoy
+    has mirror policies for (a route merged from a delegate is named by its root's route)."""
+    if not ir:
+        return []
+    out: dict[tuple[int, int], str] = {}
+    names = ir.get("virtual_services") or []
+    for route in ir.get("routes") or []:
+        count = len((route.get("extra") or {}).get("mirrors") or [])
+        vs, index = route.get("vs"), route.get("index")
+        if count > MAX_MIRRORS and isinstance(vs, int) and isinstance(index, int):
+            ref = names[vs]
+            out.setdefault(
+                (vs, index),
+                f"VirtualService {ref['namespace']}/{ref['name']} http[{index}] has {count} mirrors; "
+                f"only the first {MAX_MIRRORS} are sent (Envoy has {MAX_MIRRORS} mirror policies)",
+            )
+    return list(out.values())

@@ -151,7 +151,7 @@ def compile_config(paths: Sequence[str], base: Tag | None = None) -> Compiled:
         return Compiled(None, analysis.diagnostics, [], tag=session.tag)
     if update.kind == "unchanged":
         return Compiled(None, analysis.diagnostics, [], tag=session.tag, unchanged=True)
-    warnings = mirror_limit_warnings(analysis.resources)
+    warnings = mirror_limit_warnings(analysis.ir)
     if update.kind == "patch":
         patch = json.dumps(update.patch)
         return Compiled(None, analysis.diagnostics, warnings, patch_json=patch, base=base, tag=session.tag)

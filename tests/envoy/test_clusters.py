@@ -318,3 +318,42 @@ spec: {type: ExternalName, externalName: httpbin.default.svc.cluster.local, port
     names = set(clusters(generate(tmp_path, text).config))
     assert f"outbound|8000||{HOST}" in names
     assert not any("alias.other" in name for name in names)
+
+
+SELECTOR_DRS = """
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: everyone, namespace: default}
+spec:
+  host: httpbin
+  trafficPolicy: {connectionPool: {tcp: {maxConnections: 7}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: canary-clients, namespace: default}
+spec:
+  host: httpbin
+  workloadSelector: {matchLabels: {app: canary}}
+  trafficPolicy: {connectionPool: {tcp: {maxConnections: 2}}}
+  subsets: [{name: v2, labels: {version: v2}}]
+"""
+
+
+def _max_connections(cluster: dict[str, Any]) -> int:
+    (threshold,) = cluster["circuit_breakers"]["thresholds"]
+    return int(threshold["max_connections"])
+
+
+def test_a_selector_destination_rule_applies_to_the_mesh_client_it_selects(tmp_path: Path) -> None:
+    """DestinationRule workloadSelector (semantics §3.1): the mesh client whose --source-labels
+    it selects gets its policy (and subsets); any other client the namespace-wide rule's."""
+    selected = generate(
+        tmp_path, SERVICE + SELECTOR_DRS, Options(source_namespace="default", source_labels={"app": "canary"})
+    )
+    built = clusters(selected.config)
+    assert _max_connections(built[f"outbound|8000||{HOST}"]) == 2
+    assert _max_connections(built[f"outbound|8000|v2|{HOST}"]) == 2
+    other = clusters(generate(tmp_path, SERVICE + SELECTOR_DRS, Options(source_namespace="default")).config)
+    assert _max_connections(other[f"outbound|8000||{HOST}"]) == 7
+    assert f"outbound|8000|v2|{HOST}" not in other

@@ -78,7 +78,7 @@ def build(
     else:
         taken[options.mesh_port] = MESH_LISTENER
         listeners.append(mesh_listener(options))
-    services = service_clusters(index, options)
+    services = service_clusters(model, options)
     embedded = options.engine == EMBEDDED
     # The embedded engine decides inside Envoy: no ext_proc cluster.
     decider = [] if embedded else [extproc_cluster(options.extproc)]

@@ -5,7 +5,8 @@ and the Passthrough/BlackHole clusters the router may name.
 One Envoy plays every client here (all Gateways and the mesh listener), while Istio gives each
 client proxy its own clusters with the DestinationRule found from *its* namespace. A cluster name
 must be unique, so the subset-less cluster takes the policy seen from ``--source-namespace`` (else
-from the service's own namespace), and each subset the policy of the first client namespace whose
+from the service's own namespace; with ``--source-labels``, a DestinationRule of that namespace
+whose workloadSelector selects them comes first, §3.1), and each subset the policy of the first client namespace whose
 lookup defines that subset (that namespace, then Gateway namespaces, then every other namespace).
 
 An ExternalName service has no cluster (semantics §13): requests to its names are routed to the
@@ -21,8 +22,8 @@ from typing import Any
 
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.hosts import is_ip
-from meshroute.config.index import ConfigIndex
-from meshroute.config.policy import Policy, effective_policy
+from meshroute.config.model import Model
+from meshroute.config.policy import Policy, effective_policy, rule_policy
 from meshroute.config.registry import Service, ServicePort
 from meshroute.config.validate.destination_rule import LOAD_BALANCER_ANNOTATION
 from meshroute.envoy.common import UNLIMITED, Json, duration, endpoint_address, pipe_path, typed
@@ -66,14 +67,17 @@ def cluster_name(port: int, subset: str | None, host: str) -> str:
     return f"outbound|{port}|{subset or ''}|{host}"
 
 
-def service_clusters(index: ConfigIndex, options: Options, hosts: Container[str] | None = None) -> Built:
+def service_clusters(model: Model, options: Options, hosts: Container[str] | None = None) -> Built:
     """Every (service, port) cluster and every DestinationRule subset cluster; ``hosts``: those of
     these hosts only (after an edit of their DestinationRule: each host's clusters depend on its
     service, its rules and its endpoints alone)."""
     out = Built()
     seen: set[str] = set()
-    gateway_namespaces = sorted({gw.namespace for gw in index.gateways.values()})
-    for svc in index.registry.services:
+    gateway_namespaces = sorted({gw.namespace for gw in model.gateways.values()})
+    # The mesh client's labels: a DestinationRule of its namespace whose workloadSelector they
+    # match is the one in force for it (§3.1), as in the mesh views route() answers from.
+    labels = tuple(sorted(options.source_labels.items()))
+    for svc in model.registry.services:
         if hosts is not None and svc.host not in hosts:
             continue
         # The first entry of a host wins: a ServiceEntry naming a Kubernetes service only
@@ -84,13 +88,13 @@ def service_clusters(index: ConfigIndex, options: Options, hosts: Container[str]
         if svc.is_alias:  # an alias of another service: no cluster of its own (§13)
             continue
         primary = options.source_namespace or svc.namespace
-        clients = list(dict.fromkeys([primary, *gateway_namespaces, *index.namespaces]))
+        clients = list(dict.fromkeys([primary, *gateway_namespaces, *model.namespaces]))
         for port in svc.ports:
-            policy = index.rules.effective(svc.host, None, port.number, primary, svc.namespace)
-            _add(out, svc, port, None, None, policy, options)
+            own = model.rules.lookup(svc.host, primary, svc.namespace, labels)
+            _add(out, svc, port, None, None, rule_policy(own, None, port.number), options)
             done: set[str] = set()
             for ns in clients:
-                rule = index.rules.lookup(svc.host, ns, svc.namespace)
+                rule = own if ns == primary else model.rules.lookup(svc.host, ns, svc.namespace)
                 for name, subset in (rule.subsets if rule else {}).items():
                     if name in done:
                         continue

@@ -249,3 +249,36 @@ spec:
     r = strict.get(f"http://localhost:{port}/plain")
     assert (r.status_code, route_of(r).outcome) == (502, "no_cluster")
     assert bookinfo.served("httpbin-v1") == 1
+
+
+SELECTED_CANARY = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-canary-clients, namespace: default}
+spec:
+  host: reviews
+  workloadSelector: {matchLabels: {track: canary}}
+  subsets: [{name: canary, labels: {version: v3}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{sourceLabels: {track: canary}}]
+    route: [{destination: {host: reviews, subset: canary}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+"""
+
+
+def test_a_selector_destination_rule_gives_the_client_it_selects_its_subsets(
+    bookinfo: Bookinfo, caller: Callable[..., Caller]
+) -> None:
+    """DestinationRule workloadSelector (semantics §3.1): the subset exists for the selected
+    client's clusters only; everyone else keeps the namespace's rule (v1)."""
+    mesh = bookinfo.mesh_with(SELECTED_CANARY)
+    canary = caller(mesh, seed=1, source_labels={"app": "productpage", "track": "canary"})
+    assert {server_of(r) for r in canary.many([("http://reviews:9080/reviews/0", {})] * 4)} == {"reviews-v3"}
+    plain = caller(mesh, seed=1, source_labels={"app": "productpage"})
+    assert {server_of(r) for r in plain.many([("http://reviews:9080/reviews/0", {})] * 4)} == {"reviews-v1"}

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 from meshroute._core import Balancer, ListenerContext
 
 if TYPE_CHECKING:
-    from meshroute.config.index import ConfigIndex
+    from meshroute.config.model import Model
+    from meshroute.config.policy import MergedRule
     from meshroute.mesh import Mesh
 
 log = logging.getLogger("meshroute.client")
@@ -130,7 +131,7 @@ class Upstreams:
         self._previous = previous
         self._lock = threading.Lock()
         self._clusters: dict[str, Upstream | None] = {}
-        self._index: ConfigIndex | None = None
+        self._model: Model | None = None
 
     def get(self, name: str) -> Upstream | None:
         """The cluster ``name``; None when this client has no such cluster."""
@@ -188,11 +189,11 @@ class Upstreams:
         if len(parts) != 4 or parts[0] != "outbound" or not parts[1].isdigit():
             return None
         _, port, subset, host = parts
-        index = self._config()
-        svc = index.registry.lookup(host, self.namespace)
+        model = self._config()
+        svc = model.registry.lookup(host, self.namespace)
         if svc is None or svc.port(int(port)) is None:
             return None
-        rule = index.rules.lookup(host, self.namespace, svc.namespace)
+        rule = self._rule(model, host, svc.namespace)
         if subset and (rule is None or subset not in rule.subsets):
             return None
         policy = rule_policy(rule, subset or None, int(port))
@@ -202,14 +203,14 @@ class Upstreams:
         from meshroute.envoy.endpoints import discover, endpoint_port, selected
 
         _, port_text, subset, host = name.split("|", 3)
-        index = self._config()
-        svc = index.registry.lookup(host)
+        model = self._config()
+        svc = model.registry.lookup(host)
         port = svc.port(int(port_text)) if svc is not None else None
         if svc is None or port is None:
             return "STATIC", (), [f"no service {host} with port {port_text}: no endpoints"]
         labels: Mapping[str, str] | None = None
         if subset:
-            rule = index.rules.lookup(host, self.namespace, svc.namespace)
+            rule = self._rule(model, host, svc.namespace)
             found = rule.subsets.get(subset) if rule is not None else None
             if found is None:
                 return "STATIC", (), [f"subset {subset} is not defined for this client: no endpoints"]
@@ -233,13 +234,17 @@ class Upstreams:
             targets.append(Target(addr, number, weight, locality, ep_labels))
         return found_eps.cluster_type, tuple(targets), warnings
 
-    def _config(self) -> ConfigIndex:
-        if self._index is None:
-            from meshroute.config.index import build_index
+    def _rule(self, model: Model, host: str, service_ns: str | None) -> MergedRule | None:
+        """The DestinationRule in force for this client: one of its namespace whose
+        workloadSelector selects its labels first (§3.1), as the mesh views route() uses."""
+        return model.rules.lookup(host, self.namespace, service_ns, tuple(sorted(self.labels.items())))
 
-            resources = list(self.mesh.analysis.resources)
-            self._index = build_index(resources, self.domain)
-        return self._index
+    def _config(self) -> Model:
+        if self._model is None:
+            from meshroute.config.model import build_model
+
+            self._model = build_model(list(self.mesh.analysis.resources), self.domain)
+        return self._model
 
 
 def _seed(seed: int | None, name: str) -> int | None:

@@ -6,8 +6,9 @@ One Envoy plays every client here (all Gateways and the mesh listener), while Is
 client proxy its own clusters with the DestinationRule found from *its* namespace. A cluster name
 must be unique, so the subset-less cluster takes the policy seen from ``--source-namespace`` (else
 from the service's own namespace; with ``--source-labels``, a DestinationRule of that namespace
-whose workloadSelector selects them comes first, §3.1), and each subset the policy of the first client namespace whose
-lookup defines that subset (that namespace, then Gateway namespaces, then every other namespace).
+whose workloadSelector selects them comes first, §3.1), and each subset the policy of the first
+client namespace whose lookup defines that subset (that namespace, then Gateway namespaces, then
+every other namespace).
 
 An ExternalName service has no cluster (semantics §13): requests to its names are routed to the
 clusters of the service it names, or, when it names no service, as any unknown host is (the

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshroute.config.gateway import ServerTLS
 from meshroute.config.load import Resource
 
 ISTIO_SYSTEM = "istio-system"
@@ -209,9 +210,9 @@ def ca_bundle(res: Resource) -> tuple[bytes, bytes | None]:
     return ca, pem_crl(*_value(res, crl_key)) if crl_key else None
 
 
-def secret_name(raw: Any, field_name: str) -> str:
+def secret_name(raw: str, field_name: str) -> str:
     """A Kubernetes Secret name from ``credentialName`` (``NAME`` or ``kubernetes://NAME``)."""
-    name = str(raw)
+    name = raw
     if name.startswith(K8S_PREFIX):
         name = name[len(K8S_PREFIX) :]
     if not name or "://" in name or "/" in name:
@@ -222,11 +223,10 @@ def secret_name(raw: Any, field_name: str) -> str:
 
 
 def server_credential(
-    secrets: Secrets, tls: Mapping[str, Any], gateway_namespace: str, mutual: bool
+    secrets: Secrets, tls: ServerTLS, gateway_namespace: str, mutual: bool
 ) -> ServerCredential:
     """Key pairs for ``credentialName`` / ``credentialNames`` and, when ``mutual``, the client CA."""
-    raw = tls.get("credentialNames") or [tls.get("credentialName")]
-    names = [secret_name(n, "credentialName") for n in (raw if isinstance(raw, list) else [raw])]
+    names = [secret_name(n, "credentialName") for n in tls.credential_names]
     pairs: list[KeyPair] = []
     first: Resource | None = None
     for name in names:
@@ -240,8 +240,8 @@ def server_credential(
         return ServerCredential(pairs)
     # The CA is read where the gateway found the certificate: the workload's namespace.
     namespace = first.namespace
-    if tls.get("caCertCredentialName"):
-        ca_name = secret_name(tls["caCertCredentialName"], "caCertCredentialName")
+    if tls.ca_cert_credential_name:
+        ca_name = secret_name(tls.ca_cert_credential_name, "caCertCredentialName")
         ca_secret = secrets.get(ca_name, namespace)
         if ca_secret is None:
             raise CredentialError(
@@ -253,9 +253,8 @@ def server_credential(
     if separate is not None:
         return ServerCredential(pairs, *ca_bundle(separate))
     if not has_ca(first):
-        mode = str(tls.get("mode", "")).upper()
         raise CredentialError(
-            f"tls.mode {mode} needs a CA to verify clients: {_where(first)} has no ca.crt or cacert "
+            f"tls.mode {tls.mode} needs a CA to verify clients: {_where(first)} has no ca.crt or cacert "
             f"key and the config has no Secret {namespace}/{first.name}{CA_SUFFIX}"
         )
     return ServerCredential(pairs, *ca_bundle(first))

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from meshroute.config.diagnostics import Diagnostic, Severity
-from meshroute.config.gateway import server_hosts
+from meshroute.config.gateway import GatewayInfo, Server
 from meshroute.config.index import ConfigIndex
 from meshroute.config.load import Resource
-from meshroute.config.validate.fields import normalize_spec
 from meshroute.config.workloads import gateway_workloads
 from meshroute.envoy.common import Json, socket_address, typed
 from meshroute.envoy.credentials import Secrets
@@ -39,7 +37,7 @@ from meshroute.envoy.http import (
     redirect_vhost,
 )
 from meshroute.envoy.options import Options
-from meshroute.envoy.passthrough import PASSTHROUGH_MODES, passthrough_chains, tls_mode
+from meshroute.envoy.passthrough import PASSTHROUGH_MODES, passthrough_chains
 from meshroute.envoy.tcp import (
     TCP_PROTOCOLS,
     TcpServer,
@@ -81,11 +79,6 @@ class Built:
     inline_keys: bool = False  # a private key from a Secret is inlined in a listener
 
 
-def _hosts(raw: Any) -> list[str]:
-    """Server hosts without their ``namespace/`` part (that only binds VirtualServices)."""
-    return list(dict.fromkeys(host for _, host in server_hosts(raw, "") if host))
-
-
 def _tcp_conflict(previous: _Port | None, protocol: str) -> str | None:
     """What already holds a port that a TCP, HTTP or TLS server cannot share ("TCP" / "HTTP" /
     "TLS")."""
@@ -117,74 +110,75 @@ def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
     secrets = Secrets(index.resources)
     merged_away = _merged_away(index)
     for gw in index.gateways.values():
-        res = gw.resource
-        spec = normalize_spec(res.kind, res.spec)
-        servers = spec.get("servers") if isinstance(spec, Mapping) else None
-        for i, server in enumerate(servers if isinstance(servers, list) else []):
-            if not isinstance(server, Mapping) or not isinstance(server.get("port"), Mapping):
-                continue
-            number, protocol = server["port"].get("number"), str(server["port"].get("protocol", "")).upper()
-            if not isinstance(number, int) or isinstance(number, bool):
-                continue
-            path = ("spec", "servers", i)
-            owner = _tcp_conflict(ports.get(number), protocol)
-            if owner:
-                out.diagnostics.append(
-                    res.warning(
-                        "envoy-server-skipped",
-                        path,
-                        f"port {number} is already taken by an earlier {owner} server; "
-                        "a TCP port cannot be shared",
-                    )
-                )
-                continue
-            why = merged_away.get((gw.ref, i))
-            if why is not None:
-                out.diagnostics.append(
-                    res.warning(
-                        "envoy-server-skipped",
-                        path,
-                        f"{why}: the gateway proxy merging Gateway {gw.ref} with the other Gateways "
-                        "selecting it drops this server, as Istio does; it gets no listener",
-                    )
-                )
-                continue
-            if protocol in TCP_PROTOCOLS:
-                hosts_ns = server_hosts(server.get("hosts"), res.namespace)
-                ports.setdefault(number, _Port()).tcp = TcpServer(gw, i, number, hosts_ns)
-                continue
-            raw_tls = server.get("tls")
-            tls: Mapping[str, Any] = raw_tls if isinstance(raw_tls, Mapping) else {}
-            mode = tls_mode(tls) if isinstance(raw_tls, Mapping) else ""
-            skipped = _not_generated(protocol, mode)
-            if skipped:
-                out.diagnostics.append(
-                    res.warning(
-                        "envoy-server-skipped", path, f"{skipped} on port {number}; it gets no listener"
-                    )
-                )
-                continue
-            port = ports.setdefault(number, _Port())
-            if protocol in PASSTHROUGH_PROTOCOLS and mode == "PASSTHROUGH":
-                port.tls.append(TcpServer(gw, i, number, server_hosts(server.get("hosts"), res.namespace)))
-                continue
-            hosts = _hosts(server.get("hosts"))
-            if protocol == "HTTPS" or (tls.get("mode") and not tls.get("httpsRedirect")):
-                result = server_tls(tls, secrets, res.namespace)
-                if result.socket is None:
-                    why = result.warning
-                    if result.missing:  # Istio loses only this server, not the whole gateway
-                        name = server["port"].get("name") or f"servers[{i}]"
-                        why = f"server {name} of Gateway {gw.ref}: {why}; it gets no listener"
-                    out.diagnostics.append(res.warning("envoy-server-skipped", path, f"port {number}: {why}"))
-                    continue
-                port.tls.append((hosts, result.socket, res, i))
-                out.inline_keys |= bool(tls.get("credentialName") or tls.get("credentialNames"))
-            elif tls.get("httpsRedirect") is True:
-                port.redirect_hosts.extend(h for h in hosts if h not in port.redirect_hosts)
-            else:
-                port.plain_hosts.extend(h for h in hosts if h not in port.plain_hosts)
+        for server in gw.servers:
+            _add_server(gw, server, ports, secrets, merged_away, out)
     return {n: p for n, p in ports.items() if p.http or p.tcp}
+
+
+def _add_server(
+    gw: GatewayInfo,
+    server: Server,
+    ports: dict[int, _Port],
+    secrets: Secrets,
+    merged_away: Mapping[tuple[str, int], str],
+    out: Built,
+) -> None:
+    """Put one Gateway server on its port, or warn why it gets no listener."""
+    res, number, protocol = gw.resource, server.port, server.protocol
+    path = ("spec", "servers", server.index)  # the position in the raw list, for diagnostics
+    owner = _tcp_conflict(ports.get(number), protocol)
+    if owner:
+        out.diagnostics.append(
+            res.warning(
+                "envoy-server-skipped",
+                path,
+                f"port {number} is already taken by an earlier {owner} server; a TCP port cannot be shared",
+            )
+        )
+        return
+    why = merged_away.get((gw.ref, server.index))
+    if why is not None:
+        out.diagnostics.append(
+            res.warning(
+                "envoy-server-skipped",
+                path,
+                f"{why}: the gateway proxy merging Gateway {gw.ref} with the other Gateways "
+                "selecting it drops this server, as Istio does; it gets no listener",
+            )
+        )
+        return
+    if protocol in TCP_PROTOCOLS:
+        ports.setdefault(number, _Port()).tcp = TcpServer(gw, server.index, number, server.hosts)
+        return
+    mode = server.tls_mode
+    skipped = _not_generated(protocol, mode)
+    if skipped:
+        out.diagnostics.append(
+            res.warning("envoy-server-skipped", path, f"{skipped} on port {number}; it gets no listener")
+        )
+        return
+    port = ports.setdefault(number, _Port())
+    if protocol in PASSTHROUGH_PROTOCOLS and mode == "PASSTHROUGH":
+        port.tls.append(TcpServer(gw, server.index, number, server.hosts))
+        return
+    hosts = list(server.dns_names)
+    tls = server.tls_settings
+    # An explicit tls.mode terminates TLS on any HTTP-family server, unless it only redirects.
+    if protocol == "HTTPS" or (tls.mode and not server.https_redirect):
+        result = server_tls(tls, secrets, res.namespace)
+        if result.socket is None:
+            why = result.warning
+            if result.missing:  # Istio loses only this server, not the whole gateway
+                name = server.name or f"servers[{server.index}]"
+                why = f"server {name} of Gateway {gw.ref}: {why}; it gets no listener"
+            out.diagnostics.append(res.warning("envoy-server-skipped", path, f"port {number}: {why}"))
+            return
+        port.tls.append((hosts, result.socket, res, server.index))
+        out.inline_keys |= bool(tls.credential_names)
+    elif server.https_redirect:
+        port.redirect_hosts.extend(h for h in hosts if h not in port.redirect_hosts)
+    else:
+        port.plain_hosts.extend(h for h in hosts if h not in port.plain_hosts)
 
 
 def _not_generated(protocol: str, mode: str) -> str | None:

@@ -1,18 +1,20 @@
 """TLS contexts: Gateway server TLS (downstream) and DestinationRule client TLS (upstream).
 
 Gateway servers take certificate files, or ``credentialName`` when the config holds the Secret
-(:mod:`.credentials`; the PEM is inlined into the bootstrap). DestinationRule ``credentialName``
-is not read: those policies stay plaintext with a warning.
+(:mod:`.credentials`; the PEM is inlined into the bootstrap); they read the parsed
+:class:`~meshroute.config.gateway.ServerTLS`. DestinationRule ``credentialName`` is not read: those
+policies stay plaintext with a warning.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from meshroute.config.gateway import ServerTLS
 from meshroute.envoy.common import Json, typed
 from meshroute.envoy.credentials import CredentialError, Secrets, server_credential
 
@@ -71,29 +73,29 @@ def _inline(pem: bytes) -> Json:
     return {"inline_bytes": base64.b64encode(pem).decode("ascii")}
 
 
-def _san_matchers(sans: Any) -> list[Json]:
-    if not isinstance(sans, list):
-        return []
-    return [
-        {"san_type": "URI" if "://" in str(san) else "DNS", "matcher": {"exact": str(san)}} for san in sans
-    ]
+def _san_matchers(sans: Iterable[str]) -> list[Json]:
+    return [{"san_type": "URI" if "://" in san else "DNS", "matcher": {"exact": san}} for san in sans]
 
 
-def _tls_params(tls: Mapping[str, Any], default_min: str | None) -> Json:
+def _raw_sans(raw: Any) -> list[str]:
+    """A DestinationRule's ``subjectAltNames`` (still a raw mapping there) for :func:`_san_matchers`."""
+    return [str(san) for san in raw] if isinstance(raw, list) else []
+
+
+def _tls_params(tls: ServerTLS, default_min: str | None) -> Json:
     params: Json = {}
-    low = _VERSIONS.get(str(tls.get("minProtocolVersion", "")).upper(), default_min)
-    high = _VERSIONS.get(str(tls.get("maxProtocolVersion", "")).upper())
+    low = _VERSIONS.get(tls.min_protocol_version, default_min)
+    high = _VERSIONS.get(tls.max_protocol_version)
     if low and low != "TLS_AUTO":
         params["tls_minimum_protocol_version"] = low
     if high and high != "TLS_AUTO":
         params["tls_maximum_protocol_version"] = high
-    ciphers = tls.get("cipherSuites")
-    if isinstance(ciphers, list) and ciphers:
-        params["cipher_suites"] = [str(c) for c in ciphers]
+    if tls.cipher_suites:
+        params["cipher_suites"] = list(tls.cipher_suites)
     return params
 
 
-def server_tls(tls: Mapping[str, Any], secrets: Secrets | None = None, namespace: str = "default") -> Outcome:
+def server_tls(tls: ServerTLS, secrets: Secrets | None = None, namespace: str = "default") -> Outcome:
     """DownstreamTlsContext for a Gateway server whose ``tls.mode`` terminates TLS.
 
     SIMPLE needs ``serverCertificate`` + ``privateKey`` (or ``tlsCertificates``) files, or
@@ -101,11 +103,11 @@ def server_tls(tls: Mapping[str, Any], secrets: Secrets | None = None, namespace
     Gateway's ``namespace``); MUTUAL / OPTIONAL_MUTUAL also a CA, ``caCertificates`` or from the
     Secrets (client certificates are then required / only requested).
     """
-    mode = str(tls.get("mode", "PASSTHROUGH")).upper()
+    mode = tls.mode or "PASSTHROUGH"  # unset is the enum's zero value
     if mode not in ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"):
         return Outcome(None, f"tls.mode {mode} is not terminated by meshroute's Envoy")
     mutual = mode in ("MUTUAL", "OPTIONAL_MUTUAL")
-    if tls.get("credentialName") or tls.get("credentialNames"):
+    if tls.credential_names:
         try:
             credential = server_credential(secrets or Secrets([]), tls, namespace, mutual)
         except CredentialError as exc:
@@ -116,36 +118,24 @@ def server_tls(tls: Mapping[str, Any], secrets: Secrets | None = None, namespace
         ]
         ca = _inline(credential.ca) if credential.ca else None
         return _downstream(tls, mode, inlined, ca, _inline(credential.crl) if credential.crl else None)
-    certs: list[Json] = []
-    if tls.get("serverCertificate") and tls.get("privateKey"):
-        certs.append(
-            {"certificate_chain": _file(tls["serverCertificate"]), "private_key": _file(tls["privateKey"])}
-        )
-    for pair in tls.get("tlsCertificates") or []:
-        if isinstance(pair, Mapping) and pair.get("serverCertificate") and pair.get("privateKey"):
-            certs.append(
-                {
-                    "certificate_chain": _file(pair["serverCertificate"]),
-                    "private_key": _file(pair["privateKey"]),
-                }
-            )
+    certs: list[Json] = [
+        {"certificate_chain": _file(cert), "private_key": _file(key)} for cert, key in tls.key_files
+    ]
     if not certs:
         return Outcome(
             None, "no server certificate: give serverCertificate/privateKey files or credentialName"
         )
-    if mutual and not tls.get("caCertificates"):
+    if mutual and not tls.ca_certificates:
         return Outcome(None, f"tls.mode {mode} needs caCertificates (a file) to verify clients")
     files = [c[k]["filename"] for c in certs for k in ("certificate_chain", "private_key")]
-    files += [tls[k] for k in ("caCertificates", "caCrl") if mutual and tls.get(k)]
+    files += [path for path in (tls.ca_certificates, tls.ca_crl) if mutual and path]
     if missing := unreadable(files):
         return _missing_outcome(missing, "certificate")
-    ca = _file(tls["caCertificates"]) if mutual else None
-    return _downstream(tls, mode, certs, ca, _file(tls["caCrl"]) if tls.get("caCrl") else None)
+    ca = _file(tls.ca_certificates) if mutual else None
+    return _downstream(tls, mode, certs, ca, _file(tls.ca_crl) if tls.ca_crl else None)
 
 
-def _downstream(
-    tls: Mapping[str, Any], mode: str, certs: list[Json], ca: Json | None, crl: Json | None
-) -> Outcome:
+def _downstream(tls: ServerTLS, mode: str, certs: list[Json], ca: Json | None, crl: Json | None) -> Outcome:
     """The transport socket; ``ca`` / ``crl`` (DataSources) are set for MUTUAL / OPTIONAL_MUTUAL."""
     common: Json = {
         "tls_params": _tls_params(tls, GATEWAY_MIN_TLS),
@@ -157,14 +147,14 @@ def _downstream(
         validation: Json = {"trusted_ca": ca}
         if crl is not None:
             validation["crl"] = crl
-        if matchers := _san_matchers(tls.get("subjectAltNames")):
+        if matchers := _san_matchers(tls.subject_alt_names):
             validation["match_typed_subject_alt_names"] = matchers
-        for field, key in (
-            ("verifyCertificateSpki", "verify_certificate_spki"),
-            ("verifyCertificateHash", "verify_certificate_hash"),
+        for key, values in (
+            ("verify_certificate_spki", tls.verify_certificate_spki),
+            ("verify_certificate_hash", tls.verify_certificate_hash),
         ):
-            if isinstance(tls.get(field), list) and tls[field]:
-                validation[key] = [str(v) for v in tls[field]]
+            if values:
+                validation[key] = list(values)
         common["validation_context"] = validation
         context["require_client_certificate"] = mode == "MUTUAL"
     return Outcome(
@@ -221,7 +211,7 @@ def client_tls(tls: Mapping[str, Any] | None, host: str, system_ca: str) -> Outc
             validation: Json = {"trusted_ca": _file(ca)}
             if tls.get("caCrl"):
                 validation["crl"] = _file(tls["caCrl"])
-            if matchers := _san_matchers(tls.get("subjectAltNames")):
+            if matchers := _san_matchers(_raw_sans(tls.get("subjectAltNames"))):
                 validation["match_typed_subject_alt_names"] = matchers
             common["validation_context"] = validation
         else:

@@ -60,6 +60,18 @@ def test_gateways_of_one_proxy_merge_on_one_listener(features: FeatureStack) -> 
     assert features.gateway("nothing.more.gw.test", "/").status == 404
 
 
+def test_https_redirect_is_per_virtual_host(features: FeatureStack) -> None:
+    # edge-shop redirects *.shop.gw.test; cart.shop.gw.test, more specific, is a host of
+    # edge-cart's plain server, whose vhost does not require TLS: routed, not redirected (Istio
+    # sets require_tls per virtual host and Envoy picks the most specific domain, semantics §4).
+    cart = features.gateway("cart.shop.gw.test", "/cart/x")
+    assert (cart.status, cart.json()["server"]) == (200, "v1")
+    assert features.echo_v1.count("/cart/x") >= 1
+    other = features.gateway("other.shop.gw.test", "/pay?id=1")
+    assert (other.status, other.header("location")) == (301, "https://other.shop.gw.test/pay?id=1")
+    assert features.echo_v1.count("/pay") + features.echo_v2.count("/pay") == 0
+
+
 def test_https_gateway_terminates_tls_and_routes(features: FeatureStack) -> None:
     r = features.https("/app/tls")
     assert (r.status, r.header("x-echo-server")) == (200, "v2")

@@ -663,8 +663,9 @@ def _domains(vs: VirtualServiceInfo, servers: Sequence[Server]) -> list[str]:
 
 
 def _redirect_hosts(servers: Sequence[Server]) -> list[str]:
-    """Host patterns of the servers with ``tls.httpsRedirect``: Istio requires TLS on the virtual
-    hosts of that server only, so other servers on the port keep plain http. The ``ns/`` part of a
+    """Host patterns of the servers with ``tls.httpsRedirect``, in server order, duplicates
+    dropped: Istio gives each a virtual host of its own that requires TLS (with no routes unless a
+    VirtualService domain is the same name, whose vhost then requires TLS). The ``ns/`` part of a
     server host only filters VirtualServices (§4); it plays no part here."""
     out: list[str] = []
     for server in servers:
@@ -672,6 +673,20 @@ def _redirect_hosts(servers: Sequence[Server]) -> list[str]:
             if host not in out:
                 out.append(host)
     return out
+
+
+def _gateway_vhost(domain: str, routes: list[int], require_tls: bool) -> dict[str, Any]:
+    """A gateway view's vhost; ``require_tls`` only when set (Istio ``require_tls: ALL``: a server
+    it was built for has ``tls.httpsRedirect``, §4)."""
+    vhost: dict[str, Any] = {
+        "domains": [domain],
+        "routes": routes,
+        "default_target": None,
+        "default_port": None,
+    }
+    if require_tls:
+        vhost["require_tls"] = True
+    return vhost
 
 
 def gateway_views(
@@ -689,6 +704,11 @@ def gateway_views(
                 group = by_domain.setdefault(domain, [])
                 if vs not in group:
                     group.append(vs)
+        redirect_hosts = _redirect_hosts(servers)
+        tls_domains = set(redirect_hosts)
+        for server in servers if redirect_hosts else ():
+            if server.https_redirect:
+                tls_domains.update(d for vs in candidates for d in _domains(vs, [server]))
         vhosts = []
         for domain, group in by_domain.items():
             normal: list[dict[str, Any]] = []
@@ -698,19 +718,14 @@ def gateway_views(
                 normal += pieces
                 last += catch_all
             vhosts.append(
-                {
-                    "domains": [domain],
-                    "routes": [tables.route(r) for r in normal + last],
-                    "default_target": None,
-                    "default_port": None,
-                }
+                _gateway_vhost(domain, [tables.route(r) for r in normal + last], domain in tls_domains)
             )
         out[port] = {
             "gateway": tables.gateway(gw.ref),
             "namespace": gw.namespace,
             "scope": -1,
             "ports": [port],
-            "https_redirect_hosts": _redirect_hosts(servers),
+            "https_redirect_hosts": redirect_hosts,
             "unknown_host": "not_found",
             "vhosts": vhosts,
         }
@@ -745,6 +760,8 @@ def workload_views(
         by_domain: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         seen: dict[str, set[tuple[str, str]]] = {}
         pieces: dict[tuple[str, str], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        redirect_hosts = _redirect_hosts([s for s, _ in servers])
+        tls_domains = set(redirect_hosts)
         for server, gw in servers:
             bound = candidates.get(gw.ref)
             if bound is None:
@@ -752,6 +769,8 @@ def workload_views(
             for vs in bound:
                 key = (_key(vs), gw.ref)
                 for domain in _domains(vs, [server]):
+                    if server.https_redirect:  # whichever server built the vhost first
+                        tls_domains.add(domain)
                     done = seen.setdefault(domain, set())
                     if key in done:  # Istio appends them again: the copies can never match
                         continue
@@ -772,15 +791,10 @@ def workload_views(
             "namespace": ns,
             "scope": -1,
             "ports": [port],
-            "https_redirect_hosts": _redirect_hosts([s for s, _ in servers]),
+            "https_redirect_hosts": redirect_hosts,
             "unknown_host": "not_found",
             "vhosts": [
-                {
-                    "domains": [domain],
-                    "routes": [tables.route(r) for r in routes + catch_alls],
-                    "default_target": None,
-                    "default_port": None,
-                }
+                _gateway_vhost(domain, [tables.route(r) for r in routes + catch_alls], domain in tls_domains)
                 for domain, (routes, catch_alls) in by_domain.items()
             ],
         }

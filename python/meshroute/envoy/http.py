@@ -123,14 +123,26 @@ def catch_all_vhost(domains: Sequence[str] = ("*",)) -> Json:
 
 
 def redirect_vhost(domains: Sequence[str]) -> Json:
-    """Gateway ``tls.httpsRedirect``: 301 to https:// for these hosts.
+    """Gateway ``tls.httpsRedirect``: 301 to https:// for these hosts (the redirect servers'
+    host patterns).
 
-    Istio sets ``require_tls: ALL`` on the virtual host. That makes Envoy answer from a synthetic
-    route that carries no per-filter config, so ext_proc would still run first and, with serve
-    down, turn every redirect into 503. The same rule is written out as two routes instead:
-    requests already marked ``x-forwarded-proto: https`` (what ``require_tls`` lets through) get
-    the normal catch-all route, and everything else a redirect route with ext_proc off: nothing is
-    left for serve to decide, and a redirect must not depend on serve being up.
+    Istio sets ``require_tls: ALL`` per virtual host: on each vhost a redirect server built
+    (its hosts, with or without VirtualService routes), not on every host its patterns cover.
+    Envoy gives a request to the vhost with the most specific domain, so a more specific host
+    of a plain server must be a domain of the catch-all (``listeners._plain_vhosts``), whose
+    decision then follows the same per-vhost rule (semantics §4). A request that gets through
+    here (already https) is decided too: routed by a VirtualService vhost, or 404 where only
+    the redirect server's own vhost (which has no routes) covers its host.
+
+    ``require_tls`` itself makes Envoy answer from a synthetic route that carries no per-filter
+    config, so ext_proc would still run first and, with serve down, turn every redirect into 503.
+    The same rule is written out as two routes instead: requests already marked
+    ``x-forwarded-proto: https`` (what ``require_tls`` lets through) get the normal catch-all
+    route, and everything else a redirect route with ext_proc off: nothing is left for serve to
+    decide, and a redirect must not depend on serve being up. Not covered: a VirtualService
+    host of a plain server that is wider than these patterns (``*``) but names a host inside one
+    (``a.example.com`` under ``*.example.com``); Envoy only sees server hosts, so such a host is
+    redirected here while the decision itself would route it.
     """
     forwarded_https = {
         **catch_all_route(),

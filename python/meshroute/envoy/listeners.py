@@ -199,14 +199,22 @@ def _not_generated(protocol: str, mode: str) -> str | None:
 
 
 def _plain_vhosts(port: _Port) -> list[Json]:
-    """Redirect hosts first-come; the catch-all takes ``*`` unless a redirect server has it."""
+    """The redirect vhost (the ``httpsRedirect`` servers' hosts, first-come) and the catch-all,
+    which the decision answers. Istio requires TLS per virtual host and Envoy picks the most
+    specific domain (semantics §4), so a plain server host inside a redirect pattern
+    (``a.example.com`` under ``*.example.com``) is named in the catch-all, which then wins for
+    it; a plain host equal to a redirect host stays redirected (Istio marks that vhost). The
+    catch-all takes ``*`` unless a redirect server has it."""
+    from meshroute.config.hosts import matches
+
     vhosts: list[Json] = []
     redirect = list(port.redirect_hosts)
     plain = [h for h in port.plain_hosts if h not in redirect]
     if redirect:
         vhosts.append(redirect_vhost(redirect))
     if "*" not in redirect:
-        vhosts.append(catch_all_vhost())
+        inside = [h for h in plain if h != "*" and any(matches(r, h) for r in redirect)]
+        vhosts.append(catch_all_vhost(["*", *inside]))
     elif plain:
         vhosts.append(catch_all_vhost(plain))
     return vhosts

@@ -241,6 +241,7 @@ pub(crate) fn build_vhost(v: &VHostSpec, routes: &Routes, gateway: u32) -> VHost
         p.dedup();
         p.into_boxed_slice()
     });
+    vhost.require_tls = v.require_tls;
     vhost
 }
 

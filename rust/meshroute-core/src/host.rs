@@ -268,37 +268,66 @@ fn earliest(a: Option<HostHit>, b: Option<HostHit>) -> Option<HostHit> {
     }
 }
 
-/// A set of host patterns (exact names, `*suffix` wildcards, `*`) that only answers "does any
-/// pattern match?", with the same rules as [`HostIndex`]: used for the hosts of a view's
-/// `tls.httpsRedirect` servers.
+/// How specific a domain pattern is, in Envoy's virtual-host order: any exact name beats any
+/// wildcard, a longer `*suffix` beats a shorter one, and `*` comes last.
+#[inline]
+pub(crate) fn specificity(domain: &str) -> usize {
+    match domain.strip_prefix('*') {
+        None => usize::MAX,
+        Some(suffix) => suffix.len(),
+    }
+}
+
+/// A set of host patterns (exact names, `*suffix` wildcards, `*`) with the same matching rules
+/// as [`HostIndex`]: the hosts of a view's `tls.httpsRedirect` servers, each standing for a
+/// virtual host of its own that requires TLS (docs/ir.md "View").
 ///
-/// The empty set, by far the common case, costs one branch; `*` costs no hashing.
+/// The empty set, by far the common case, costs one branch; `*` alone costs no hashing.
 #[derive(Clone)]
 pub(crate) struct HostSet {
     star: bool,
     /// Shared by the patched copies of a view.
     index: Option<Arc<HostIndex>>,
+    /// The patterns other than `*`, lower-cased (`HostHit::domain` indexes them).
+    patterns: Arc<[String]>,
 }
 
 // === impl HostSet ===
 
 impl HostSet {
     pub(crate) fn build(patterns: &[String]) -> Self {
-        let patterns: Vec<String> = patterns.iter().map(|p| p.to_ascii_lowercase()).collect();
+        let mut seen = std::collections::HashSet::new();
+        let patterns: Vec<String> = patterns
+            .iter()
+            .map(|p| p.to_ascii_lowercase())
+            .filter(|p| seen.insert(p.clone()))
+            .collect();
         let star = patterns.iter().any(|p| p == "*");
-        let index = (!star && !patterns.is_empty())
+        let patterns: Vec<String> = patterns.into_iter().filter(|p| p != "*").collect();
+        let index = (!patterns.is_empty())
             .then(|| Arc::new(HostIndex::build(std::iter::once(patterns.as_slice()))));
-        Self { star, index }
+        Self {
+            star,
+            index,
+            patterns: patterns.into(),
+        }
     }
 
     /// Whether `host` (already port-stripped, any case) matches some pattern.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn matches(&self, host: &str) -> bool {
-        self.star
-            || self
-                .index
-                .as_ref()
-                .is_some_and(|i| i.lookup(host).is_some())
+        self.best(host).is_some()
+    }
+
+    /// The [`specificity`] of the most specific pattern `host` (already port-stripped, any
+    /// case) matches, or `None` when it matches none.
+    #[inline]
+    pub(crate) fn best(&self, host: &str) -> Option<usize> {
+        let hit = self.index.as_ref().and_then(|i| i.lookup(host));
+        match hit {
+            Some(h) => Some(specificity(&self.patterns[h.domain as usize])),
+            None => self.star.then_some(0),
+        }
     }
 }
 
@@ -480,5 +509,20 @@ mod tests {
         assert!(!s.matches("secure.example.com.evil") && !s.matches(""));
         let all = set(&["plain.example.com", "*"]);
         assert!(all.matches("anything") && all.matches(""));
+    }
+
+    #[test]
+    fn host_set_best_is_the_most_specific_pattern() {
+        let s = set(&["*", "*.example.com", "*.a.example.com", "b.a.example.com"]);
+        assert_eq!(s.best("B.a.example.com"), Some(usize::MAX));
+        assert_eq!(s.best("c.a.example.com"), Some(".a.example.com".len()));
+        assert_eq!(s.best("x.example.com"), Some(".example.com".len()));
+        assert_eq!(s.best("example.org"), Some(0));
+        assert_eq!(set(&["*.example.com"]).best("example.org"), None);
+        assert_eq!(set(&[]).best("a"), None);
+        // Same order as a view's vhost lookup: exact > longer suffix > shorter suffix > `*`.
+        assert!(specificity("a.example.com") > specificity("*.a.example.com"));
+        assert!(specificity("*.a.example.com") > specificity("*.example.com"));
+        assert!(specificity("*.example.com") > specificity("*"));
     }
 }

@@ -97,7 +97,8 @@ pub(crate) struct ViewSpec {
     pub(crate) scope: u32,
     #[serde(default)]
     pub(crate) ports: Vec<u16>,
-    /// Host patterns of the gateway servers with `tls.httpsRedirect` (`ns/` part stripped).
+    /// Host patterns of the gateway servers with `tls.httpsRedirect` (`ns/` part stripped):
+    /// each stands for a vhost of its own that requires TLS and has no routes (docs/ir.md).
     #[serde(default)]
     pub(crate) https_redirect_hosts: Vec<String>,
     #[serde(default)]
@@ -160,6 +161,10 @@ pub(crate) struct VHostSpec {
     /// The listener ports this vhost serves (docs/ir.md "VHost"); absent = every port.
     #[serde(default)]
     pub(crate) ports: Option<Vec<u16>>,
+    /// Istio `require_tls: ALL`: a gateway server this vhost was built for has
+    /// `tls.httpsRedirect`, so a request that is not https gets a 301 to https.
+    #[serde(default)]
+    pub(crate) require_tls: bool,
 }
 
 #[derive(Debug, Deserialize)]

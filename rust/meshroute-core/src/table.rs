@@ -6,6 +6,7 @@ use ahash::AHashMap;
 
 use crate::decision::{ClusterRef, Decision, DestRef, Outcome, RouteRef};
 use crate::error::CompileError;
+use crate::host::{specificity, HostHit};
 use crate::matchers::ClientCtx;
 use crate::redirect::Redirect;
 use crate::request::{Prepared, Request};
@@ -117,15 +118,20 @@ impl RouteTable {
             prep.host,
             selected.port.or(req.port).or(prep.authority_port),
         );
-        let vhost = d.host_hit.map(|h| &*view.vhosts[h.vhost as usize]);
+        let mut vhost = d.host_hit.map(|h| &*view.vhosts[h.vhost as usize]);
         let port = selected
             .port
             .unwrap_or_else(|| mesh_listener_port(&prep, view, vhost));
-        // A gateway server with `tls.httpsRedirect` answers plain-http requests for its hosts
-        // with a 301, whether or not a VirtualService claims the host.
-        if view.https_redirect.matches(prep.host) && !prep.is_https() {
-            let location = Redirect::https().location(&prep, port);
-            return redirected(d, location, 301);
+        if let Some(tls) = require_tls(view, &prep, d.host_hit) {
+            if !prep.is_https() {
+                let location = Redirect::https().location(&prep, port);
+                return redirected(d, location, 301);
+            }
+            if tls == RequireTls::RedirectOnly {
+                // The redirect-only vhost has no routes (Istio: 404 for what it lets through).
+                d.host_hit = None;
+                vhost = None;
+            }
         }
         let Some(vhost) = vhost else {
             return unknown_host(d, view.unknown_host);
@@ -241,6 +247,34 @@ impl RouteTable {
                 false
             }
         }
+    }
+}
+
+/// Which virtual host requiring TLS a request reached, when it reached one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequireTls {
+    /// The vhost the host lookup found (`require_tls`, or a redirect pattern equal to its domain).
+    VHost,
+    /// A redirect host pattern more specific than any vhost domain (or matched alone): Istio's
+    /// vhost for a `tls.httpsRedirect` server host that no VirtualService host equals.
+    RedirectOnly,
+}
+
+/// Istio's per-vhost `require_tls: ALL` (semantics §4): a view's vhosts and its redirect host
+/// patterns (each a vhost of its own, with no routes) compete by Envoy's domain order; the
+/// winner decides. A redirect pattern equal to the found vhost's domain marks that vhost (Istio
+/// sets `require_tls` on the vhost of that name when there is one).
+#[inline]
+fn require_tls(view: &View, prep: &Prepared<'_>, hit: Option<HostHit>) -> Option<RequireTls> {
+    let found = hit.map(|h| (&*view.vhosts[h.vhost as usize], h.domain as usize));
+    if found.is_some_and(|(v, _)| v.require_tls) {
+        return Some(RequireTls::VHost);
+    }
+    let pattern = view.https_redirect.best(prep.host)?;
+    match found.map(|(v, d)| specificity(&v.domains[d])) {
+        Some(rank) if rank > pattern => None,
+        Some(rank) if rank == pattern => Some(RequireTls::VHost),
+        _ => Some(RequireTls::RedirectOnly),
     }
 }
 

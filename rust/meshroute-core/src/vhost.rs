@@ -26,6 +26,8 @@ pub(crate) struct VHost {
     pub(crate) default_port: Option<u16>,
     /// The listener ports this vhost serves, sorted (`None`: every port; docs/ir.md "VHost").
     pub(crate) ports: Option<Box<[u16]>>,
+    /// Istio `require_tls: ALL` (a `tls.httpsRedirect` server built it): plain http gets a 301.
+    pub(crate) require_tls: bool,
     /// Some block applies to every client of the view, so "no block applicable" cannot happen.
     unconditional: bool,
 }
@@ -74,6 +76,7 @@ impl VHost {
             default_target,
             default_port,
             ports: None,
+            require_tls: false,
             unconditional,
         };
         vhost.reindex(routes, INDEX_THRESHOLD);

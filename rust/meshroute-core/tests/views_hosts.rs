@@ -222,3 +222,60 @@ fn https_redirect_only_for_the_redirecting_servers_hosts() {
     let d = gw("admin.example.com", "http");
     assert_eq!((d.outcome(), d.status()), (Outcome::NoRoute, Some(404)));
 }
+
+/// Istio's per-vhost `require_tls` (semantics §4): a redirect server `*.example.com` (no VS of
+/// its own), a plain server `*` routing `a.example.com` and `*`, and a vhost `b.example.com`
+/// built for a redirect server (`require_tls`). Envoy's domain order decides which vhost a
+/// host reaches, and only that vhost's `require_tls` counts.
+fn per_vhost_redirect() -> std::sync::Arc<meshroute_core::RouteTable> {
+    let mut ir = Ir::new();
+    ir.doc["gateways"] = json!(["mesh", "default/gw"]);
+    let app = ir.target("app", None, Some(80), 80);
+    let rest = ir.target("rest", None, Some(80), 80);
+    let on_gw = json!([{"gateways": [1]}]);
+    let ra = ir.route(with(fwd(0, vec![], &[(app, 0)]), "matches", on_gw.clone()));
+    let rr = ir.route(with(fwd(1, vec![], &[(rest, 0)]), "matches", on_gw));
+    ir.doc["views"] = json!([{"gateway": 1, "namespace": "default", "scope": 0, "ports": [80],
+        "https_redirect_hosts": ["*.example.com"],
+        "unknown_host": "not_found", "vhosts": [
+            {"domains": ["a.example.com"], "routes": [ra], "default_target": null, "default_port": null},
+            {"domains": ["b.example.com"], "routes": [ra], "default_target": null, "default_port": null,
+             "require_tls": true},
+            {"domains": ["*"], "routes": [rr], "default_target": null, "default_port": null}]}]);
+    ir.doc["mesh"] = json!({"namespaces": {}, "other_view": null});
+    ir.doc["gateway_views"] = json!({"default/gw": {"80": 0}});
+    ir.build()
+}
+
+#[test]
+fn https_redirect_is_decided_by_the_vhost_the_host_reaches() {
+    let t = per_vhost_redirect();
+    let gw = |authority: &'static str, scheme: &'static str| {
+        route(
+            &t,
+            &Request {
+                gateway: "default/gw",
+                scheme,
+                ..req(authority, "/p", &[])
+            },
+        )
+    };
+    // More specific than the redirect pattern, built for a plain server: routed.
+    let d = gw("a.example.com", "http");
+    assert_eq!((d.outcome(), d.host()), (Outcome::Route, Some("app")));
+    // Its own vhost requires TLS: redirected over http, routed over https.
+    let d = gw("B.example.com", "http");
+    assert_eq!(d.redirect_location(), Some("https://B.example.com/p"));
+    assert_eq!(gw("b.example.com", "https").host(), Some("app"));
+    // Only the redirect pattern's vhost (more specific than `*`): 301, and 404 over https
+    // (that vhost has no routes); the `*` vhost is not reached.
+    let d = gw("x.example.com", "http");
+    assert_eq!(d.redirect_location(), Some("https://x.example.com/p"));
+    let d = gw("x.example.com", "https");
+    assert_eq!((d.outcome(), d.status()), (Outcome::NoRoute, Some(404)));
+    // Outside the pattern: the plain `*` vhost routes.
+    let d = gw("example.org", "http");
+    assert_eq!((d.outcome(), d.host()), (Outcome::Route, Some("rest")));
+    let d = gw("example.com", "http");
+    assert_eq!((d.outcome(), d.host()), (Outcome::Route, Some("rest")));
+}

@@ -403,12 +403,12 @@ def compile_state(resources: list[Resource], domain: str = "cluster.local") -> C
         ports = gateway_views(index, tables, compiled, gw)
         ctx = Context(gw.namespace, None, gw)
         gateway_index[ref] = {str(port): add(view, ctx) for port, view in ports.items()}
-    workloads = gateway_workloads(index)
+    workloads = gateway_workloads(index.model)
     for workload in workloads:
         ports = workload_views(index, tables, compiled, workload)
         ctx = Context(workload.namespace, None, None, workload)
         gateway_index[workload.name] = {str(port): add(view, ctx) for port, view in ports.items()}
-    tcp = tcp_section(index, tables, vs_ids, contexts)  # before the scopes: it adds targets
+    tcp = tcp_section(index.model, tables, vs_ids, contexts)  # before the scopes: it adds targets
     scopes = _Scopes(index, tables)
     for view, ctx in zip(views, contexts, strict=True):
         view["scope"] = scopes.scope(ctx)

@@ -50,7 +50,7 @@ def test_duplicate_resource_later_replaces_earlier_with_warning() -> None:
     second = vs("reviews", body="  http:\n  - route:\n    - destination: {host: reviews}\n")
     index = build_index(resources(service("reviews"), first, second))
     assert codes(index.diagnostics) == ["duplicate-resource"]
-    [only] = index.virtual_services
+    [only] = index.model.virtual_services
     assert only.http[0]["route"][0]["destination"] == {"host": "reviews.default.svc.cluster.local"}
     assert only.resource.file == "doc2.yaml"
 
@@ -61,7 +61,7 @@ def test_snake_case_fields_are_normalised() -> None:
         body="  export_to: ['.']\n  http:\n  - match: [{ignore_uri_case: true, "
         "uri: {prefix: /a}}]\n    route: [{destination: {host: reviews}}]\n",
     )
-    [info] = build_index(resources(text)).virtual_services
+    [info] = build_index(resources(text)).model.virtual_services
     assert info.export_to == (".",)
     assert info.http[0]["match"][0]["ignoreUriCase"] is True
 
@@ -76,7 +76,7 @@ def test_gateway_names_resolve_with_vs_namespace_and_unknown_is_error() -> None:
         "    route: [{destination: {host: r}}]\n"
     )
     index = build_index(resources(gw, service("r", "a"), vs("v", "a", body, "[r]")))
-    [info] = index.virtual_services
+    [info] = index.model.virtual_services
     assert info.gateways == ("a/gw", "b/gw", "mesh")
     assert info.http[0]["match"][0]["gateways"] == ["a/gw2"]
     unknown = [d for d in index.diagnostics if d.code == "vs-gateway-unknown"]
@@ -232,13 +232,13 @@ def test_dr_lookup_path_client_then_service_then_root() -> None:
     private_service = dr("p", "svc-ns", "r", "  exportTo: ['.']\n  subsets: [{name: private}]\n")
     index = build_index(resources(service("r", "svc-ns"), in_client, in_root, private_service, in_service))
     host = "r.svc-ns.svc.cluster.local"
-    rule = index.rules.lookup(host, "client", "svc-ns")
+    rule = index.model.rules.lookup(host, "client", "svc-ns")
     assert rule is not None and rule.namespace == "client"
-    rule = index.rules.lookup(host, "other", "svc-ns")
+    rule = index.model.rules.lookup(host, "other", "svc-ns")
     assert rule is not None and list(rule.subsets) == ["from-service"]  # the private one is not exported
-    rule = index.rules.lookup(host, "svc-ns", "svc-ns")
+    rule = index.model.rules.lookup(host, "svc-ns", "svc-ns")
     assert rule is not None and list(rule.subsets) == ["private"]  # own namespace sees all; first DR wins
-    assert index.rules.lookup("x.y.svc.cluster.local", "client", "y") is None
+    assert index.model.rules.lookup("x.y.svc.cluster.local", "client", "y") is None
 
 
 def test_dr_lookup_in_root_namespace_when_nothing_closer() -> None:
@@ -246,7 +246,7 @@ def test_dr_lookup_in_root_namespace_when_nothing_closer() -> None:
         "root", "istio-system", "*.svc.cluster.local", "  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n"
     )
     index = build_index(resources(service("r", "a"), in_root))
-    assert index.rules.effective("r.a.svc.cluster.local", None, 80, "b", "a") == {
+    assert index.model.rules.effective("r.a.svc.cluster.local", None, 80, "b", "a") == {
         "tls": {"mode": "ISTIO_MUTUAL"}
     }
 
@@ -266,7 +266,7 @@ def test_several_drs_for_one_host_merge_first_policy_and_first_subset_win() -> N
         "  subsets: [{name: v1, labels: {version: other}}, {name: v2}]\n",
     )
     index = build_index(resources(service("r"), a, b))
-    rule = index.rules.lookup("r.default.svc.cluster.local", "default", "default")
+    rule = index.model.rules.lookup("r.default.svc.cluster.local", "default", "default")
     assert rule is not None
     assert rule.traffic_policy == {"loadBalancer": {"simple": "RANDOM"}}
     assert list(rule.subsets) == ["v1", "v2"] and rule.subsets["v1"].labels == {"version": "v1"}
@@ -276,7 +276,7 @@ def test_most_specific_dr_host_wins_without_merging_across_hosts() -> None:
     wide = dr("w", "default", "*.default.svc.cluster.local", "  subsets: [{name: wide}]\n")
     exact = dr("e", "default", "r", "  subsets: [{name: exact}]\n")
     index = build_index(resources(service("r"), wide, exact))
-    rule = index.rules.lookup("r.default.svc.cluster.local", "default", "default")
+    rule = index.model.rules.lookup("r.default.svc.cluster.local", "default", "default")
     assert rule is not None and list(rule.subsets) == ["exact"]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 import meshroute
 from meshroute.config.index import build_index
+from meshroute.config.model import build_model
 from meshroute.config.workloads import GatewayWorkload, gateway_workloads, merge_servers, resolve
 
 # compile_helpers first: it makes meshroute importable while the Rust extension is not built.
@@ -46,7 +47,7 @@ def pod(name: str, ns: str, labels: str) -> str:
 
 
 def workloads(*texts: str) -> list[GatewayWorkload]:
-    return gateway_workloads(build_index(resources(*texts)))
+    return gateway_workloads(build_model(resources(*texts)))
 
 
 def kept(*texts: str) -> dict[int, list[tuple[str, int]]]:
@@ -163,7 +164,7 @@ def test_after_a_tls_server_istio_keeps_one_server_without_tls() -> None:
                         + server(443, "[d.com]", "HTTPS", "https-d", https),
                     )
                 )
-            ).gateways.values()
+            ).model.gateways.values()
         )
     )
     assert [s.index for s, _ in servers[443]] == [0, 1, 3]
@@ -193,7 +194,7 @@ def test_resolve_by_labels_and_namespace() -> None:
                 gateway("in", server(80, "['*']")),
                 gateway("special", server(81, "['*']"), selector="{istio: ingressgateway, tier: special}"),
             )
-        ).gateways.values()
+        ).model.gateways.values()
     )
     names = [
         "workload:istio-system/istio=ingressgateway,tier=special",

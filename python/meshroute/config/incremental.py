@@ -31,6 +31,7 @@ from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.hosts import MESH, is_wildcard
 from meshroute.config.index import alias_destinations, routes_gateways
 from meshroute.config.load import Resource
+from meshroute.config.model import swap
 from meshroute.config.policy import DestinationRuleInfo, parse_destination_rule
 from meshroute.config.tcproute import tcp_routes
 from meshroute.config.virtualservice import VirtualServiceInfo, parse_virtual_service
@@ -157,13 +158,13 @@ class Incremental:
 
         state, index = self.state, self.state.index
         key = f"{new.namespace}/{new.name}"
-        _swap(index.model.virtual_services, old, new)
+        index.model.replace_virtual_service(old, new)
         self._replaced(old, new)
         merged: list[tuple[int, Any]] = list(enumerate(new.http))
         if index.model.registry.has_aliases:  # as build_index merges: alias destinations rewritten
             merged = [(i, alias_destinations(route, index.model.registry)) for i, route in merged]
         index.merged[key] = merged
-        index._roots = index._by_name = index._mesh_public = None
+        index._by_name = index._mesh_public = None
         index._bound.pop(id(old), None)
         self._dest_hosts = None
         cross = check_virtual_service(new, index)
@@ -244,9 +245,8 @@ class Incremental:
         self, old: DestinationRuleInfo, new: DestinationRuleInfo, patch: _Patch
     ) -> list[Diagnostic]:
         index = self.state.index
-        _swap(index.model.destination_rules, old, new)
+        index.model.replace_destination_rule(old, new)
         self._replaced(old, new)
-        index.model.rules.replace(old, new)
         self._rescope({new.host}, patch)
         return check_destination_rule(new, index)
 
@@ -329,7 +329,7 @@ class Incremental:
         return self._infos.get(key, [])
 
     def _replaced(self, old: Any, new: Any) -> None:
-        _swap(self._models(old.resource.key), old, new)
+        swap(self._models(old.resource.key), old, new)
 
 
 class _Patch:
@@ -436,10 +436,6 @@ def _one(found: Any) -> Any:
     if len(items) != 1:
         raise NotIncremental("the edited resource is not defined exactly once")
     return items[0]
-
-
-def _swap(items: list[Any], old: Any, new: Any) -> None:
-    items[next(i for i, x in enumerate(items) if x is old)] = new
 
 
 def _name(res: Resource) -> str:

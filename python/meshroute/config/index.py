@@ -15,9 +15,8 @@ from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.gateway import GatewayInfo
 from meshroute.config.hosts import MESH, is_wildcard, matches, visibility_class
 from meshroute.config.load import Resource
-from meshroute.config.meshconfig import DEFAULT_DOMAIN, MeshSettings
+from meshroute.config.meshconfig import DEFAULT_DOMAIN
 from meshroute.config.model import Model, build_model
-from meshroute.config.policy import DestinationRuleInfo, DestinationRules
 from meshroute.config.registry import Registry, Service
 from meshroute.config.sidecar import SidecarInfo
 from meshroute.config.virtualservice import VirtualServiceInfo
@@ -36,92 +35,30 @@ class ConfigIndex:
     merged: dict[str, list[tuple[int, Route]]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)  # the model's, then cross-resource
     # Memos: the model does not change once build_index has returned it.
-    _roots: list[VirtualServiceInfo] | None = field(default=None, repr=False, compare=False)
     _bound: dict[int, set[str]] = field(default_factory=dict, repr=False, compare=False)
     _mesh_public: tuple[list[VirtualServiceInfo], HostPicker] | None = field(
         default=None, repr=False, compare=False
     )
     _mesh_local: list[VirtualServiceInfo] = field(default_factory=list, repr=False, compare=False)
-    _visible: dict[tuple[str, int], tuple[Service, ...]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
     _by_name: dict[tuple[str, str], VirtualServiceInfo] | None = field(
         default=None, repr=False, compare=False
     )
 
-    # --- Transitional: the model's parts, for callers not yet handed the model ------------------
-
-    @property
-    def domain(self) -> str:
-        return self.model.domain
-
-    @property
-    def resources(self) -> list[Resource]:
-        return self.model.resources
-
-    @property
-    def registry(self) -> Registry:
-        return self.model.registry
-
-    @property
-    def rules(self) -> DestinationRules:
-        return self.model.rules
-
-    @property
-    def destination_rules(self) -> list[DestinationRuleInfo]:
-        return self.model.destination_rules
-
-    @property
-    def gateways(self) -> dict[str, GatewayInfo]:
-        return self.model.gateways
-
-    @property
-    def virtual_services(self) -> list[VirtualServiceInfo]:
-        return self.model.virtual_services
-
-    @property
-    def sidecars(self) -> list[SidecarInfo]:
-        return self.model.sidecars
-
-    @property
-    def namespaces(self) -> list[str]:
-        return self.model.namespaces
-
-    @property
-    def mesh(self) -> MeshSettings:
-        return self.model.mesh
-
     # --- Sidecars (§6) -------------------------------------------------------------------------
 
     def default_sidecar(self, namespace: str) -> SidecarInfo | None:
-        """The namespace's selector-less Sidecar, else the root namespace's (the mesh default)."""
-        for ns in (namespace, self.model.mesh.root_namespace):
-            for sc in self.model.sidecars:
-                if sc.namespace == ns and not sc.selector:
-                    return sc
-        return None
+        return self.model.default_sidecar(namespace)
 
     def selector_sidecars(self, namespace: str) -> list[SidecarInfo]:
-        return [sc for sc in self.model.sidecars if sc.namespace == namespace and sc.selector]
+        return self.model.selector_sidecars(namespace)
 
     # --- Visibility ----------------------------------------------------------------------------
 
     def visible_services(self, client_ns: str, sidecar: SidecarInfo | None) -> list[Service]:
-        """Services a client sees: exported to its namespace and imported by its Sidecar."""
-        key = (client_ns, id(sidecar))
-        known = self._visible.get(key)
-        if known is None:
-            known = self._visible[key] = tuple(
-                svc
-                for svc in self.model.registry.visible(client_ns)
-                if sidecar is None or sidecar.imports(svc.namespace, [svc.host], client_ns)
-            )
-        return list(known)
+        return self.model.visible_services(client_ns, sidecar)
 
     def roots(self) -> list[VirtualServiceInfo]:
-        if self._roots is None:
-            self._roots = [vs for vs in self.model.virtual_services if not vs.is_delegate]
-        return list(self._roots)
+        return self.model.roots()
 
     def named(self, namespace: str, name: str) -> VirtualServiceInfo | None:
         """The VirtualService ``namespace/name``, if any."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from meshroute.config.common import dedupe
 from meshroute.config.diagnostics import Diagnostic
@@ -22,7 +23,7 @@ from meshroute.config.gateway import GatewayInfo, parse_gateway
 from meshroute.config.load import Resource
 from meshroute.config.meshconfig import DEFAULT_DOMAIN, MeshSettings, mesh_settings
 from meshroute.config.policy import DestinationRuleInfo, DestinationRules, parse_destination_rule
-from meshroute.config.registry import Registry, build_registry
+from meshroute.config.registry import Registry, Service, build_registry
 from meshroute.config.sidecar import SidecarInfo, parse_sidecar
 from meshroute.config.virtualservice import VirtualServiceInfo, parse_virtual_service
 
@@ -42,10 +43,55 @@ class Model:
     namespaces: list[str]
     mesh: MeshSettings = field(default_factory=MeshSettings)
     diagnostics: list[Diagnostic] = field(default_factory=list)  # duplicates, mesh config
+    # (client namespace, id(Sidecar)) -> the services it sees; edits never change who sees which
+    # service (config/incremental.py replaces VirtualServices and DestinationRules only).
+    _visible: dict[tuple[str, int], tuple[Service, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _roots: list[VirtualServiceInfo] | None = field(default=None, repr=False, compare=False)
 
     def roots(self) -> list[VirtualServiceInfo]:
         """The VirtualServices with hosts (the others are only delegates, §2.7)."""
-        return [vs for vs in self.virtual_services if not vs.is_delegate]
+        if self._roots is None:
+            self._roots = [vs for vs in self.virtual_services if not vs.is_delegate]
+        return list(self._roots)
+
+    # --- Edits (config/incremental.py): one resource replaced by its edited version -------------
+
+    def replace_virtual_service(self, old: VirtualServiceInfo, new: VirtualServiceInfo) -> None:
+        """``new`` takes ``old``'s place (same hosts, exportTo and gateways: who sees it is unchanged)."""
+        swap(self.virtual_services, old, new)
+        self._roots = None
+
+    def replace_destination_rule(self, old: DestinationRuleInfo, new: DestinationRuleInfo) -> None:
+        """``new`` takes ``old``'s place, in the list and in the rule lookup."""
+        swap(self.destination_rules, old, new)
+        self.rules.replace(old, new)
+
+    # --- Sidecars (§6) -------------------------------------------------------------------------
+
+    def default_sidecar(self, namespace: str) -> SidecarInfo | None:
+        """The namespace's selector-less Sidecar, else the root namespace's (the mesh default)."""
+        for ns in (namespace, self.mesh.root_namespace):
+            for sc in self.sidecars:
+                if sc.namespace == ns and not sc.selector:
+                    return sc
+        return None
+
+    def selector_sidecars(self, namespace: str) -> list[SidecarInfo]:
+        return [sc for sc in self.sidecars if sc.namespace == namespace and sc.selector]
+
+    def visible_services(self, client_ns: str, sidecar: SidecarInfo | None) -> list[Service]:
+        """Services a client sees: exported to its namespace and imported by its Sidecar."""
+        key = (client_ns, id(sidecar))
+        known = self._visible.get(key)
+        if known is None:
+            known = self._visible[key] = tuple(
+                svc
+                for svc in self.registry.visible(client_ns)
+                if sidecar is None or sidecar.imports(svc.namespace, [svc.host], client_ns)
+            )
+        return list(known)
 
 
 def build_model(resources: Iterable[Resource], domain: str = DEFAULT_DOMAIN) -> Model:
@@ -102,3 +148,8 @@ def build_model(resources: Iterable[Resource], domain: str = DEFAULT_DOMAIN) -> 
         mesh=mesh,
         diagnostics=diags,
     )
+
+
+def swap(items: list[Any], old: Any, new: Any) -> None:
+    """Replace ``old`` (by identity; it must be there) with ``new`` in ``items``, in its place."""
+    items[next(i for i, x in enumerate(items) if x is old)] = new

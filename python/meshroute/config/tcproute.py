@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from meshroute.config.hosts import MESH, is_wildcard, matches, vhost_domains, visibility_class
-from meshroute.config.index import ConfigIndex
+from meshroute.config.model import Model
 from meshroute.config.registry import Service, ServicePort
 from meshroute.config.streamroute import L4Match, L4Route
 from meshroute.config.tables import Tables
@@ -56,12 +56,12 @@ def _bound_to_mesh(vs: VirtualServiceInfo, route: L4Route) -> bool:
     return any(MESH in (m.gateways or vs.gateways) for m in route.matches)
 
 
-def candidates(index: ConfigIndex, svc: Service, ns: str) -> list[VirtualServiceInfo]:
+def candidates(model: Model, svc: Service, ns: str) -> list[VirtualServiceInfo]:
     """VirtualServices with ``tcp`` routes for ``svc`` seen from ``ns``, in precedence order
     (Istio ``getConfigsForHost``: every VS one of whose hosts covers the service host)."""
     found = [
         vs
-        for vs in index.roots()
+        for vs in model.roots()
         if vs.visible_from(ns) and vs.tcp and any(matches(h, svc.host) for h in vs.hosts)
     ]
     return sorted(found, key=lambda vs: (visibility_class(vs.export_to, vs.namespace, ns), vs.order))
@@ -94,8 +94,8 @@ def _subnets_hold(match: L4Match, svc: Service) -> bool:
 class TcpCompiler:
     """Builds the ``tcp`` entries of the mesh views of one compile."""
 
-    def __init__(self, index: ConfigIndex, tables: Tables, vs_ids: Mapping[str, int]) -> None:
-        self.index = index
+    def __init__(self, model: Model, tables: Tables, vs_ids: Mapping[str, int]) -> None:
+        self.model = model
         self.tables = tables
         self.vs_ids = vs_ids
         self.entries: dict[str, dict[str, Any]] = {}  # canonical key -> entry (views appended)
@@ -105,7 +105,7 @@ class TcpCompiler:
         for dest in route.route:
             number = dest.port
             if number is None:
-                svc = self.index.registry.lookup(dest.host)
+                svc = self.model.registry.lookup(dest.host)
                 number = (svc.single_port if svc else None) or listen_port
             target = self.tables.target(dest.host, dest.subset, number)
             out.append({"target": target, "weight": dest.weight})
@@ -143,7 +143,7 @@ class TcpCompiler:
     def routes_for(self, svc: Service, port: int, ns: str) -> list[int]:
         """RouteIds to walk for a connection to ``svc:port`` from ``ns``; the default route last."""
         out: list[int] = []
-        for vs in candidates(self.index, svc, ns):
+        for vs in candidates(self.model, svc, ns):
             vs_id = self.vs_ids.get(f"{vs.namespace}/{vs.name}")
             for i, route in enumerate(vs.tcp):
                 if not _bound_to_mesh(vs, route):
@@ -161,7 +161,7 @@ class TcpCompiler:
 
     def add_view(self, view_id: int, ctx: Context) -> None:
         ns = ctx.namespace
-        for svc in self.index.visible_services(ns, ctx.sidecar):
+        for svc in self.model.visible_services(ns, ctx.sidecar):
             if svc.is_alias:
                 continue
             ports = tcp_ports(svc)
@@ -170,7 +170,7 @@ class TcpCompiler:
             domains = [
                 d
                 for d in vhost_domains(
-                    svc.host, ns, self.index.domain, addresses=svc.addresses, aliases=svc.aliases
+                    svc.host, ns, self.model.domain, addresses=svc.addresses, aliases=svc.aliases
                 )
                 if not is_wildcard(d) and not d.endswith(".")  # Rust ignores a trailing dot
             ]
@@ -189,10 +189,10 @@ class TcpCompiler:
 
 
 def tcp_section(
-    index: ConfigIndex, tables: Tables, vs_ids: Mapping[str, int], contexts: Sequence[Context]
+    model: Model, tables: Tables, vs_ids: Mapping[str, int], contexts: Sequence[Context]
 ) -> list[dict[str, Any]]:
     """The IR's ``tcp`` entries for every mesh view (``contexts`` by ViewId)."""
-    compiler = TcpCompiler(index, tables, vs_ids)
+    compiler = TcpCompiler(model, tables, vs_ids)
     for view_id, ctx in enumerate(contexts):
         if ctx.gateway is None and ctx.workload is None:
             compiler.add_view(view_id, ctx)
@@ -213,19 +213,19 @@ def _holds(
 
 
 def mesh_choice(
-    index: ConfigIndex, svc: Service, port: int, ns: str, labels: Mapping[str, str]
+    model: Model, svc: Service, port: int, ns: str, labels: Mapping[str, str]
 ) -> tuple[VirtualServiceInfo, int, list[tuple[str, str | None, int, int]]] | None:
     """The ``tcp`` route a mesh client's connection to ``svc:port`` takes, evaluated in Python for
     one fixed client (``envoy-config``'s mesh TCP listeners): (VS, route index, destinations as
     (host, subset, port, weight), weight 0 for a single one); None = the service's own cluster."""
-    for vs in candidates(index, svc, ns):
+    for vs in candidates(model, svc, ns):
         for i, route in enumerate(vs.tcp):
             if route.matches:
                 if not any(_holds(m, vs, svc, port, ns, labels) for m in route.matches):
                     continue
             elif MESH not in vs.gateways:
                 continue
-            compiler = TcpCompiler(index, Tables(), {})
+            compiler = TcpCompiler(model, Tables(), {})
             dests = compiler.destinations(route, port)
             if not dests:
                 continue

@@ -25,6 +25,7 @@ from meshroute.config.hosts import (
 )
 from meshroute.config.httproute import Block, CompiledRoute, SourceCheck
 from meshroute.config.index import ConfigIndex, HostPicker
+from meshroute.config.model import Model
 from meshroute.config.registry import Service
 from meshroute.config.sidecar import SidecarInfo
 from meshroute.config.tables import Tables
@@ -170,9 +171,9 @@ def _plain_ok(index: ConfigIndex, ctx: Context) -> list[VirtualServiceInfo] | No
     from :class:`_Plain`: it sees every service (all exported everywhere; no Sidecar, or one
     importing everything) and none of those VSs has a wildcard host. Else None."""
     sidecar = ctx.sidecar
-    if (sidecar is not None and sidecar.egress is not None) or not index.registry.all_public:
+    if (sidecar is not None and sidecar.egress is not None) or not index.model.registry.all_public:
         return None
-    if index.registry.has_aliases:  # an alias's vhost depends on the VS the view picks for it
+    if index.model.registry.has_aliases:  # an alias's vhost depends on the VS the view picks for it
         return None
     local = index.mesh_local_candidates(ctx.namespace, sidecar)
     if any(is_wildcard(host) for vs in local for host in vs.hosts):
@@ -204,7 +205,7 @@ class _Builder:
     def client(self, svc: Service, ns: str) -> str:
         """``ns`` when some name of ``svc`` (its host, an alias's) has short forms there, else
         :data:`OTHER_NAMESPACE`: the client namespaces that see the same domains of ``svc``."""
-        domain = self.index.domain
+        domain = self.index.model.domain
         if alias_namespace(svc.host, domain) == ns:
             return ns
         if any(alias_namespace(alias, domain) == ns for alias in svc.aliases):
@@ -214,7 +215,7 @@ class _Builder:
     def domains(self, svc: Service, ns: str) -> _Domains:
         """The domains of ``svc`` on a sidecar of ``ns`` (:func:`vhost_domains`), its
         alternative names (:func:`alt_hosts`) and the alias of each domain an alias gives it."""
-        domain = self.index.domain
+        domain = self.index.model.domain
         client = self.client(svc, ns)
         key = (id(svc), client)  # the service lives as long as the index
         found = self.memo.domains.get(key)
@@ -274,7 +275,7 @@ class _Builder:
         vhost = self.memo.vhosts.get(key)
         if vhost is None:
             listed = self.domains(svc, ns).listed
-            target = self.index.registry.alias_target(svc.host) if svc.is_alias else svc
+            target = self.index.model.registry.alias_target(svc.host) if svc.is_alias else svc
             vhost = self.memo.vhosts[key] = {
                 "domains": [d for d in listed if d not in drop] if drop else list(listed),
                 "routes": self.routes_of(vs) if vs else [],
@@ -325,7 +326,7 @@ def _coverage(index: ConfigIndex, memo: Shared, ctx: Context) -> Callable[[str],
     listener's port, so one with a port; an ExternalName alias only when it declares one), each
     answer kept in ``memo`` for the views that see the same services."""
     sidecar = ctx.sidecar
-    everyone = index.registry.all_public and (sidecar is None or sidecar.egress is None)
+    everyone = index.model.registry.all_public and (sidecar is None or sidecar.egress is None)
     seen: Any = "*" if everyone else (ctx.namespace, id(sidecar))
 
     def covered(host: str) -> bool:
@@ -350,7 +351,7 @@ def _vs_ports(index: ConfigIndex, memo: Shared, ctx: Context) -> Callable[[Virtu
     for those ports only (semantics §1.1). Kept in ``memo`` for the views that see the same
     services."""
     sidecar = ctx.sidecar
-    everyone = index.registry.all_public and (sidecar is None or sidecar.egress is None)
+    everyone = index.model.registry.all_public and (sidecar is None or sidecar.egress is None)
     seen: Any = "*" if everyone else (ctx.namespace, id(sidecar))
 
     def ports(vs: VirtualServiceInfo) -> list[int]:
@@ -415,13 +416,13 @@ def _plain(index: ConfigIndex, build: _Builder) -> _Plain:
     """The :class:`_Plain` pieces; nothing interned yet (views intern in their own order)."""
     services = index.visible_services(OTHER_NAMESPACE, None)
     public, picker = index.mesh_candidates(OTHER_NAMESPACE, None)  # the public VSs only
-    claims = _Claims(index.registry.hosts, picker, public)
+    claims = _Claims(index.model.registry.hosts, picker, public)
     own: dict[str, list[int]] = {}
     taken: set[str] = set()
     picks: list[VirtualServiceInfo | None] = []
     drops: list[frozenset[str]] = []
     for i, svc in enumerate(services):
-        ns = alias_namespace(svc.host, index.domain)
+        ns = alias_namespace(svc.host, index.model.domain)
         if ns is not None:
             own.setdefault(ns, []).append(i)
         vs = picker.pick(svc.host)
@@ -489,11 +490,11 @@ def mesh_view(
         vhosts += _remainders(build, ns, pairs, extras)
     return {
         "gateway": 0,
-        "namespace": ns if ns in index.namespaces else OTHER_NAMESPACE,
+        "namespace": ns if ns in index.model.namespaces else OTHER_NAMESPACE,
         "scope": -1,  # filled in once all targets are known
         "ports": [],
         "https_redirect_hosts": [],
-        "unknown_host": ctx.sidecar.unknown_host if ctx.sidecar else index.mesh.unknown_host,
+        "unknown_host": ctx.sidecar.unknown_host if ctx.sidecar else index.model.mesh.unknown_host,
         "vhosts": vhosts,
     }
 
@@ -522,7 +523,7 @@ def _alias_vhost(
     vs = claims.aliases.get(alias.host)
     if vs is None:
         return None
-    target = index.registry.alias_target(alias.host)
+    target = index.model.registry.alias_target(alias.host)
     if target is not None and target.host in claims.services:
         target_vs = claims.picker.pick(target.host)
         if target_vs is not None and claims.first(target_vs, target.host, vs, alias.host):
@@ -557,7 +558,7 @@ def _plain_vhosts(
                 changed.add(at)
     vhosts = list(plain.foreign)
     taken = set(plain.taken)
-    claims = _Claims(index.registry.hosts, picker, candidates) if changed else plain.claims
+    claims = _Claims(index.model.registry.hosts, picker, candidates) if changed else plain.claims
     for i in sorted(changed | plain.missing):
         svc = plain.services[i]
         if i in changed:
@@ -617,7 +618,7 @@ def gateway_pieces(
     return normal, []
 
 
-def gateway_source(index: ConfigIndex, gw: GatewayInfo) -> SourceCheck:
+def gateway_source(model: Model, gw: GatewayInfo) -> SourceCheck:
     """Whether a match block's ``sourceLabels`` / ``sourceNamespace`` hold for the proxies of
     ``gw`` (Istio ``sourceMatchHTTP`` against the gateway proxy's labels and namespace): the labels
     of the known workloads its ``selector`` selects (Pods, Deployments, …, any namespace), else
@@ -625,7 +626,7 @@ def gateway_source(index: ConfigIndex, gw: GatewayInfo) -> SourceCheck:
     workload, else the Gateway's."""
     selected: list[tuple[str, Mapping[str, str]]] = [
         (ns, labels)
-        for ns, pools in index.registry.workloads.items()
+        for ns, pools in model.registry.workloads.items()
         for labels in pools
         if gw.selector and all(labels.get(k) == v for k, v in gw.selector.items())
     ]
@@ -695,7 +696,7 @@ def gateway_views(
     """One view per server port of a Gateway; VSs merged per host, catch-alls last (§2.16, §4)."""
     out: dict[int, dict[str, Any]] = {}
     candidates = index.gateway_virtual_services(gw)
-    holds = gateway_source(index, gw)
+    holds = gateway_source(index.model, gw)
     for port in sorted({s.port for s in gw.servers}):
         servers = [s for s in gw.servers if s.port == port]
         by_domain: dict[str, list[VirtualServiceInfo]] = {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from meshroute.config.common import order_of
 from meshroute.config.gateway import GatewayInfo, Server
-from meshroute.config.index import ConfigIndex
+from meshroute.config.model import Model
 
 PREFIX = "workload:"
 # Protocols Istio's protocol.IsHTTP() accepts.
@@ -211,14 +211,14 @@ def merge_servers(
     return kept, skipped
 
 
-def gateway_workloads(index: ConfigIndex) -> list[GatewayWorkload]:
+def gateway_workloads(model: Model) -> list[GatewayWorkload]:
     """The gateway proxies of a config, in the config order of the first Gateway selecting each:
     every known workload a Gateway's selector selects, a proxy with exactly the selector's labels
     for a selector no known workload carries, and, when no Gateway has a selector, one proxy
     without labels for the selector-less Gateways."""
-    gateways = list(index.model.gateways.values())
+    gateways = list(model.gateways.values())
     known: list[tuple[str, Labels]] = [
-        (ns, labels) for ns, pools in index.model.registry.workloads.items() for labels in pools
+        (ns, labels) for ns, pools in model.registry.workloads.items() for labels in pools
     ]
     # (namespace or None for a selector's own proxy, labels) -> (namespace, labels)
     found: dict[tuple[str | None, frozenset[tuple[str, str]]], tuple[str, Labels]] = {}

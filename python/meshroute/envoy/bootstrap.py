@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 
 from meshroute.config import Analysis
 from meshroute.config.diagnostics import Diagnostic, Severity
-from meshroute.config.index import build_index
 from meshroute.config.load import Resource
 from meshroute.config.model import Model, build_model
 from meshroute.envoy import module
@@ -65,7 +64,6 @@ def build(
         resources = list(source)
     if model is None:
         model = build_model(resources, options.domain)
-    index = build_index(model)  # transitional: until every builder below takes the model
     warnings: list[Diagnostic] = []
     taken = {options.admin_port: "the admin interface"}
     listeners: list[Json] = []
@@ -83,10 +81,10 @@ def build(
     # The embedded engine decides inside Envoy: no ext_proc cluster.
     decider = [] if embedded else [extproc_cluster(options.extproc)]
     clusters = [*decider, *builtin_clusters(), *services.clusters]
-    gateways = gateway_listeners(index, options, taken, {c["name"] for c in clusters})
+    gateways = gateway_listeners(model, options, taken, {c["name"] for c in clusters})
     listeners.extend(gateways.listeners)
     warnings.extend(gateways.diagnostics)
-    mesh_tcp, tcp_warnings = mesh_tcp_listeners(index, options, taken, {c["name"] for c in clusters})
+    mesh_tcp, tcp_warnings = mesh_tcp_listeners(model, options, taken, {c["name"] for c in clusters})
     listeners.extend(mesh_tcp)
     warnings.extend(tcp_warnings)
     warnings.extend(services.diagnostics)

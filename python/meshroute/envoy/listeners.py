@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from meshroute.config.diagnostics import Diagnostic, Severity
 from meshroute.config.gateway import GatewayInfo, Server
-from meshroute.config.index import ConfigIndex
 from meshroute.config.load import Resource
+from meshroute.config.model import Model
 from meshroute.config.workloads import gateway_workloads
 from meshroute.envoy.common import Json, socket_address, typed
 from meshroute.envoy.credentials import Secrets
@@ -92,10 +92,10 @@ def _tcp_conflict(previous: _Port | None, protocol: str) -> str | None:
     return "HTTP" if previous.plain_hosts or previous.redirect_hosts or terminating else "TLS"
 
 
-def _merged_away(index: ConfigIndex) -> dict[tuple[str, int], str]:
+def _merged_away(model: Model) -> dict[tuple[str, int], str]:
     """(Gateway ref, server index) -> why, for each server that no gateway proxy keeps when it
     merges its Gateways (Istio drops it: semantics §4)."""
-    workloads = gateway_workloads(index)
+    workloads = gateway_workloads(model)
     kept = {(gw.ref, s.index) for w in workloads for entries in w.servers.values() for s, gw in entries}
     return {
         (sk.gateway.ref, sk.server.index): sk.reason
@@ -105,11 +105,11 @@ def _merged_away(index: ConfigIndex) -> dict[tuple[str, int], str]:
     }
 
 
-def _collect(index: ConfigIndex, out: Built) -> dict[int, _Port]:
+def _collect(model: Model, out: Built) -> dict[int, _Port]:
     ports: dict[int, _Port] = {}
-    secrets = Secrets(index.resources)
-    merged_away = _merged_away(index)
-    for gw in index.gateways.values():
+    secrets = Secrets(model.resources)
+    merged_away = _merged_away(model)
+    for gw in model.gateways.values():
         for server in gw.servers:
             _add_server(gw, server, ports, secrets, merged_away, out)
     return {n: p for n, p in ports.items() if p.http or p.tcp}
@@ -221,12 +221,12 @@ def _plain_vhosts(port: _Port) -> list[Json]:
 
 
 def gateway_listeners(
-    index: ConfigIndex, options: Options, taken: dict[int, str], clusters: Collection[str]
+    model: Model, options: Options, taken: dict[int, str], clusters: Collection[str]
 ) -> Built:
     """One listener per Gateway server port; ``taken`` maps bound ports to their owner,
     ``clusters`` are the cluster names the bootstrap defines (TCP routes are checked against them)."""
     out = Built()
-    for number, port in sorted(_collect(index, out).items()):
+    for number, port in sorted(_collect(model, out).items()):
         name = f"gateway_{number}"
         bind = options.bind_port(number)
         if bind in taken:
@@ -241,7 +241,7 @@ def gateway_listeners(
             continue
         taken[bind] = name
         if port.tcp is not None:
-            chain, warnings = tcp_filter_chain(name, port.tcp, index, options, clusters)
+            chain, warnings = tcp_filter_chain(name, port.tcp, model, options, clusters)
             out.diagnostics.extend(warnings)
             address = socket_address(options.bind_address, bind)
             out.listeners.append({"name": name, "address": address, "filter_chains": [chain]})
@@ -253,7 +253,7 @@ def gateway_listeners(
         passed: set[str] = set()  # server names of the PASSTHROUGH chains ("*": none)
         for entry in port.tls:
             if isinstance(entry, TcpServer):
-                passthrough = passthrough_chains(name, entry, index, options, clusters, claimed)
+                passthrough = passthrough_chains(name, entry, model, options, clusters, claimed)
                 chains.extend(passthrough.chains)
                 passed.update(
                     n for c in passthrough.chains for n in c["filter_chain_match"].get("server_names", ["*"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from meshroute.config.diagnostics import Diagnostic, Severity
-from meshroute.config.index import ConfigIndex
+from meshroute.config.model import Model
 from meshroute.config.tcproute import mesh_choice, tcp_ports
 from meshroute.envoy.clusters import cluster_name
 from meshroute.envoy.common import Json, socket_address
@@ -25,14 +25,14 @@ LISTENER_PREFIX = "mesh_tcp_"
 
 
 def mesh_tcp_listeners(
-    index: ConfigIndex, options: Options, taken: dict[int, str], clusters: Collection[str]
+    model: Model, options: Options, taken: dict[int, str], clusters: Collection[str]
 ) -> tuple[list[Json], list[Diagnostic]]:
     """The listeners, and what could not be honoured (port conflicts, missing clusters)."""
     ns = options.source_namespace or "default"
     listeners: list[Json] = []
     diagnostics: list[Diagnostic] = []
     owner: dict[int, str] = {}
-    for svc in index.visible_services(ns, index.default_sidecar(ns)):
+    for svc in model.visible_services(ns, model.default_sidecar(ns)):
         if svc.is_alias:
             continue
         for port in tcp_ports(svc):
@@ -55,7 +55,7 @@ def mesh_tcp_listeners(
                 continue
             owner[number] = svc.host
             taken[bind] = name
-            chosen = mesh_choice(index, svc, number, ns, options.source_labels)
+            chosen = mesh_choice(model, svc, number, ns, options.source_labels)
             if chosen is None:
                 targets = [(cluster_name(number, None, svc.host), 0)]
             else:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.hosts import matches
-from meshroute.config.index import ConfigIndex
+from meshroute.config.model import Model
 from meshroute.config.virtualservice import VirtualServiceInfo
 from meshroute.envoy.common import Json
 from meshroute.envoy.options import Options
@@ -62,7 +62,7 @@ def _within(sni: str, vs: VirtualServiceInfo, server: TcpServer) -> bool:
 def passthrough_chains(
     name: str,
     server: TcpServer,
-    index: ConfigIndex,
+    model: Model,
     options: Options,
     clusters: Collection[str],
     claimed: set[str],
@@ -72,7 +72,7 @@ def passthrough_chains(
     is updated."""
     out = Chains()
     ref = server.gateway.ref
-    for vs in candidates(index, server, "tls"):
+    for vs in candidates(model, server, "tls"):
         for i, route in enumerate(vs.tls):
             names: list[str] = []
             for j, block in enumerate(route.matches):
@@ -100,7 +100,7 @@ def passthrough_chains(
                         )
                     else:
                         names.append(sni)
-            chosen = Chosen(vs, i, route_clusters(route, vs, server, index))
+            chosen = Chosen(vs, i, route_clusters(route, vs, server, model))
             if not names or not chosen.destinations:
                 continue
             claimed.update(names)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.gateway import GatewayInfo
 from meshroute.config.hosts import intersect, visibility_class
-from meshroute.config.index import ConfigIndex
+from meshroute.config.model import Model
 from meshroute.config.streamroute import L4Destination, L4Match, L4Route
 from meshroute.config.virtualservice import VirtualServiceInfo
 from meshroute.envoy.clusters import cluster_name
@@ -68,17 +68,17 @@ def _hosts_overlap(vs: VirtualServiceInfo, server: TcpServer) -> bool:
     )
 
 
-def candidates(index: ConfigIndex, server: TcpServer, kind: str = "tcp") -> list[VirtualServiceInfo]:
+def candidates(model: Model, server: TcpServer, kind: str = "tcp") -> list[VirtualServiceInfo]:
     """VirtualServices with ``kind`` routes that may route this server, in gateway merge order
     (§2.16 step 1).
 
-    Not ``index.gateway_virtual_services``: that binds through HTTP routes only, and a TCP-only
+    Not ``ConfigIndex.gateway_virtual_services``: that binds through HTTP routes only, and a TCP-only
     VirtualService may name the gateway in a ``tcp`` (``tls``) match alone.
     """
     ns = server.gateway.namespace
     found = [
         vs
-        for vs in index.roots()
+        for vs in model.roots()
         if vs.visible_from(ns) and _hosts_overlap(vs, server) and (vs.tls if kind == "tls" else vs.tcp)
     ]
     return sorted(found, key=lambda vs: (visibility_class(vs.export_to, vs.namespace, ns), vs.order))
@@ -92,9 +92,9 @@ def match_holds(match: L4Match, vs: VirtualServiceInfo, server: TcpServer) -> bo
     return server.gateway.ref in (match.gateways or vs.gateways)
 
 
-def choose(index: ConfigIndex, server: TcpServer, diagnostics: list[Diagnostic]) -> Chosen | None:
+def choose(model: Model, server: TcpServer, diagnostics: list[Diagnostic]) -> Chosen | None:
     """The first tcp route of the first candidate VirtualService with a block that holds here."""
-    for vs in candidates(index, server):
+    for vs in candidates(model, server):
         for i, route in enumerate(vs.tcp):
             holding = [j for j, m in enumerate(route.matches) if match_holds(m, vs, server)]
             if route.matches and not holding:
@@ -103,7 +103,7 @@ def choose(index: ConfigIndex, server: TcpServer, diagnostics: list[Diagnostic])
                 continue
             for j in holding:
                 diagnostics.extend(match_ignored(route.matches[j], vs, server, ("tcp", i, "match", j)))
-            return Chosen(vs, i, route_clusters(route, vs, server, index))
+            return Chosen(vs, i, route_clusters(route, vs, server, model))
     return None
 
 
@@ -153,21 +153,21 @@ def missing_clusters(
 
 
 def route_clusters(
-    route: L4Route, vs: VirtualServiceInfo, server: TcpServer, index: ConfigIndex
+    route: L4Route, vs: VirtualServiceInfo, server: TcpServer, model: Model
 ) -> tuple[tuple[str, int], ...]:
     """Istio cluster names with their weights; several destinations drop weight 0 (§2.5)."""
-    out = [(cluster_name(_port(d, server, index), d.subset, d.host), d.weight) for d in route.route]
+    out = [(cluster_name(_port(d, server, model), d.subset, d.host), d.weight) for d in route.route]
     if len(out) > 1:
         out = [(name, w) for name, w in out if w > 0]
     return tuple(out)
 
 
-def _port(dest: L4Destination, server: TcpServer, index: ConfigIndex) -> int:
+def _port(dest: L4Destination, server: TcpServer, model: Model) -> int:
     """``port.number``, else the service's only port, else the listener's port (Istio's
     ``GetDestinationCluster``; the latter names a cluster that usually does not exist)."""
     if dest.port is not None:
         return dest.port
-    svc = index.registry.lookup(dest.host, server.gateway.namespace) or index.registry.lookup(dest.host)
+    svc = model.registry.lookup(dest.host, server.gateway.namespace) or model.registry.lookup(dest.host)
     single = svc.single_port if svc else None
     return single or server.port
 
@@ -187,12 +187,12 @@ def tcp_proxy(
 
 
 def tcp_filter_chain(
-    name: str, server: TcpServer, index: ConfigIndex, options: Options, clusters: Collection[str]
+    name: str, server: TcpServer, model: Model, options: Options, clusters: Collection[str]
 ) -> tuple[Json, list[Diagnostic]]:
     """The filter chain of a TCP server's listener, and what could not be honoured."""
     diagnostics: list[Diagnostic] = []
     res, path = server.gateway.resource, ("spec", "servers", server.index)
-    chosen = choose(index, server, diagnostics)
+    chosen = choose(model, server, diagnostics)
     if chosen is None or not chosen.destinations:
         # Istio leaves such a gateway port without a route: connections are closed
         # (BlackHoleCluster has no endpoints, so tcp_proxy closes right after accepting).

@@ -65,6 +65,12 @@ class SidecarInfo:
             for ns, h in self.exclusions
         )
 
+    def port_imports(self, config_ns: str, hosts: Iterable[str], client_ns: str, port: int) -> bool:
+        """Whether the egress listener of ``port`` imports the config of ``config_ns`` for any of
+        ``hosts`` (a VirtualService: Istio ``SelectVirtualServices`` per listener; the route
+        table of a port uses its listener's VirtualServices only, §6)."""
+        return any(self.imports_on_port(config_ns, h, client_ns, port) for h in hosts)
+
 
 def parse_sidecar(res: Resource, mesh_default: str = "passthrough") -> SidecarInfo:
     """``mesh_default``: what the mesh config's outbound policy makes of unknown hosts, for a

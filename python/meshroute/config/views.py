@@ -262,15 +262,29 @@ class _Builder:
                 out.append(name)
         return frozenset(out) if out else _NONE
 
-    def service(
-        self, svc: Service, vs: VirtualServiceInfo | None, ns: str, drop: frozenset[str] = _NONE
-    ) -> dict[str, Any]:
-        """The vhost of ``svc`` routed by ``vs`` for clients in ``ns``, without ``drop``. An
-        ExternalName alias's default route is that of the service it names (§13)."""
+    def service_ports(self, svc: Service, ns: str) -> list[int]:
+        """The ports of ``svc`` whose egress listener imports it (all of them without egress
+        listeners per port, §6)."""
         ports = sorted({p.number for p in svc.ports})
         sidecar = self.sidecar
-        if sidecar is not None and sidecar.by_port:  # egress listeners per port (§6)
+        if sidecar is not None and sidecar.by_port:
             ports = [p for p in ports if sidecar.imports_on_port(svc.namespace, svc.host, ns, p)]
+        return ports
+
+    def service(
+        self,
+        svc: Service,
+        vs: VirtualServiceInfo | None,
+        ns: str,
+        drop: frozenset[str] = _NONE,
+        only: Sequence[int] | None = None,
+    ) -> dict[str, Any]:
+        """The vhost of ``svc`` routed by ``vs`` for clients in ``ns``, without ``drop``, on its
+        imported ports (``only``: those of them). An ExternalName alias's default route is that
+        of the service it names (§13)."""
+        ports = self.service_ports(svc, ns)
+        if only is not None:
+            ports = [p for p in ports if p in only]
         key = (id(svc), id(vs), self.client(svc, ns), drop, tuple(ports))  # both live as long as the index
         vhost = self.memo.vhosts.get(key)
         if vhost is None:
@@ -443,6 +457,52 @@ def _plain(index: ConfigIndex, build: _Builder) -> _Plain:
     )
 
 
+class _PortPicks:
+    """The VirtualServices of each port's route table under a Sidecar with egress listeners per
+    port: Istio builds the table of a port from its egress listener's VirtualServices alone
+    (``GetEgressListenerForRDS``: the listener declaring the port, else the one without a port),
+    so a service's VS can differ from port to port (§6). Without such listeners every port has
+    the view's VirtualServices."""
+
+    def __init__(self, ctx: Context, candidates: Sequence[VirtualServiceInfo]) -> None:
+        sidecar = ctx.sidecar
+        self.sidecar = sidecar if sidecar is not None and sidecar.by_port else None
+        self.namespace = ctx.namespace
+        self.candidates = candidates
+        self._pickers: dict[int, HostPicker] = {}
+
+    def _imported(self, vs: VirtualServiceInfo, port: int) -> bool:
+        assert self.sidecar is not None
+        return self.sidecar.port_imports(vs.namespace, vs.hosts, self.namespace, port)
+
+    def _picker(self, port: int) -> HostPicker:
+        found = self._pickers.get(port)
+        if found is None:
+            found = self._pickers[port] = HostPicker([v for v in self.candidates if self._imported(v, port)])
+        return found
+
+    def split(
+        self, svc: Service, vs: VirtualServiceInfo | None, ports: Sequence[int]
+    ) -> list[tuple[VirtualServiceInfo | None, Sequence[int] | None]]:
+        """``svc``'s ports grouped by the VS their route table picks for it, in port order;
+        ``[(vs, None)]`` (all its ports, the view's pick) when every port picks ``vs``."""
+        if self.sidecar is None:
+            return [(vs, None)]
+        groups: dict[int, tuple[VirtualServiceInfo | None, list[int]]] = {}
+        for port in ports:
+            chosen = self._picker(port).pick(svc.host)
+            groups.setdefault(id(chosen), (chosen, []))[1].append(port)
+        if not groups or (len(groups) == 1 and next(iter(groups.values()))[0] is vs):
+            return [(vs, None)]
+        return [(chosen, only) for chosen, only in groups.values()]
+
+    def importing(self, vs: VirtualServiceInfo, ports: list[int]) -> list[int]:
+        """``ports`` whose egress listener imports ``vs``."""
+        if self.sidecar is None:
+            return ports
+        return [p for p in ports if self._imported(vs, p)]
+
+
 def mesh_view(
     index: ConfigIndex,
     tables: Tables,
@@ -456,6 +516,7 @@ def mesh_view(
     memo = shared if shared is not None else Shared()
     build = _Builder(index, tables, compiled, memo, ctx.sidecar)
     candidates, picker = index.mesh_candidates(ns, ctx.sidecar)
+    port_picks = _PortPicks(ctx, candidates)
     local = _plain_ok(index, ctx)
     pairs: Sequence[tuple[Service, dict[str, Any]]]
     if local is not None:
@@ -468,22 +529,26 @@ def mesh_view(
         for svc in visible:
             vs = picker.pick(svc.host)
             if svc.is_alias:
-                vhost = _alias_vhost(index, build, svc, ns, claims)
-                if vhost is None:
+                alias = _alias_vhost(index, build, svc, ns, claims)
+                built = [alias] if alias is not None else []
+            else:  # one vhost per VS its ports' route tables pick (one, unless listeners differ)
+                built = [
+                    build.service(svc, chosen, ns, build.dropped(svc, chosen, ns, claims), only)
+                    for chosen, only in port_picks.split(svc, vs, build.service_ports(svc, ns))
+                ]
+            for vhost in built:
+                if vhost.get("ports") == []:  # imported by no egress listener of its ports (§6)
                     continue
-            else:
-                vhost = build.service(svc, vs, ns, build.dropped(svc, vs, ns, claims))
-            if vhost.get("ports") == []:  # imported by no egress listener of its ports (§6)
-                continue
-            vhosts.append(vhost)
-            pairs.append((svc, vhost))
-            taken.update(vhost["domains"])
+                vhosts.append(vhost)
+                pairs.append((svc, vhost))
+                taken.update(vhost["domains"])
     covered = _coverage(index, memo, ctx)
     vs_ports = _vs_ports(index, memo, ctx)
     extras = [
         (h, build.host(h, vs, ports))
         for h, vs in _extra_hosts(candidates, picker, taken, covered)
-        if (ports := vs_ports(vs))  # no route table on any of its ports: no vhost
+        # no route table on any of its ports, or no listener of them imports the VS: no vhost
+        if (ports := port_picks.importing(vs, vs_ports(vs)))
     ]
     vhosts += [vhost for _, vhost in extras]
     if extras:

@@ -3,10 +3,14 @@ Sidecar imports, delegates, DestinationRule lookup/merge/effective policy, diagn
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from meshroute.config.delegate import has_conflict, merge_matches, merge_route
 from meshroute.config.hosts import alt_hosts, gateway_ref, matches, most_specific
+from meshroute.config.httpmodel import Destination, HTTPMatch, HTTPRoute, Retries, StringMatch
+from meshroute.config.httpparse import parse_http_match, parse_http_route
 from meshroute.config.index import build_index, pick_for_host
 from meshroute.config.policy import effective_policy
 
@@ -51,7 +55,7 @@ def test_duplicate_resource_later_replaces_earlier_with_warning() -> None:
     index = build_index(resources(service("reviews"), first, second))
     assert codes(index.diagnostics) == ["duplicate-resource"]
     [only] = index.model.virtual_services
-    assert only.http[0]["route"][0]["destination"] == {"host": "reviews.default.svc.cluster.local"}
+    assert only.http[0].destinations[0].destination == Destination("reviews.default.svc.cluster.local")
     assert only.resource.file == "doc2.yaml"
 
 
@@ -63,7 +67,7 @@ def test_snake_case_fields_are_normalised() -> None:
     )
     [info] = build_index(resources(text)).model.virtual_services
     assert info.export_to == (".",)
-    assert info.http[0]["match"][0]["ignoreUriCase"] is True
+    assert info.http[0].blocks[0].ignore_uri_case is True
 
 
 def test_gateway_names_resolve_with_vs_namespace_and_unknown_is_error() -> None:
@@ -78,7 +82,7 @@ def test_gateway_names_resolve_with_vs_namespace_and_unknown_is_error() -> None:
     index = build_index(resources(gw, service("r", "a"), vs("v", "a", body, "[r]")))
     [info] = index.model.virtual_services
     assert info.gateways == ("a/gw", "b/gw", "mesh")
-    assert info.http[0]["match"][0]["gateways"] == ["a/gw2"]
+    assert info.http[0].blocks[0].gateways == ("a/gw2",)
     unknown = [d for d in index.diagnostics if d.code == "vs-gateway-unknown"]
     assert [(d.severity.value, d.path) for d in unknown] == [
         ("warning", ("spec", "gateways", 1)),
@@ -141,38 +145,46 @@ def test_sidecar_tilde_trims_everything() -> None:
 # --- delegates ------------------------------------------------------------------------------------
 
 
+def _match(raw: dict[str, Any]) -> HTTPMatch:
+    return parse_http_match(raw, "default", "cluster.local")
+
+
+def _route(raw: dict[str, Any]) -> HTTPRoute:
+    return parse_http_route(raw, "default", "cluster.local")
+
+
 def test_delegate_match_conflicts() -> None:
-    root = {"uri": {"prefix": "/api"}, "headers": {"x": {"exact": "1"}}}
-    assert not has_conflict(root, {"uri": {"prefix": "/api/v1"}})
-    assert has_conflict(root, {"uri": {"prefix": "/web"}})
-    assert has_conflict(root, {"headers": {"x": {"exact": "2"}}})
-    assert has_conflict({"uri": {"regex": "/a.*"}}, {"uri": {"exact": "/a"}})
-    assert has_conflict({"port": 80}, {"port": 81})
-    assert has_conflict({"gateways": ["a/gw"]}, {"gateways": ["a/gw", "mesh"]})
-    assert has_conflict({"sourceNamespace": "x"}, {})
-    assert not has_conflict({"sourceLabels": {"a": "1"}}, {"sourceLabels": {"b": "2"}})
+    root = _match({"uri": {"prefix": "/api"}, "headers": {"x": {"exact": "1"}}})
+    assert not has_conflict(root, _match({"uri": {"prefix": "/api/v1"}}))
+    assert has_conflict(root, _match({"uri": {"prefix": "/web"}}))
+    assert has_conflict(root, _match({"headers": {"x": {"exact": "2"}}}))
+    assert has_conflict(_match({"uri": {"regex": "/a.*"}}), _match({"uri": {"exact": "/a"}}))
+    assert has_conflict(_match({"port": 80}), _match({"port": 81}))
+    assert has_conflict(_match({"gateways": ["a/gw"]}), _match({"gateways": ["a/gw", "mesh"]}))
+    assert has_conflict(_match({"sourceNamespace": "x"}), _match({}))
+    assert not has_conflict(_match({"sourceLabels": {"a": "1"}}), _match({"sourceLabels": {"b": "2"}}))
 
 
 def test_delegate_match_merge_overlays_delegate_on_root() -> None:
     merged = merge_matches(
-        [{"uri": {"prefix": "/a"}, "headers": {"x": {"exact": "1"}}, "port": 80}],
-        [{"headers": {"y": {"exact": "2"}}, "name": "d"}],
+        [_match({"uri": {"prefix": "/a"}, "headers": {"x": {"exact": "1"}}, "port": 80})],
+        [_match({"headers": {"y": {"exact": "2"}}, "name": "d"})],
     )
     assert merged == [
-        {
-            "headers": {"x": {"exact": "1"}, "y": {"exact": "2"}},
-            "name": "d",
-            "uri": {"prefix": "/a"},
-            "port": 80,
-        }
+        HTTPMatch(
+            name="d",
+            uri=StringMatch("prefix", "/a"),
+            headers={"x": StringMatch("exact", "1"), "y": StringMatch("exact", "2")},
+            port=80,
+        )
     ]
-    assert merge_matches([{"uri": {"prefix": "/a"}}], [{"uri": {"prefix": "/b"}}]) is None
+    assert merge_matches([_match({"uri": {"prefix": "/a"}})], [_match({"uri": {"prefix": "/b"}})]) is None
     route = merge_route(
-        {"name": "root", "timeout": "1s", "retries": {"attempts": 1}},
-        {"name": "leaf", "timeout": "2s", "route": []},
+        _route({"name": "root", "timeout": "1s", "retries": {"attempts": 1}}),
+        _route({"name": "leaf", "timeout": "2s", "route": []}),
     )
     assert route is not None
-    assert (route["name"], route["timeout"], route["retries"]) == ("root-leaf", "2s", {"attempts": 1})
+    assert (route.name, route.timeout, route.retries) == ("root-leaf", "2s", Retries({"attempts": 1}))
 
 
 def test_delegate_vs_replaces_root_route_in_place() -> None:
@@ -205,10 +217,10 @@ spec:
         resources(service("reviews"), service("ratings", "team"), vs("root", body=root_body), leaf)
     )
     merged = index.merged["default/root"]
-    assert [(i, r.get("name")) for i, r in merged] == [(0, "first"), (1, "api-v2"), (1, "api-rest")]
-    assert merged[1][1]["route"][0]["destination"]["host"] == "ratings.team.svc.cluster.local"
-    assert merged[2][1]["match"] == [{"uri": {"prefix": "/api"}}]
-    assert merged[2][1]["timeout"] == "3s"  # inherited from the root route
+    assert [(i, r.name) for i, r in merged] == [(0, "first"), (1, "api-v2"), (1, "api-rest")]
+    assert merged[1][1].destinations[0].destination == Destination("ratings.team.svc.cluster.local")
+    assert merged[2][1].match == (HTTPMatch(uri=StringMatch("prefix", "/api")),)
+    assert merged[2][1].timeout == "3s"  # inherited from the root route
     assert codes(index.diagnostics) == ["delegate-conflict", "delegate-missing"]
     conflict = next(d for d in index.diagnostics if d.code == "delegate-conflict")
     assert (conflict.name, conflict.path) == ("leaf", ("spec", "http", 1, "match"))

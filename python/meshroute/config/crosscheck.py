@@ -6,13 +6,14 @@ All are reported at once, each on the resource and field that holds the referenc
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from meshroute.config.diagnostics import Diagnostic, Path
 from meshroute.config.hosts import MESH, intersect, is_wildcard, matches
 
 if TYPE_CHECKING:
+    from meshroute.config.httpmodel import Destination, HTTPRoute
     from meshroute.config.index import ConfigIndex
     from meshroute.config.policy import DestinationRuleInfo
     from meshroute.config.virtualservice import VirtualServiceInfo
@@ -42,12 +43,9 @@ def _gateways(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagnostic
     if vs.gateways != (MESH,):
         refs += [(("spec", "gateways", i), g) for i, g in enumerate(vs.gateways)]
     for i, route in enumerate(vs.http):
-        for j, m in enumerate(route.get("match") or []):
-            if isinstance(m, Mapping):
-                refs += [
-                    (("spec", "http", i, "match", j, "gateways", k), g)
-                    for k, g in enumerate(m.get("gateways") or [])
-                ]
+        for j, m in enumerate(route.match):
+            gateways = m.gateways if m is not None else ()
+            refs += [(("spec", "http", i, "match", j, "gateways", k), g) for k, g in enumerate(gateways)]
     for path, ref in refs:
         if ref != MESH and ref not in index.model.gateways:
             # A warning, as in istioctl analyze's spirit: Istio admits it and the rule simply binds nowhere.
@@ -56,16 +54,16 @@ def _gateways(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagnostic
             )
 
 
-def destination_refs(route: Mapping[str, Any], i: int) -> Iterator[tuple[Path, Mapping[str, Any]]]:
+def destination_refs(route: HTTPRoute, i: int) -> Iterator[tuple[Path, Destination]]:
     """The destinations and mirrors of HTTP route ``i``, each with its field path."""
-    for j, d in enumerate(route.get("route") or []):
-        if isinstance(d, Mapping) and isinstance(d.get("destination"), Mapping):
-            yield ("spec", "http", i, "route", j, "destination"), d["destination"]
-    if isinstance(route.get("mirror"), Mapping):
-        yield ("spec", "http", i, "mirror"), route["mirror"]
-    for j, m in enumerate(route.get("mirrors") or []):
-        if isinstance(m, Mapping) and isinstance(m.get("destination"), Mapping):
-            yield ("spec", "http", i, "mirrors", j, "destination"), m["destination"]
+    for j, d in enumerate(route.route):
+        if d is not None and d.destination is not None:
+            yield ("spec", "http", i, "route", j, "destination"), d.destination
+    if route.mirror is not None:
+        yield ("spec", "http", i, "mirror"), route.mirror
+    for j, m in enumerate(route.mirrors or ()):
+        if m is not None and m.destination is not None:
+            yield ("spec", "http", i, "mirrors", j, "destination"), m.destination
 
 
 def _destinations(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagnostic]:
@@ -73,9 +71,7 @@ def _destinations(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagno
     and mirror, checked from the VS's own namespace."""
     for i, route in enumerate(vs.http):
         for path, dest in destination_refs(route, i):
-            host = dest.get("host")
-            if not isinstance(host, str):
-                continue
+            host, subset = dest.host, dest.subset
             svc = index.model.registry.lookup(host)
             if not index.model.registry.knows(host):
                 yield vs.resource.warning(
@@ -84,13 +80,8 @@ def _destinations(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagno
                     f"host {host} is not a known service or ServiceEntry host; "
                     "requests routed there fail with 503",
                 )
-            subset = dest.get("subset")
-            if (
-                isinstance(subset, str)
-                and subset
-                and not index.model.rules.defines_subset(
-                    host, subset, vs.namespace, svc.namespace if svc else None
-                )
+            if subset is not None and not index.model.rules.defines_subset(
+                host, subset, vs.namespace, svc.namespace if svc else None
             ):
                 # A warning, not an error: Istio admits the VS and answers 503 until a DR defines the
                 # subset ("make-before-break"); meshroute must load it to show that outcome.
@@ -100,9 +91,7 @@ def _destinations(vs: VirtualServiceInfo, index: ConfigIndex) -> Iterator[Diagno
                     f"no DestinationRule visible from {vs.namespace} defines subset "
                     f"{subset!r} of {host}; requests routed there get 503",
                 )
-            port = dest.get("port")
-            has_port = isinstance(port, Mapping) and bool(port.get("number"))
-            if svc is not None and len(svc.ports) > 1 and not has_port:
+            if svc is not None and len(svc.ports) > 1 and not dest.port:  # (0: a port without a number)
                 numbers = ", ".join(str(p.number) for p in svc.ports)
                 yield vs.resource.warning(
                     "vs-port-required", path, f"{host} has several ports ({numbers}); set destination.port"

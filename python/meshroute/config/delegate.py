@@ -6,44 +6,42 @@ namespace), so a delegate's short names mean what they meant in the delegate's n
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TypeVar
 
-Route = dict[str, Any]
-Match = dict[str, Any]
+from meshroute.config.httpmodel import HTTPMatch, HTTPRoute, StringMatch
 
-# Fields a delegate route inherits from the root route when it does not set them.
+# Fields a delegate route inherits from the root route when it does not write them.
 INHERITED = (
     "rewrite",
-    "directResponse",
+    "direct_response",
     "timeout",
     "retries",
     "fault",
     "mirror",
     "mirrors",
-    "mirrorPercent",
-    "mirrorPercentage",
-    "corsPolicy",
+    "mirror_percent",
+    "mirror_percentage",
+    "cors_policy",
     "headers",
 )
-_STRING_FIELDS = ("uri", "scheme", "method", "authority")
-_MAP_FIELDS = ("headers", "withoutHeaders", "queryParams")
+_V = TypeVar("_V")
 
 
-def _get(m: Any, key: str) -> str:
-    value = m.get(key) if isinstance(m, Mapping) else None
-    return value if isinstance(value, str) else ""
+def _get(m: StringMatch | None, kind: str) -> str:
+    return m.value if m is not None and m.kind == kind else ""
 
 
-def string_match_conflict(root: Any, leaf: Any) -> bool:
+def string_match_conflict(root: StringMatch | None, leaf: StringMatch | None) -> bool:
     """Whether a delegate StringMatch cannot lie within the root's (``stringMatchConflict``).
 
-    >>> string_match_conflict({"prefix": "/api"}, {"prefix": "/api/v1"})
+    >>> string_match_conflict(StringMatch("prefix", "/api"), StringMatch("prefix", "/api/v1"))
     False
-    >>> string_match_conflict({"exact": "/a"}, {"prefix": "/a"})
+    >>> string_match_conflict(StringMatch("exact", "/a"), StringMatch("prefix", "/a"))
     True
     """
-    if not isinstance(root, Mapping) or not isinstance(leaf, Mapping):
+    if root is None or leaf is None:
         return False
     leaf_any = bool(_get(leaf, "regex") or _get(leaf, "prefix") or _get(leaf, "exact"))
     root_any = bool(_get(root, "regex") or _get(root, "prefix") or _get(root, "exact"))
@@ -62,45 +60,56 @@ def string_match_conflict(root: Any, leaf: Any) -> bool:
     return False
 
 
-def _map(m: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = m.get(key)
-    return value if isinstance(value, Mapping) else {}
+def _strings(m: HTTPMatch) -> tuple[StringMatch | None, ...]:
+    return (m.uri, m.scheme, m.method, m.authority)
 
 
-def has_conflict(root: Mapping[str, Any], leaf: Mapping[str, Any]) -> bool:
+def _maps(m: HTTPMatch) -> tuple[Mapping[str, StringMatch], ...]:
+    return (m.headers, m.without_headers, m.query_params)
+
+
+def has_conflict(root: HTTPMatch, leaf: HTTPMatch) -> bool:
     """Whether delegate match ``leaf`` falls outside root match ``root`` (``hasConflict``)."""
-    if any(string_match_conflict(root.get(f), leaf.get(f)) for f in _STRING_FIELDS):
+    if any(string_match_conflict(r, f) for r, f in zip(_strings(root), _strings(leaf), strict=True)):
         return True
-    for f in _MAP_FIELDS:
-        root_map = _map(root, f)
-        if any(string_match_conflict(root_map.get(k), v) for k, v in _map(leaf, f).items()):
+    for root_map, leaf_map in zip(_maps(root), _maps(leaf), strict=True):
+        if any(string_match_conflict(root_map.get(k), v) for k, v in leaf_map.items()):
             return True
-    if bool(root.get("ignoreUriCase")) != bool(leaf.get("ignoreUriCase")):
+    if root.ignore_uri_case != leaf.ignore_uri_case:
         return True
-    root_port, leaf_port = root.get("port") or 0, leaf.get("port") or 0
-    if root_port and leaf_port and root_port != leaf_port:
+    if root.port and leaf.port and root.port != leaf.port:
         return True
-    root_ns = root.get("sourceNamespace") or ""
-    if root_ns and (leaf.get("sourceNamespace") or "") != root_ns:
+    if root.source_namespace and leaf.source_namespace != root.source_namespace:
         return True
-    root_labels = _map(root, "sourceLabels")
-    if any(k in root_labels and root_labels[k] != v for k, v in _map(leaf, "sourceLabels").items()):
+    root_labels = root.source_labels
+    if any(k in root_labels and root_labels[k] != v for k, v in leaf.source_labels.items()):
         return True
-    root_gws, leaf_gws = root.get("gateways") or [], leaf.get("gateways") or []
-    return bool(root_gws and leaf_gws and not set(leaf_gws) <= set(root_gws))
+    return bool(root.gateways and leaf.gateways and not set(leaf.gateways) <= set(root.gateways))
 
 
-def merge_match(root: Mapping[str, Any], leaf: Mapping[str, Any]) -> Match:
-    """Delegate fields overlaid on root fields (``mergeHTTPMatchRequest``)."""
-    out: Match = dict(leaf)
-    out["name"] = _joined(_get(root, "name"), _get(leaf, "name")) or None
-    for f in (*_STRING_FIELDS, "port", "sourceNamespace", "gateways", "statPrefix"):
-        if not out.get(f):
-            out[f] = root.get(f)
-    for f in (*_MAP_FIELDS, "sourceLabels"):
-        merged = {**_map(root, f), **_map(leaf, f)}
-        out[f] = merged if merged else out.get(f)
-    return {k: v for k, v in out.items() if v is not None}
+def _merged(root: Mapping[str, _V], leaf: Mapping[str, _V]) -> dict[str, _V]:
+    # the root's names first, in its order; a name both write takes the delegate's value
+    return {**root, **leaf}
+
+
+def merge_match(root: HTTPMatch, leaf: HTTPMatch) -> HTTPMatch:
+    """Delegate fields overlaid on root fields (``mergeHTTPMatchRequest``): what the delegate
+    block does not write comes from the root block, condition maps are united."""
+    return dataclasses.replace(
+        leaf,
+        name=_joined(root.name, leaf.name),
+        uri=leaf.uri or root.uri,
+        scheme=leaf.scheme or root.scheme,
+        method=leaf.method or root.method,
+        authority=leaf.authority or root.authority,
+        port=leaf.port or root.port,
+        source_namespace=leaf.source_namespace or root.source_namespace,
+        gateways=leaf.gateways or root.gateways,
+        headers=_merged(root.headers, leaf.headers),
+        without_headers=_merged(root.without_headers, leaf.without_headers),
+        query_params=_merged(root.query_params, leaf.query_params),
+        source_labels=_merged(root.source_labels, leaf.source_labels),
+    )
 
 
 def _joined(root: str, leaf: str) -> str:
@@ -109,14 +118,14 @@ def _joined(root: str, leaf: str) -> str:
     return f"{root}-{leaf}" if root else leaf
 
 
-def merge_matches(root: Sequence[Match], leaf: Sequence[Match]) -> list[Match] | None:
+def merge_matches(root: Sequence[HTTPMatch], leaf: Sequence[HTTPMatch]) -> list[HTTPMatch] | None:
     """Merged match list, or None on conflict: every delegate block needs a compatible root block,
     and pairs with every compatible one (``mergeHTTPMatchRequests``)."""
     if not root:
         return list(leaf)
     if not leaf:
         return list(root)
-    out: list[Match] = []
+    out: list[HTTPMatch] = []
     for sub in leaf:
         found = [merge_match(r, sub) for r in root if not has_conflict(r, sub)]
         if not found:
@@ -125,26 +134,19 @@ def merge_matches(root: Sequence[Match], leaf: Sequence[Match]) -> list[Match] |
     return out or None
 
 
-def merge_route(root: Route, leaf: Route) -> Route | None:
+def merge_route(root: HTTPRoute, leaf: HTTPRoute) -> HTTPRoute | None:
     """One delegate route merged into its root route; None when it conflicts (dropped).
 
-    >>> r = merge_route({"name": "r", "match": [{"uri": {"prefix": "/a"}}], "timeout": "1s"},
-    ...                 {"name": "d", "match": [{"uri": {"prefix": "/a/b"}}], "route": []})
-    >>> r["name"], r["match"], r["timeout"]
-    ('r-d', [{'uri': {'prefix': '/a/b'}}], '1s')
+    >>> from meshroute.config.httpparse import parse_http_route
+    >>> r = merge_route(parse_http_route({"name": "r", "match": [{"uri": {"prefix": "/a"}}], "timeout": "1s"},
+    ...                                  "ns", "cluster.local"),
+    ...                 parse_http_route({"name": "d", "match": [{"uri": {"prefix": "/a/b"}}], "route": []},
+    ...                                  "ns", "cluster.local"))
+    >>> r.name, r.match[0].uri, r.timeout
+    ('r-d', StringMatch(kind='prefix', value='/a/b'), '1s')
     """
-    matches = merge_matches(_blocks(root), _blocks(leaf))
+    matches = merge_matches(root.blocks, leaf.blocks)
     if matches is None:
         return None
-    out: Route = dict(leaf)
-    out["match"] = matches
-    out["name"] = _joined(_get(root, "name"), _get(leaf, "name"))
-    for f in INHERITED:
-        if out.get(f) is None and root.get(f) is not None:
-            out[f] = root[f]
-    return out
-
-
-def _blocks(route: Mapping[str, Any]) -> list[Match]:
-    raw = route.get("match")
-    return [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
+    inherited = {f: getattr(root, f) for f in INHERITED if getattr(leaf, f) is None}
+    return dataclasses.replace(leaf, match=tuple(matches), name=_joined(root.name, leaf.name), **inherited)

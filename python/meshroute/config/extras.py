@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from meshroute.config.httpmodel import CorsPolicy, Destination, HTTPRoute, StringMatch
 
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 DEFAULT_BACKOFF_MS = 25
@@ -95,25 +98,22 @@ def retries(raw: Any) -> dict[str, Any]:
     return out
 
 
-def mirrors(route: Mapping[str, Any], dest: Callable[[Any], Dest | None]) -> list[dict[str, Any]]:
+def mirrors(route: HTTPRoute, dest: Callable[[Destination], Dest]) -> list[dict[str, Any]]:
     """``mirror`` (+ ``mirrorPercentage`` / ``mirrorPercent``) or ``mirrors[]``; 0 % means off (§2.14)."""
     out: list[dict[str, Any]] = []
-    pairs: list[tuple[Any, float]] = []
-    if isinstance(route.get("mirror"), Mapping):
-        pct = percentage(route.get("mirrorPercentage"))
-        legacy = route.get("mirrorPercent")
+    pairs: list[tuple[Destination | None, float]] = []
+    if route.mirror is not None:
+        pct = route.mirror_percentage
         if pct is None:
-            pct = float(legacy) if isinstance(legacy, int) and not isinstance(legacy, bool) else 100.0
-        pairs.append((route["mirror"], pct))
-    for item in route.get("mirrors") or []:
-        if isinstance(item, Mapping):
-            pct = percentage(item.get("percentage"))
-            pairs.append((item.get("destination"), 100.0 if pct is None else pct))
-    for raw, pct in pairs:
-        resolved = dest(raw)
-        if resolved is None or pct <= 0:
+            pct = float(route.mirror_percent) if route.mirror_percent is not None else 100.0
+        pairs.append((route.mirror, pct))
+    for item in route.mirrors or ():
+        if item is not None:
+            pairs.append((item.destination, 100.0 if item.percentage is None else item.percentage))
+    for target, pct in pairs:
+        if target is None or pct <= 0:
             continue
-        host, subset, port = resolved
+        host, subset, port = dest(target)
         cluster = f"outbound|{port}|{subset or ''}|{host}" if port is not None else None
         out.append(
             {
@@ -125,25 +125,24 @@ def mirrors(route: Mapping[str, Any], dest: Callable[[Any], Dest | None]) -> lis
     return out
 
 
-def cors(raw: Any) -> dict[str, Any] | None:
+def _origin(sm: StringMatch) -> dict[str, str]:
+    return {sm.kind: sm.value} if sm.kind is not None else {}
+
+
+def cors(policy: CorsPolicy | None) -> dict[str, Any] | None:
     """``corsPolicy`` normalised: origins as StringMatch list (``allowOrigin`` as exact fallback)."""
-    if not isinstance(raw, Mapping):
+    if policy is None:
         return None
-    origins = [o for o in raw.get("allowOrigins") or [] if isinstance(o, Mapping)]
+    origins = [_origin(o) for o in policy.allow_origins]
     if not origins:
-        origins = [
-            {"prefix": ""} if o == "*" else {"exact": o}
-            for o in raw.get("allowOrigin") or []
-            if isinstance(o, str)
-        ]
-    max_age = duration_ms(raw.get("maxAge"))
-    credentials = raw.get("allowCredentials")
+        origins = [{"prefix": ""} if o == "*" else {"exact": o} for o in policy.allow_origin]
+    max_age = duration_ms(policy.max_age)
     return {
-        "allow_origins": [dict(o) for o in origins],
-        "allow_methods": [str(m) for m in raw.get("allowMethods") or []],
-        "allow_headers": [str(h) for h in raw.get("allowHeaders") or []],
-        "expose_headers": [str(h) for h in raw.get("exposeHeaders") or []],
+        "allow_origins": origins,
+        "allow_methods": list(policy.allow_methods),
+        "allow_headers": list(policy.allow_headers),
+        "expose_headers": list(policy.expose_headers),
         "max_age_s": None if max_age is None else max_age // 1000,
-        "allow_credentials": credentials if isinstance(credentials, bool) else None,
-        "unmatched_preflights": str(raw.get("unmatchedPreflights") or "FORWARD"),
+        "allow_credentials": policy.allow_credentials,
+        "unmatched_preflights": policy.unmatched_preflights or "FORWARD",
     }

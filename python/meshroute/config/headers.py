@@ -13,8 +13,9 @@ that order reproduces the sequential result exactly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
+
+from meshroute.config.httpmodel import HeaderOperations, Headers
 
 HeaderOps = dict[str, list[Any]]
 Op = tuple[str, str, str]  # (kind "set" | "add", lower-case name, value)
@@ -25,28 +26,25 @@ def empty_ops() -> HeaderOps:
     return {"set": [], "add": [], "remove": []}
 
 
-def _side(headers: Any, side: str) -> Mapping[str, Any]:
-    ops = headers.get(side) if isinstance(headers, Mapping) else None
-    return ops if isinstance(ops, Mapping) else {}
+def _side(headers: Headers | None, side: str) -> HeaderOperations:
+    if headers is None:
+        return HeaderOperations()
+    return headers.request if side == "request" else headers.response
 
 
-def _level(headers: Any, side: str) -> tuple[list[Op], list[str], str | None]:
+def _level(headers: Headers | None, side: str) -> tuple[list[Op], list[str], str | None]:
     """One level's ops in Istio order, its removals, and its authority rewrite (set beats add)."""
     ops = _side(headers, side)
     seq: list[Op] = []
     authority: dict[str, str] = {}
-    for kind in ("set", "add"):
-        values = ops.get(kind)
-        if not isinstance(values, Mapping):
-            continue
-        for name in sorted(values, key=lambda n: str(n).lower()):
-            lname, value = str(name).lower(), str(values[name])
+    for kind, values in (("set", ops.set), ("add", ops.add)):
+        for name in sorted(values, key=str.lower):
+            lname, value = name.lower(), values[name]
             if side == "request" and lname in AUTHORITY_NAMES:
                 authority.setdefault(kind, value)
             elif not lname.startswith(":") and lname != "host":
                 seq.append((kind, lname, value))
-    removes = ops.get("remove")
-    dropped = [str(n).lower() for n in removes] if isinstance(removes, list) else []
+    dropped = [n.lower() for n in ops.remove]
     kept = [n for n in dropped if n != "host" and not n.startswith(":")]
     return seq, kept, authority.get("set", authority.get("add"))
 
@@ -73,14 +71,14 @@ def fold(seq: list[Op], removes: list[str]) -> HeaderOps:
     return {"set": sets, "add": adds, "remove": remove}
 
 
-def route_ops(route_headers: Any, side: str) -> HeaderOps:
+def route_ops(route_headers: Headers | None, side: str) -> HeaderOps:
     """Route-level ops alone (used for redirects, direct responses and aborts)."""
     seq, removes, _ = _level(route_headers, side)
     return fold(seq, removes)
 
 
 def destination_ops(
-    route_headers: Any, dest_headers: Any, weighted: bool
+    route_headers: Headers | None, dest_headers: Headers | None, weighted: bool
 ) -> tuple[HeaderOps, HeaderOps, str | None]:
     """Final (request ops, response ops, authority) for one destination of a route.
 
@@ -88,12 +86,12 @@ def destination_ops(
     destination's when the route sets none; for weighted clusters Envoy applies route-level
     rewrites after the cluster's.
 
-    >>> req, _, auth = destination_ops({"request": {"set": {"x": "r", "host": "a"}}},
-    ...                                {"request": {"set": {"x": "d"}, "add": {"host": "b"}}}, True)
+    >>> req, _, auth = destination_ops(Headers(HeaderOperations(set={"x": "r", "host": "a"})),
+    ...                                Headers(HeaderOperations(set={"x": "d"}, add={"host": "b"})), True)
     >>> req["set"], auth
     ([['x', 'r']], 'a')
     """
-    if not isinstance(route_headers, Mapping) and not isinstance(dest_headers, Mapping):
+    if route_headers is None and dest_headers is None:
         return empty_ops(), empty_ops(), None  # what the loop below gives for no headers at all
     result: list[HeaderOps] = []
     authority: str | None = None

@@ -1,7 +1,7 @@
 """One resolved HTTPRoute -> the IR's Route pieces (semantics §2.2-§2.12, docs/ir.md "Route").
 
-Input routes are already resolved: destination/mirror hosts expanded with their VS's namespace and
-gateway names turned into ``ns/name`` (see :func:`meshroute.config.index.resolve_route`). The
+Input routes are model objects (:mod:`meshroute.config.httpmodel`), already resolved: destination
+and mirror hosts expanded with their VS's namespace and gateway names turned into ``ns/name``. The
 config-time filters of a match block are kept on the block; which blocks a client context can
 use is decided per view (:meth:`CompiledRoute.for_context`).
 """
@@ -16,11 +16,21 @@ from typing import Any
 
 from meshroute.config import extras
 from meshroute.config.headers import destination_ops, route_ops
+from meshroute.config.httpmodel import (
+    Destination,
+    DirectResponse,
+    Fault,
+    HTTPMatch,
+    HTTPRoute,
+    Redirect,
+    Rewrite,
+    StringMatch,
+)
+from meshroute.config.httpparse import usable_port
 
 TargetId = Callable[[str, "str | None", "int | None"], int]
 GatewayId = Callable[[str], int]
 SinglePort = Callable[[str], "int | None"]
-_STRING_KINDS = ("exact", "prefix", "regex")
 
 
 @dataclass(frozen=True)
@@ -104,38 +114,27 @@ class CompiledRoute:
         }
 
 
-def _port(value: Any) -> int | None:
-    """A usable port number (1-65535), else None."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
-    return value if ok else None
-
-
-def string_match(raw: Any, *, presence: bool) -> dict[str, Any] | None:
+def string_match(sm: StringMatch | None, *, presence: bool) -> dict[str, Any] | None:
     """StringMatch -> IR; ``{}`` (and header ``regex: "*"``) is a presence check where allowed.
 
-    >>> string_match({"prefix": "/a"}, presence=False), string_match({}, presence=True)
-    ({'prefix': '/a'}, {'present': True})
+    >>> string_match(StringMatch("prefix", "/a"), presence=False)
+    {'prefix': '/a'}
+    >>> string_match(StringMatch(None), presence=True), string_match(StringMatch(None), presence=False)
+    ({'present': True}, None)
     """
-    if not isinstance(raw, Mapping):
+    if sm is None:
         return None
-    for kind in _STRING_KINDS:
-        value = raw.get(kind)
-        if isinstance(value, str):
-            if presence and kind == "regex" and value == "*":
-                return {"present": True}
-            return {kind: value}
-    return {"present": True} if presence else None
+    if sm.kind is None:
+        return {"present": True} if presence else None
+    if presence and sm.kind == "regex" and sm.value == "*":
+        return {"present": True}
+    return {sm.kind: sm.value}
 
 
-def _named(raw: Any) -> list[dict[str, Any]]:
-    if not isinstance(raw, Mapping):
-        return []
-    out = []
-    for name, value in raw.items():
-        sm = string_match(value if value is not None else {}, presence=True)
-        if sm is not None:
-            out.append({"name": str(name).lower(), "match": sm})
-    return out
+def _named(conditions: Mapping[str, StringMatch]) -> list[dict[str, Any]]:
+    return [
+        {"name": name.lower(), "match": string_match(sm, presence=True)} for name, sm in conditions.items()
+    ]
 
 
 def _is_catch_all(ir: Mapping[str, Any]) -> bool:
@@ -147,64 +146,51 @@ def _is_catch_all(ir: Mapping[str, Any]) -> bool:
     return any_path and not any(ir[k] for k in others)
 
 
-def compile_block(raw: Mapping[str, Any], vs_gateways: Sequence[str], gateway_id: GatewayId) -> Block:
-    own = [str(g) for g in raw.get("gateways") or []]
+def compile_block(m: HTTPMatch, vs_gateways: Sequence[str], gateway_id: GatewayId) -> Block:
+    own = list(m.gateways)
     gateways = own or list(vs_gateways)
-    port = _port(raw.get("port"))
+    port = usable_port(m.port)
     # sourceLabels / sourceNamespace are ignored when the block names its own gateways (§2.3).
-    labels = raw.get("sourceLabels")
-    labels = labels if not own and isinstance(labels, Mapping) else {}
-    source_ns = raw.get("sourceNamespace") if not own and raw.get("sourceNamespace") else None
     ir = {
-        "name": raw.get("name") or None,
-        "uri": string_match(raw.get("uri"), presence=False),
-        "ignore_uri_case": bool(raw.get("ignoreUriCase")),
-        "scheme": string_match(raw.get("scheme"), presence=False),
-        "method": string_match(raw.get("method"), presence=False),
-        "authority": string_match(raw.get("authority"), presence=False),
-        "headers": _named(raw.get("headers")),
-        "without_headers": _named(raw.get("withoutHeaders")),
-        "query_params": _named(raw.get("queryParams")),
+        "name": m.name or None,
+        "uri": string_match(m.uri, presence=False),
+        "ignore_uri_case": m.ignore_uri_case,
+        "scheme": string_match(m.scheme, presence=False),
+        "method": string_match(m.method, presence=False),
+        "authority": string_match(m.authority, presence=False),
+        "headers": _named(m.headers),
+        "without_headers": _named(m.without_headers),
+        "query_params": _named(m.query_params),
         "gateways": sorted({gateway_id(g) for g in gateways}),
         "port": port,
-        "source_labels": {str(k): str(v) for k, v in labels.items()},
-        "source_namespace": str(source_ns) if source_ns else None,
+        "source_labels": dict(m.source_labels) if not own else {},
+        "source_namespace": m.source_namespace if not own else None,
     }
     return Block(ir, frozenset(gateways), port, _is_catch_all(ir))
 
 
-def destination(raw: Any, single_port: SinglePort) -> extras.Dest | None:
+def destination(dest: Destination, single_port: SinglePort) -> extras.Dest:
     """(host, subset, port) of a resolved Destination; an omitted port is the service's only port,
     else None = the listener port (§2.6)."""
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("host"), str):
-        return None
-    host = raw["host"]
-    subset = raw.get("subset") if isinstance(raw.get("subset"), str) and raw.get("subset") else None
-    port_sel = raw.get("port")
-    number = port_sel.get("number") if isinstance(port_sel, Mapping) else None
-    port = _port(number) or single_port(host)
-    return host, subset, port
+    return dest.host, dest.subset, usable_port(dest.port) or single_port(dest.host)
 
 
-def _action(route: Mapping[str, Any], target_id: TargetId, single_port: SinglePort) -> dict[str, Any] | None:
-    if isinstance(route.get("directResponse"), Mapping):
-        return {"direct_response": _direct_response(route["directResponse"])}
-    if isinstance(route.get("redirect"), Mapping):
-        return {"redirect": _redirect(route["redirect"])}
-    dests = [d for d in route.get("route") or [] if isinstance(d, Mapping)]
-    weighted = len(dests) > 1
+def _action(route: HTTPRoute, target_id: TargetId, single_port: SinglePort) -> dict[str, Any] | None:
+    if route.direct_response is not None:
+        return {"direct_response": _direct_response(route.direct_response)}
+    if route.redirect is not None:
+        return {"redirect": _redirect(route.redirect)}
+    dests = route.destinations
+    weighted = len(dests) > 1  # (an entry without a host counts: Istio's weighted clusters do)
     out: list[dict[str, Any]] = []
     for d in dests:
-        resolved = destination(d.get("destination"), single_port)
-        if resolved is None:
+        if d.destination is None:
             continue
-        weight = d.get("weight")
-        weight = weight if isinstance(weight, int) and not isinstance(weight, bool) else 0
-        req, resp, authority = destination_ops(route.get("headers"), d.get("headers"), weighted)
+        req, resp, authority = destination_ops(route.headers, d.headers, weighted)
         out.append(
             {
-                "target": target_id(*resolved),
-                "weight": max(0, weight),
+                "target": target_id(*destination(d.destination, single_port)),
+                "weight": max(0, d.weight),
                 "request_headers": req,
                 "response_headers": resp,
                 "authority": authority,
@@ -220,77 +206,66 @@ def _action(route: Mapping[str, Any], target_id: TargetId, single_port: SinglePo
     return {"route": {"destinations": out}}
 
 
-def _direct_response(raw: Mapping[str, Any]) -> dict[str, Any]:
-    body = raw.get("body")
+def _direct_response(raw: DirectResponse) -> dict[str, Any]:
     text: str | None = None
-    if isinstance(body, Mapping):
-        if isinstance(body.get("string"), str):
-            text = body["string"]
-        elif isinstance(body.get("bytes"), str):
-            try:
-                text = base64.b64decode(body["bytes"]).decode("utf-8", "replace")
-            except (binascii.Error, ValueError):
-                text = None
-    status = raw.get("status")
-    ok = isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 999
+    if raw.body_string is not None:
+        text = raw.body_string
+    elif raw.body_bytes is not None:
+        try:
+            text = base64.b64decode(raw.body_bytes).decode("utf-8", "replace")
+        except (binascii.Error, ValueError):
+            text = None
+    status = raw.status
+    ok = status is not None and 100 <= status <= 999
     return {"status": status if ok else 503, "body": text}
 
 
-def _redirect(raw: Mapping[str, Any]) -> dict[str, Any]:
-    code = raw.get("redirectCode")
-    derive = raw.get("derivePort")
+def _redirect(raw: Redirect) -> dict[str, Any]:
+    code, derive = raw.redirect_code, raw.derive_port
     return {
-        "uri": raw.get("uri") if isinstance(raw.get("uri"), str) else None,
-        "authority": raw.get("authority") if isinstance(raw.get("authority"), str) else None,
-        "port": _port(raw.get("port")),
+        "uri": raw.uri,
+        "authority": raw.authority,
+        "port": usable_port(raw.port),
         "derive_port": derive if derive in ("FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT") else None,
-        "scheme": raw.get("scheme") if isinstance(raw.get("scheme"), str) else None,
-        "code": code if isinstance(code, int) and 300 <= code <= 399 else 301,
+        "scheme": raw.scheme,
+        "code": code if code is not None and 300 <= code <= 399 else 301,
     }
 
 
-def _rewrite(raw: Any) -> dict[str, Any] | None:
-    if not isinstance(raw, Mapping):
+def _rewrite(raw: Rewrite | None) -> dict[str, Any] | None:
+    if raw is None:
         return None
-    regex = raw.get("uriRegexRewrite")
-    regex_ir = (
-        {"match": str(regex.get("match", "")), "rewrite": str(regex.get("rewrite", ""))}
-        if isinstance(regex, Mapping)
-        else None
-    )
-    uri = raw.get("uri") if isinstance(raw.get("uri"), str) else None
-    authority = raw.get("authority") if isinstance(raw.get("authority"), str) else None
-    if uri is None and authority is None and regex_ir is None:
+    regex = raw.uri_regex_rewrite
+    regex_ir = {"match": regex.match, "rewrite": regex.rewrite} if regex is not None else None
+    if raw.uri is None and raw.authority is None and regex_ir is None:
         return None
-    return {"uri": uri, "authority": authority, "regex": regex_ir}
+    return {"uri": raw.uri, "authority": raw.authority, "regex": regex_ir}
 
 
-def fault(raw: Any) -> dict[str, Any] | None:
+def fault(raw: Fault | None) -> dict[str, Any] | None:
     """HTTPFaultInjection -> IR; absent percentages mean 0 %, ``delay.percent`` is the int fallback
     (§2.12). A delay without ``fixedDelay`` or an abort without a supported error type is dropped.
 
-    >>> fault({"abort": {"httpStatus": 500, "percentage": {"value": 100.0}}})["abort"]
+    >>> from meshroute.config.httpmodel import Abort
+    >>> fault(Fault(abort=Abort(http_status=500, percentage=100.0)))["abort"]
     {'http_status': 500, 'grpc_status': None, 'per_million': 1000000}
     """
-    if not isinstance(raw, Mapping):
+    if raw is None:
         return None
     delay = abort = None
-    d = raw.get("delay")
-    if isinstance(d, Mapping) and extras.duration_ms(d.get("fixedDelay")) is not None:
-        pct = extras.percentage(d.get("percentage"))
-        if pct is None and isinstance(d.get("percent"), int):
-            pct = float(d["percent"])
-        delay = {
-            "fixed_delay_ms": extras.duration_ms(d["fixedDelay"]),
-            "per_million": extras.per_million(pct),
-        }
-    a = raw.get("abort")
-    if isinstance(a, Mapping):
-        status = a.get("httpStatus")
-        http = status if isinstance(status, int) and 100 <= status <= 999 else None
-        grpc = a.get("grpcStatus") if isinstance(a.get("grpcStatus"), str) and a.get("grpcStatus") else None
+    d = raw.delay
+    fixed_delay = extras.duration_ms(d.fixed_delay) if d is not None else None
+    if d is not None and fixed_delay is not None:
+        pct = d.percentage
+        if pct is None and d.percent is not None:
+            pct = float(d.percent)
+        delay = {"fixed_delay_ms": fixed_delay, "per_million": extras.per_million(pct)}
+    a = raw.abort
+    if a is not None:
+        http = a.http_status if a.http_status is not None and 100 <= a.http_status <= 999 else None
+        grpc = a.grpc_status or None
         if http is not None or grpc is not None:
-            pm = extras.per_million(extras.percentage(a.get("percentage")))
+            pm = extras.per_million(a.percentage)
             abort = {"http_status": http, "grpc_status": grpc if http is None else None, "per_million": pm}
     return {"delay": delay, "abort": abort} if delay or abort else None
 
@@ -298,7 +273,7 @@ def fault(raw: Any) -> dict[str, Any] | None:
 def compile_route(
     vs: int,
     index: int,
-    route: Mapping[str, Any],
+    route: HTTPRoute,
     vs_gateways: Sequence[str],
     target_id: TargetId,
     gateway_id: GatewayId,
@@ -314,25 +289,23 @@ def compile_route(
     action = _action(route, target_id, single_port)
     if action is None:
         return None
-    blocks = tuple(
-        compile_block(m, vs_gateways, gateway_id) for m in route.get("match") or [] if isinstance(m, Mapping)
-    )
-    if "retries" in route:
-        retries = extras.retries(route["retries"])
+    blocks = tuple(compile_block(m, vs_gateways, gateway_id) for m in route.blocks)
+    if route.retries is not None:
+        retries = extras.retries(route.retries.spec)
     else:
         retries = dict(default_retries) if default_retries is not None else extras.default_retries()
-    timeout = extras.duration_ms(route.get("timeout"))
+    timeout = extras.duration_ms(route.timeout)
     body = {
-        "name": route.get("name") or None,
+        "name": route.name or None,
         "action": action,
-        "rewrite": _rewrite(route.get("rewrite")),
-        "fault": fault(route.get("fault")),
-        "response_headers": route_ops(route.get("headers"), "response"),
+        "rewrite": _rewrite(route.rewrite),
+        "fault": fault(route.fault),
+        "response_headers": route_ops(route.headers, "response"),
         "extra": {
             "timeout_ms": timeout if timeout is not None else default_timeout_ms,
             "retries": retries,
             "mirrors": extras.mirrors(route, lambda d: destination(d, single_port)),
-            "cors": extras.cors(route.get("corsPolicy")),
+            "cors": extras.cors(route.cors_policy),
         },
     }
     return CompiledRoute(vs, index, blocks, frozenset(vs_gateways), body)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from meshroute.config.crosscheck import check_destination_rule, check_virtual_service, destination_refs
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.hosts import MESH, is_wildcard
+from meshroute.config.httpmodel import HTTPRoute
 from meshroute.config.index import alias_destinations, routes_gateways
 from meshroute.config.load import Resource
 from meshroute.config.model import swap
@@ -160,7 +161,7 @@ class Incremental:
         key = f"{new.namespace}/{new.name}"
         index.model.replace_virtual_service(old, new)
         self._replaced(old, new)
-        merged: list[tuple[int, Any]] = list(enumerate(new.http))
+        merged: list[tuple[int, HTTPRoute]] = list(enumerate(new.http))
         if index.model.registry.has_aliases:  # as build_index merges: alias destinations rewritten
             merged = [(i, alias_destinations(route, index.model.registry)) for i, route in merged]
         index.merged[key] = merged
@@ -255,8 +256,8 @@ class Incremental:
         if self._dest_hosts is None:
             found: dict[str, list[VirtualServiceInfo]] = {}
             for vs in self.state.index.model.virtual_services:
-                hosts = (d.get("host") for i, r in enumerate(vs.http) for _, d in destination_refs(r, i))
-                for h in dict.fromkeys(h for h in hosts if isinstance(h, str)):
+                hosts = (d.host for i, r in enumerate(vs.http) for _, d in destination_refs(r, i))
+                for h in dict.fromkeys(hosts):
                     found.setdefault(h, []).append(vs)
             self._dest_hosts = found
         return list(self._dest_hosts.get(host, ()))
@@ -443,4 +444,4 @@ def _name(res: Resource) -> str:
 
 
 def _delegates(vs: VirtualServiceInfo) -> bool:
-    return any(isinstance(r.get("delegate"), Mapping) for r in vs.http)
+    return any(r.delegate is not None for r in vs.http)

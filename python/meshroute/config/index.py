@@ -5,15 +5,16 @@ Sidecar), and the diagnostics that need more than one resource to find.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from meshroute.config import delegate as delegation
 from meshroute.config.crosscheck import check_all
 from meshroute.config.diagnostics import Diagnostic
 from meshroute.config.gateway import GatewayInfo
 from meshroute.config.hosts import MESH, is_wildcard, matches, visibility_class
+from meshroute.config.httpmodel import Delegate, Destination, HTTPMirror, HTTPRoute, HTTPRouteDestination
 from meshroute.config.load import Resource
 from meshroute.config.meshconfig import DEFAULT_DOMAIN
 from meshroute.config.model import Model, build_model
@@ -21,7 +22,7 @@ from meshroute.config.registry import Registry, Service
 from meshroute.config.sidecar import SidecarInfo
 from meshroute.config.virtualservice import VirtualServiceInfo
 
-Route = Mapping[str, Any]
+Route = HTTPRoute
 
 
 @dataclass
@@ -136,11 +137,11 @@ def routes_gateways(routes: Iterable[Route], gateways: Sequence[str]) -> set[str
     VS's ``gateways``, and a route without match blocks applies where the VS does."""
     out: set[str] = set()
     for route in routes:
-        blocks = [m for m in route.get("match") or [] if isinstance(m, Mapping)]
+        blocks = route.blocks
         if not blocks:
             out.update(gateways)
         for m in blocks:
-            out.update(m.get("gateways") or gateways)
+            out.update(m.gateways or gateways)
     return out
 
 
@@ -238,30 +239,27 @@ def alias_destinations(route: Route, registry: Registry) -> Route:
     which does not exist, stays: 503; semantics §13). ``route`` itself when nothing changes."""
     changed = False
 
-    def target(dest: Any) -> Any:
+    def target(dest: Destination | None) -> Destination | None:
         nonlocal changed
-        host = dest.get("host") if isinstance(dest, Mapping) else None
-        svc = registry.lookup(host) if isinstance(host, str) else None
-        if svc is None or not svc.is_alias or not svc.ports:
+        svc = registry.lookup(dest.host) if dest is not None else None
+        if dest is None or svc is None or not svc.is_alias or not svc.ports:
             return dest
         changed = True
-        out = {**dest, "host": svc.external_name}
-        if not isinstance(dest.get("port"), Mapping) and len(svc.ports) == 1:
-            out["port"] = {"number": svc.ports[0].number}
-        return out
+        port = svc.ports[0].number if dest.port is None and len(svc.ports) == 1 else dest.port
+        return dataclasses.replace(dest, host=svc.external_name, port=port)
 
-    def item(entry: Any) -> Any:
-        if not isinstance(entry, Mapping):
-            return entry
-        return {**entry, "destination": target(entry.get("destination"))}
+    def entry(item: HTTPRouteDestination | None) -> HTTPRouteDestination | None:
+        return item if item is None else dataclasses.replace(item, destination=target(item.destination))
 
-    out = dict(route)
-    if isinstance(route.get("route"), list):
-        out["route"] = [item(d) for d in route["route"]]
-    if "mirror" in route:
-        out["mirror"] = target(route["mirror"])
-    if isinstance(route.get("mirrors"), list):
-        out["mirrors"] = [item(m) for m in route["mirrors"]]
+    def mirror(item: HTTPMirror | None) -> HTTPMirror | None:
+        return item if item is None else dataclasses.replace(item, destination=target(item.destination))
+
+    out = dataclasses.replace(
+        route,
+        route=tuple(entry(d) for d in route.route),
+        mirror=target(route.mirror),
+        mirrors=None if route.mirrors is None else tuple(mirror(m) for m in route.mirrors),
+    )
     return out if changed else route
 
 
@@ -273,8 +271,8 @@ def merge_delegates(
     delegate route whose matches fall outside the root's is dropped (``delegate-conflict``)."""
     out: list[tuple[int, Route]] = []
     for i, route in enumerate(root.http):
-        ref = route.get("delegate")
-        if not isinstance(ref, Mapping):
+        ref = route.delegate
+        if ref is None:
             out.append((i, route))
             continue
         target = _find_delegate(root, ref, index)
@@ -283,14 +281,14 @@ def merge_delegates(
                 root.resource.warning(
                     "delegate-missing",
                     ("spec", "http", i, "delegate"),
-                    f"delegate VirtualService {ref.get('namespace') or root.namespace}/{ref.get('name')}"
+                    f"delegate VirtualService {ref.namespace or root.namespace}/{ref.name}"
                     " does "
                     f"not exist, has hosts, or is not exported to {root.namespace}; this route is dropped",
                 )
             )
             continue
         for j, leaf in enumerate(target.http):
-            merged = delegation.merge_route(dict(route), dict(leaf))
+            merged = delegation.merge_route(route, leaf)
             if merged is None:
                 diags.append(
                     target.resource.warning(
@@ -305,12 +303,9 @@ def merge_delegates(
     return out
 
 
-def _find_delegate(
-    root: VirtualServiceInfo, ref: Mapping[str, Any], index: ConfigIndex
-) -> VirtualServiceInfo | None:
-    ns = ref.get("namespace") or root.namespace
-    name = ref.get("name")
-    vs = index.named(ns, name) if isinstance(ns, str) and isinstance(name, str) else None
+def _find_delegate(root: VirtualServiceInfo, ref: Delegate, index: ConfigIndex) -> VirtualServiceInfo | None:
+    ns = ref.namespace or root.namespace
+    vs = index.named(ns, ref.name) if ref.name is not None else None
     if vs is None:
         return None
     return vs if vs.is_delegate and vs.visible_from(root.namespace) else None

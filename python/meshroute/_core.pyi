@@ -136,7 +136,9 @@ _ClientExchange = (
 @final
 class ListenerContext:
     """The Envoy listener a request arrived on: ``gateway_port`` for a gateway listener, else the
-    mesh listener with the client's namespace and labels. Build one per listener."""
+    mesh listener with the client's namespace and labels. A gateway listener with a namespace or
+    labels is that of one gateway proxy (the workload with them; no namespace: ``default``): only
+    its servers take requests, another proxy's host gets 404. Build one per listener."""
 
     def __new__(
         cls,

@@ -19,7 +19,7 @@ from meshroute.config.model import Model, build_model
 from meshroute.envoy import module
 from meshroute.envoy.clusters import builtin_clusters, extproc_cluster, service_clusters
 from meshroute.envoy.common import Json, socket_address
-from meshroute.envoy.listeners import MESH_LISTENER, gateway_listeners, mesh_listener
+from meshroute.envoy.listeners import MESH_LISTENER, chosen_workload, gateway_listeners, mesh_listener
 from meshroute.envoy.meshtcp import mesh_tcp_listeners
 from meshroute.envoy.options import EMBEDDED, ENGINES, LB_RUST, LBS, Options
 from meshroute.errors import ConfigError
@@ -47,6 +47,8 @@ def build(
 
     Resources passed directly are taken as already validated (as ``analyze`` admits them).
     ``model``: the config's model when the caller has it already (a compile session's).
+    ``options.gateway_workload`` naming no gateway proxy of the config raises :class:`ConfigError`
+    (code ``envoy-gateway-workload``).
     """
     options = options or Options()
     if options.engine not in ENGINES:
@@ -64,6 +66,15 @@ def build(
         resources = list(source)
     if model is None:
         model = build_model(resources, options.domain)
+    if options.gateway_workload:
+        try:
+            workload = chosen_workload(model, options.gateway_workload)
+        except LookupError as exc:
+            raise ConfigError(
+                [Diagnostic(Severity.ERROR, "envoy-gateway-workload", str(exc.args[0]))]
+            ) from None
+        # the name as this config spells it: the listener contexts carry its labels
+        options = replace(options, gateway_workload=workload.name)
     warnings: list[Diagnostic] = []
     taken = {options.admin_port: "the admin interface"}
     listeners: list[Json] = []

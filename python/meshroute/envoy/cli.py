@@ -5,7 +5,9 @@ route table are files (``--files-dir``, default ``FILE.d`` next to ``-o FILE``).
 makes the service clusters pick their endpoints with meshroute-lb inside Envoy (the same module,
 as a load-balancing policy), with either engine. ``--live-dir DIR``
 makes listeners and clusters files too (:mod:`meshroute.envoy.live`): run it again on a changed
-config and the running Envoy follows, without a restart.
+config and the running Envoy follows, without a restart. ``--gateway-labels K=V[,K=V]``
+(``--gateway-namespace NS``) writes the config of that one gateway proxy (docs/envoy.md, "One
+gateway workload") instead of one Envoy playing every gateway proxy of the config.
 """
 
 from __future__ import annotations
@@ -109,6 +111,20 @@ def add_listener_arguments(p: argparse.ArgumentParser, access_log: str = "/dev/s
         "none): the clusters' endpoints get Istio's locality priorities and weights for it",
     )
     p.add_argument(
+        "--gateway-labels",
+        action="append",
+        default=[],
+        metavar="K=V[,K=V]",
+        help="be the gateway proxy with these labels (repeatable, as route's --gateway-labels): only "
+        "the Gateways selecting it, merged per port, get listeners, and a host only another proxy's "
+        "Gateways serve gets 404 (default: one Envoy plays every gateway proxy)",
+    )
+    p.add_argument(
+        "--gateway-namespace",
+        metavar="NS",
+        help="namespace of the --gateway-labels proxy (default: any namespace with such a proxy)",
+    )
+    p.add_argument(
         "--access-log",
         default=access_log,
         metavar="PATH",
@@ -142,6 +158,15 @@ def options_from_args(args: argparse.Namespace) -> Options:
     ]:
         if not 0 < port < 65536:
             raise ValueError(f"{flag} {port}: not a port number")
+    proxy: dict[str, str] = {}
+    for item in args.gateway_labels:
+        for label in item.split(","):
+            key, sep, value = label.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"--gateway-labels {item!r}: expected K=V[,K=V]")
+            proxy[key.strip()] = value.strip()
+    if args.gateway_namespace and not proxy:
+        raise ValueError("--gateway-namespace names the namespace of the --gateway-labels proxy: give both")
     return Options(
         extproc=tuple(addresses(args.extproc, args.workers)),
         mesh_port=args.mesh_port,
@@ -155,7 +180,27 @@ def options_from_args(args: argparse.Namespace) -> Options:
         engine=args.engine,
         lb=args.lb,
         lb_seed=args.seed if args.lb == LB_RUST else None,
+        gateway_workload=_gateway_workload(args.paths, proxy, args.gateway_namespace) if proxy else "",
     )
+
+
+def _gateway_workload(paths: Sequence[str], labels: dict[str, str], namespace: str | None) -> str:
+    """The gateway workload of ``--gateway-labels`` / ``--gateway-namespace`` in the config at
+    ``paths``, found as ``meshroute route --gateway-labels`` finds it (``resolve``); ValueError
+    when the config has no such proxy. A config with errors gets the name the labels spell: its
+    errors are what envoy-config reports."""
+    from meshroute.config.model import build_model
+    from meshroute.config.workloads import gateway_workloads, resolve, workload_name
+
+    analysis = analyze(paths)
+    if not analysis.ok:
+        return workload_name(namespace or "default", labels)
+    model = build_model(list(analysis.resources), Options().domain)
+    names = [w.name for w in gateway_workloads(model)]
+    try:
+        return resolve(names, model.gateways.values(), labels, namespace)
+    except LookupError as exc:
+        raise ValueError(str(exc.args[0])) from None
 
 
 def with_lb_module(options: Options) -> Options:

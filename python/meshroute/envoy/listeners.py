@@ -3,7 +3,9 @@
 The servers are those the gateway proxies keep when each merges the Gateways selecting it
 (semantics §4, :mod:`meshroute.config.workloads`): a server Istio's merge drops gets no listener
 (warning ``envoy-server-skipped``). A port's listener serves every proxy with servers on it, and
-the decision picks the proxy (its merged view) by the request host (docs/envoy.md).
+the decision picks the proxy (its merged view) by the request host (docs/envoy.md). With
+``Options.gateway_workload`` the listeners are those of that one proxy: its merged servers alone,
+and a listener context naming the proxy (:func:`gateway_listeners`).
 
 A Gateway port's listener binds the server's port number unless ``--bind-port PORT=BIND`` remaps
 it; ext_proc is always told the Gateway's own port. Plain HTTP servers share one filter chain
@@ -24,7 +26,7 @@ from meshroute.config.diagnostics import Diagnostic, Severity
 from meshroute.config.gateway import GatewayInfo, Server
 from meshroute.config.load import Resource
 from meshroute.config.model import Model
-from meshroute.config.workloads import gateway_workloads
+from meshroute.config.workloads import GatewayWorkload, gateway_workloads, parse_name, resolve
 from meshroute.envoy.common import Json, socket_address, typed
 from meshroute.envoy.credentials import Secrets
 from meshroute.envoy.http import (
@@ -105,11 +107,32 @@ def _merged_away(model: Model) -> dict[tuple[str, int], str]:
     }
 
 
-def _collect(model: Model, out: Built) -> dict[int, _Port]:
+def chosen_workload(model: Model, name: str) -> GatewayWorkload:
+    """The gateway workload ``name`` (``Options.gateway_workload``) of ``model``: the one
+    :func:`~meshroute.config.workloads.resolve` finds for the name's labels and namespace, as
+    ``Mesh.gateway_for`` does (the workload of that name, else one that gets the same Gateways:
+    the config may have changed since the name was resolved). LookupError when there is none."""
+    parsed = parse_name(name)
+    if parsed is None:
+        raise LookupError(f"{name!r} is not a gateway workload name (workload:<namespace>/<k=v,...>)")
+    namespace, labels = parsed
+    workloads = gateway_workloads(model)
+    found = resolve([w.name for w in workloads], model.gateways.values(), labels, namespace)
+    return next(w for w in workloads if w.name == found)
+
+
+def _collect(model: Model, out: Built, workload: GatewayWorkload | None = None) -> dict[int, _Port]:
+    """The servers of every gateway proxy (config order), or those of ``workload`` alone (merge
+    order): each Gateway selecting it, every server kept or warned about as merged away."""
     ports: dict[int, _Port] = {}
     secrets = Secrets(model.resources)
-    merged_away = _merged_away(model)
-    for gw in model.gateways.values():
+    if workload is None:
+        merged_away = _merged_away(model)
+        gateways = list(model.gateways.values())
+    else:
+        merged_away = {(sk.gateway.ref, sk.server.index): sk.reason for sk in workload.skipped}
+        gateways = list(workload.gateways)
+    for gw in gateways:
         for server in gw.servers:
             _add_server(gw, server, ports, secrets, merged_away, out)
     return {n: p for n, p in ports.items() if p.http or p.tcp}
@@ -224,9 +247,22 @@ def gateway_listeners(
     model: Model, options: Options, taken: dict[int, str], clusters: Collection[str]
 ) -> Built:
     """One listener per Gateway server port; ``taken`` maps bound ports to their owner,
-    ``clusters`` are the cluster names the bootstrap defines (TCP routes are checked against them)."""
+    ``clusters`` are the cluster names the bootstrap defines (TCP routes are checked against them).
+
+    ``options.gateway_workload``: only that gateway proxy's merged servers get listeners
+    (:func:`chosen_workload`; LookupError when the config has no such proxy), and the HTTP
+    listeners' context names the proxy, its namespace and labels as ``x-meshroute-source-*``
+    (the module's ``source_namespace`` / ``source_labels``): a request for a host none of the
+    proxy's servers on the port claims is answered 404, even where another proxy serves it."""
     out = Built()
-    for number, port in sorted(_collect(model, out).items()):
+    workload = chosen_workload(model, options.gateway_workload) if options.gateway_workload else None
+    proxy: list[tuple[str, str]] = []
+    if workload is not None:
+        proxy.append((SOURCE_NAMESPACE_KEY, workload.namespace))
+        if workload.labels:
+            labels = ",".join(f"{k}={workload.labels[k]}" for k in sorted(workload.labels))
+            proxy.append((SOURCE_LABELS_KEY, labels))
+    for number, port in sorted(_collect(model, out, workload).items()):
         name = f"gateway_{number}"
         bind = options.bind_port(number)
         if bind in taken:
@@ -246,7 +282,7 @@ def gateway_listeners(
             address = socket_address(options.bind_address, bind)
             out.listeners.append({"name": name, "address": address, "filter_chains": [chain]})
             continue
-        metadata = [(LISTENER_KEY, "gateway"), (PORT_KEY, str(number))]
+        metadata = [(LISTENER_KEY, "gateway"), (PORT_KEY, str(number)), *proxy]
         chains: list[Json] = []
         claimed: set[str] = set()
         outside: list[tuple[str, Diagnostic]] = []

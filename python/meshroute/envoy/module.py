@@ -15,7 +15,9 @@ holding JSON::
 
 ``table`` is the IR JSON file :mod:`meshroute.envoy.live` writes (a new name per generation);
 ``patches`` (absent = none) the IR patches of edits compiled alone since, applied in order;
-``listener`` is the client context ext_proc gets as gRPC metadata.
+``listener`` is the client context ext_proc gets as gRPC metadata; a gateway listener of one
+gateway proxy (``Options.gateway_workload``) has the proxy's ``source_namespace`` and
+``source_labels`` (docs/envoy.md, "One gateway workload").
 
 The same library is also a load-balancing policy (``--lb rust``, docs/envoy.md "Load balancing in
 Rust"): a service cluster's ``load_balancing_policy`` names ``envoy.load_balancing_policies.
@@ -91,10 +93,13 @@ def filter_name(gateway_port: int | None) -> str:
 
 def listener_context(name: str, options: Options) -> Json:
     """The ``listener`` part of the module's config for the filter ``name``: the same client
-    context ext_proc gets as gRPC metadata (the mesh listener's workload; a Gateway's own port).
+    context ext_proc gets as gRPC metadata (the mesh listener's workload; a Gateway's own port,
+    and with ``options.gateway_workload`` the gateway proxy's namespace and labels).
 
     >>> listener_context("meshroute-gateway-8080", Options())
     {'gateway_port': 8080, 'source_namespace': None, 'source_labels': {}}
+    >>> listener_context("meshroute-gateway-80", Options(gateway_workload="workload:gw/istio=in"))
+    {'gateway_port': 80, 'source_namespace': 'gw', 'source_labels': {'istio': 'in'}}
     """
     if name == MESH_FILTER:
         return {
@@ -105,6 +110,10 @@ def listener_context(name: str, options: Options) -> Json:
     port = name[len(GATEWAY_FILTER_PREFIX) :]
     if not name.startswith(GATEWAY_FILTER_PREFIX) or not port.isdigit():
         raise ValueError(f"not a meshroute filter name: {name!r}")
+    proxy = options.gateway_proxy
+    if proxy is not None:
+        namespace, labels = proxy
+        return {"gateway_port": int(port), "source_namespace": namespace, "source_labels": labels}
     return {"gateway_port": int(port), "source_namespace": None, "source_labels": {}}
 
 

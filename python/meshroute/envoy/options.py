@@ -41,6 +41,12 @@ class Options:
     with one, the clusters' endpoints are placed in priorities and locality weights as istiod
     would for that proxy (:mod:`meshroute.envoy.locality`; ``failoverPriority`` compares
     ``source_labels``).
+    ``gateway_workload`` (a :func:`meshroute.config.workloads.workload_name`,
+    ``workload:<ns>/<k=v,...>``; "" = every one) makes the bootstrap that of one gateway proxy:
+    only that workload's merged servers get listeners, and their listener context names the
+    proxy (its namespace and labels), so a host only another proxy's Gateways serve is answered
+    404 (docs/envoy.md, "One gateway workload"). ``build`` resolves it again against the config
+    it builds (:func:`meshroute.config.workloads.resolve` on the name's labels and namespace).
     """
 
     extproc: tuple[str, ...] = field(default_factory=lambda: tuple(addresses(DEFAULT_EXTPROC)))
@@ -63,6 +69,8 @@ class Options:
     # The mesh listener's client workload's region/zone/subzone (``--locality``): with it (or the
     # topology labels of ``source_labels``), clusters carry Istio's locality placement for it.
     locality: str = ""
+    # The one gateway proxy this Envoy is (``--gateway-labels``/``--gateway-namespace``); "" = all.
+    gateway_workload: str = ""
 
     @property
     def client_locality(self) -> str:
@@ -70,6 +78,25 @@ class Options:
         from meshroute.localities import label_locality
 
         return self.locality or label_locality(self.source_labels)
+
+    @property
+    def gateway_proxy(self) -> tuple[str, dict[str, str]] | None:
+        """(namespace, labels) of ``gateway_workload``; None for every gateway proxy.
+
+        >>> Options(gateway_workload="workload:istio-system/app=gw,istio=ingress").gateway_proxy
+        ('istio-system', {'app': 'gw', 'istio': 'ingress'})
+        """
+        from meshroute.config.workloads import parse_name
+
+        if not self.gateway_workload:
+            return None
+        parsed = parse_name(self.gateway_workload)
+        if parsed is None:
+            raise ValueError(
+                f"gateway_workload {self.gateway_workload!r} is not a gateway workload name "
+                "(workload:<namespace>/<k=v,...>)"
+            )
+        return parsed
 
     def bind_port(self, gateway_port: int) -> int:
         return self.bind_ports.get(gateway_port, gateway_port)

@@ -42,24 +42,30 @@ MESH_LISTENER = ListenerContext()
 
 
 def listener_from_metadata(metadata: Iterable[tuple[str, Any]]) -> ListenerContext:
-    """Parse the ``x-meshroute-*`` initial metadata; no listener key means ``mesh``.
+    """Parse the ``x-meshroute-*`` initial metadata; no listener key means ``mesh``. A gateway
+    listener's source namespace and labels are those of the one gateway proxy it belongs to
+    (``envoy-config --gateway-labels``), as the module's ``listener`` gets them.
 
     >>> listener_from_metadata([("x-meshroute-listener", "gateway"), ("x-meshroute-port", "8080")])
     ListenerContext(gateway_port=8080, source_namespace=None, source_labels=[])
     >>> listener_from_metadata([("x-meshroute-source-labels", "app=a,version=v1")]).source_labels
     [('app', 'a'), ('version', 'v1')]
+    >>> listener_from_metadata([("x-meshroute-listener", "gateway"), ("x-meshroute-port", "80"),
+    ...     ("x-meshroute-source-namespace", "gw"), ("x-meshroute-source-labels", "istio=in")])
+    ListenerContext(gateway_port=80, source_namespace="gw", source_labels=[("istio", "in")])
     """
     values: dict[str, str] = {}
     for key, value in metadata:
         if key in _KEYS:
             values[key] = value.decode() if isinstance(value, bytes) else str(value)
     kind = values.get(LISTENER_KEY, "mesh")
+    port: int | None = None
     if kind == "gateway":
-        port = values.get(PORT_KEY, "")
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ContextError(f"gateway listener needs {PORT_KEY} (a port number), got {port!r}")
-        return ListenerContext(int(port))
-    if kind != "mesh":
+        number = values.get(PORT_KEY, "")
+        if not number.isdigit() or not 0 < int(number) < 65536:
+            raise ContextError(f"gateway listener needs {PORT_KEY} (a port number), got {number!r}")
+        port = int(number)
+    elif kind != "mesh":
         raise ContextError(f"{LISTENER_KEY} must be 'mesh' or 'gateway', got {kind!r}")
     labels: dict[str, str] = {}
     if values.get(LABELS_KEY):
@@ -69,9 +75,9 @@ def listener_from_metadata(metadata: Iterable[tuple[str, Any]]) -> ListenerConte
                 raise ContextError(f"{LABELS_KEY}: expected k=v[,k2=v2], got {values[LABELS_KEY]!r}")
             labels[k.strip()] = v.strip()
     namespace = values.get(NAMESPACE_KEY) or None
-    if namespace is None and not labels:
+    if port is None and namespace is None and not labels:
         return MESH_LISTENER
-    return ListenerContext(None, namespace, labels)
+    return ListenerContext(port, namespace, labels)
 
 
 class Routing:

@@ -13,8 +13,9 @@ impl RouteTable {
     /// no such cluster (the decision would be `no_cluster`), or for a name of another form
     /// (`PassthroughCluster`, `BlackHoleCluster`).
     ///
-    /// A gateway listener serves several Gateways: `host` (the request's, port stripped) selects
-    /// the Gateway as `exchange` does; the mesh listener ignores it.
+    /// A gateway listener serves several Gateways (or one gateway proxy's, when its context names
+    /// the proxy): `host` (the request's, port stripped) selects the Gateway as `exchange` does;
+    /// the mesh listener ignores it.
     #[must_use]
     pub fn cluster_policy(&self, ctx: &ListenerContext, host: &str, cluster: &str) -> Option<&str> {
         let mut parts = cluster.splitn(4, '|');
@@ -38,7 +39,7 @@ impl RouteTable {
                 ..Request::default()
             },
             Some(listener) => Request {
-                gateway: self.exchange_plan.gateways.select(listener, &lowered)?,
+                gateway: self.gateway_of(ctx, listener, &lowered)?,
                 port: Some(listener),
                 ..Request::default()
             },

@@ -349,6 +349,34 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    #[test]
+    fn a_gateway_listener_may_name_its_gateway_proxy() {
+        // envoy-config for one gateway workload: the proxy's namespace and labels.
+        let dir = tmp_dir("proxy");
+        let path = ir_file(&dir, "ir.json", EMPTY_IR);
+        let config = FilterConfig::load(&config_json(
+            &path,
+            r#", "listener": {"gateway_port": 8080, "source_namespace": "istio-system",
+                "source_labels": {"istio": "ingressgateway", "app": "gw"}}"#,
+        ))
+        .expect("config");
+        let labels = [
+            ("app".to_owned(), "gw".to_owned()),
+            ("istio".to_owned(), "ingressgateway".to_owned()),
+        ];
+        assert_eq!(
+            config.listener.gateway_proxy(),
+            Some(("istio-system", &labels[..]))
+        );
+        let every = FilterConfig::load(&config_json(
+            &path,
+            r#", "listener": {"gateway_port": 8080, "source_namespace": null, "source_labels": {}}"#,
+        ))
+        .expect("config");
+        assert_eq!(every.listener.gateway_proxy(), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// For `EMPTY_IR`: service `a.test` (target 0) on port 80.
     const PATCH_A: &str = r#"{"patch": 1,
         "base": {"routes": 0, "targets": 0, "policies": 1, "scopes": 1, "views": 1},

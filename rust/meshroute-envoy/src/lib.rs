@@ -29,8 +29,8 @@
 //! | `table` | absolute path of the IR JSON file (`docs/ir.md`; `Mesh.analysis.ir` in Python) |
 //! | `patches` | optional list of absolute paths of IR patch files (`docs/ir.md`, "Patch"): the table is `table`'s with each patch applied in order; absent = `[]` |
 //! | `listener.gateway_port` | the Gateway server port for a gateway listener; `null` / absent for the mesh listener |
-//! | `listener.source_namespace` | mesh listener: the client workload's namespace, or `null` |
-//! | `listener.source_labels` | mesh listener: the client workload's labels, `{"k": "v"}` |
+//! | `listener.source_namespace` | mesh listener: the client workload's namespace; gateway listener: its gateway proxy's (one workload's listeners), or `null` |
+//! | `listener.source_labels` | mesh listener: the client workload's labels; gateway listener: its gateway proxy's, `{"k": "v"}` |
 //! | `seed` | `null` / absent: one RNG per worker thread, seeded from the OS; an integer: the *i*-th request of this filter config uses `SplitMix64(seed + i)` (reproducible with one worker; for tests) |
 //! | `panic_marker` | `panic-test` builds only: the header whose value `1` makes the hook panic (default `x-meshroute-test-panic`); other builds reject the key |
 //!

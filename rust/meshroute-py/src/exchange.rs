@@ -12,7 +12,8 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use crate::args::Pairs;
 
 /// The listener a request arrived on (docs/envoy.md, ext_proc initial metadata); build one per
-/// listener and reuse it. ``gateway_port`` set: a gateway listener; else the mesh listener.
+/// listener and reuse it. ``gateway_port`` set: a gateway listener (with a namespace or labels:
+/// that of the one gateway proxy they name); else the mesh listener.
 #[pyclass(frozen, eq, module = "meshroute._core", name = "ListenerContext")]
 #[derive(PartialEq)]
 pub(crate) struct ListenerContext {

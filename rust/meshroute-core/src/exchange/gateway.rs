@@ -1,5 +1,7 @@
 //! Gateway server selection for a gateway listener: the first Gateway, in config order, with a
-//! server on the listener's port whose hosts match the request host (IR `gateway_servers`).
+//! server on the listener's port whose hosts match the request host (IR `gateway_servers`). A
+//! listener that belongs to one gateway proxy (its context names the proxy's namespace and
+//! labels) only looks at that proxy's servers.
 
 use ahash::AHashMap;
 
@@ -9,12 +11,44 @@ pub(crate) struct GatewayServers {
     by_port: AHashMap<u16, Vec<Server>>,
 }
 
+/// A gateway workload's namespace and labels.
+type Workload = (Box<str>, Vec<(Box<str>, Box<str>)>);
+
 #[derive(Debug)]
 struct Server {
     /// Host patterns, lower-case, `ns/` part removed.
     hosts: Vec<Box<str>>,
-    /// The Gateway as `ns/name`.
+    /// The Gateway as `ns/name`, or the gateway workload as `workload:<ns>/<k=v,...>`.
     gateway: Box<str>,
+    /// A workload name's namespace and labels (sorted by key, as the name lists them).
+    workload: Option<Workload>,
+}
+
+impl Server {
+    /// Whether this server belongs to the gateway proxy in `namespace` with exactly `labels`.
+    fn of_proxy(&self, namespace: &str, labels: &[(String, String)]) -> bool {
+        let Some((ns, own)) = &self.workload else {
+            return false;
+        };
+        let same =
+            |(ok, ov): &(Box<str>, Box<str>), (k, v): &(String, String)| **ok == **k && **ov == **v;
+        // Equal as sets (a context may repeat a pair).
+        &**ns == namespace
+            && labels.iter().all(|l| own.iter().any(|o| same(o, l)))
+            && own.iter().all(|o| labels.iter().any(|l| same(o, l)))
+    }
+}
+
+/// `workload:<ns>/<k=v,...>` as (namespace, labels); `None` for another name.
+fn parse_workload(name: &str) -> Option<Workload> {
+    let rest = name.strip_prefix("workload:")?;
+    let (namespace, labels) = rest.split_once('/')?;
+    let labels = labels
+        .split(',')
+        .filter_map(|item| item.split_once('='))
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    Some((namespace.into(), labels))
 }
 
 impl GatewayServers {
@@ -27,6 +61,7 @@ impl GatewayServers {
             by_port.entry(port).or_default().push(Server {
                 hosts: hosts.iter().map(|h| h.to_lowercase().into()).collect(),
                 gateway: gateway.into(),
+                workload: parse_workload(gateway),
             });
         }
         Self { by_port }
@@ -37,6 +72,24 @@ impl GatewayServers {
         self.by_port
             .get(&port)?
             .iter()
+            .find(|s| s.hosts.iter().any(|p| matches(p, host)))
+            .map(|s| &*s.gateway)
+    }
+
+    /// [`select`](Self::select) among the servers of one gateway proxy: the workload in
+    /// `namespace` with exactly `labels` (any order). A host none of its servers on `port`
+    /// claims is not this proxy's (another proxy's Gateway host): `None`.
+    pub(crate) fn select_for_proxy(
+        &self,
+        port: u16,
+        host: &str,
+        namespace: &str,
+        labels: &[(String, String)],
+    ) -> Option<&str> {
+        self.by_port
+            .get(&port)?
+            .iter()
+            .filter(|s| s.of_proxy(namespace, labels))
             .find(|s| s.hosts.iter().any(|p| matches(p, host)))
             .map(|s| &*s.gateway)
     }

@@ -59,15 +59,38 @@ use crate::spec::HeaderOpsSpec;
 use crate::table::RouteTable;
 
 /// Which Envoy listener a request arrived on; built once per filter config, never per request.
+///
+/// A gateway listener without `source_namespace` and `source_labels` serves every gateway proxy
+/// of the config (the proxy is picked per request by host). With either, it is the listener of
+/// one gateway proxy, the workload with those labels in that namespace (docs/envoy.md, "One
+/// gateway workload"): only that proxy's servers on the port take a request, and a host they do
+/// not claim (another proxy's Gateway host) is answered 404.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListenerContext {
     /// `Some(port)` for a gateway listener (the Gateway server port); `None` for the mesh
     /// (sidecar) listener, whose port comes from the request's authority.
     pub gateway_port: Option<u16>,
-    /// The client workload's namespace (mesh listener); `None` means `default`.
+    /// The client workload's namespace (mesh listener), or the gateway proxy's own (gateway
+    /// listener of one proxy); `None` means `default`.
     pub source_namespace: Option<String>,
-    /// The client workload's labels (mesh listener).
+    /// The client workload's labels (mesh listener), or the gateway proxy's own (gateway
+    /// listener of one proxy).
     pub source_labels: Vec<(String, String)>,
+}
+
+impl ListenerContext {
+    /// The gateway proxy (namespace, labels) a gateway listener belongs to; `None` for the mesh
+    /// listener and for a gateway listener serving every proxy.
+    #[must_use]
+    pub fn gateway_proxy(&self) -> Option<(&str, &[(String, String)])> {
+        if self.gateway_port.is_none()
+            || (self.source_namespace.is_none() && self.source_labels.is_empty())
+        {
+            return None;
+        }
+        let namespace = self.source_namespace.as_deref().unwrap_or("default");
+        Some((namespace, &self.source_labels))
+    }
 }
 
 /// A header operation's name and value (value bytes as Envoy will store them).
@@ -137,6 +160,17 @@ pub struct LocalReply {
 }
 
 impl RouteTable {
+    /// The `gateway_views` name a gateway-listener request on `port` for `host` (lower-case,
+    /// port stripped) is routed through: the first server on the port claiming the host, among
+    /// the servers of the listener's gateway proxy when the context names one.
+    pub(crate) fn gateway_of(&self, ctx: &ListenerContext, port: u16, host: &str) -> Option<&str> {
+        let servers = &self.exchange_plan.gateways;
+        match ctx.gateway_proxy() {
+            Some((namespace, labels)) => servers.select_for_proxy(port, host, namespace, labels),
+            None => servers.select(port, host),
+        }
+    }
+
     /// Decides one request for an Envoy filter. Never panics on any input: undecodable header
     /// bytes are read as Latin-1, an authority whose port is not a u16 (`echo.test:99999`)
     /// matches no domain.
@@ -158,7 +192,7 @@ impl RouteTable {
         let authority = input::lower(&input.authority);
         let labels: Vec<(&str, &str)>;
         let (gateway, port, source_labels, source_namespace) = match ctx.gateway_port {
-            Some(listener) => match self.exchange_plan.gateways.select(listener, &host) {
+            Some(listener) => match self.gateway_of(ctx, listener, &host) {
                 Some(gateway) => (gateway, Some(listener), &[][..], None),
                 None => return Exchange::Reply(reply("no_route", 404, "route_not_found")),
             },

@@ -330,6 +330,100 @@ fn gateway_server_selection() {
     assert_eq!((r.outcome, r.status), ("no_route", 404));
 }
 
+/// Two gateway proxies with a server each on port 8080: `app=a` for `a.test`, `app=b` for `*`.
+fn two_proxies() -> Arc<RouteTable> {
+    let reply = |body: &str| {
+        json!({"vs": 0, "index": 0, "matches": [{"gateways": [1, 2]}],
+               "action": {"direct_response": {"status": 200, "body": body}}})
+    };
+    let ir = json!({
+        "version": 1,
+        "virtual_services": [{"namespace": "default", "name": "vs"}],
+        "gateways": ["mesh", "workload:default/app=a", "workload:default/app=b,tier=edge"],
+        "targets": [],
+        "scopes": [{"clusters": []}],
+        "routes": [reply("a"), reply("b")],
+        "views": [
+            {"gateway": 0, "namespace": "default", "scope": 0, "vhosts": []},
+            {"gateway": 1, "namespace": "default", "scope": 0, "ports": [8080],
+             "vhosts": [{"domains": ["a.test"], "routes": [0], "default_target": null}]},
+            {"gateway": 2, "namespace": "default", "scope": 0, "ports": [8080],
+             "vhosts": [{"domains": ["b.test"], "routes": [1], "default_target": null}]},
+        ],
+        "mesh": {"namespaces": {}, "other_view": 0},
+        "gateway_views": {"workload:default/app=a": {"8080": 1},
+                          "workload:default/app=b,tier=edge": {"8080": 2}},
+        "gateway_servers": [[8080, ["a.test"], "workload:default/app=a"],
+                            [8080, ["*"], "workload:default/app=b,tier=edge"]],
+    });
+    Arc::new(RouteTable::from_json(&ir.to_string()).unwrap())
+}
+
+#[test]
+fn gateway_listener_of_one_proxy() {
+    let table = two_proxies();
+    let ask = |ctx: &ListenerContext, host: &str| {
+        let headers: [(&[u8], &[u8]); 2] = [(b":authority", host.as_bytes()), (b":path", b"/")];
+        match table.exchange(ctx, &headers, &mut SplitMix64::new(1)) {
+            Exchange::Reply(r) => (r.status, String::from_utf8(r.body).unwrap()),
+            Exchange::Forward(f) => panic!("forwarded: {f:?}"),
+        }
+    };
+    let every = ListenerContext {
+        gateway_port: Some(8080),
+        ..ListenerContext::default()
+    };
+    let a = ListenerContext {
+        gateway_port: Some(8080),
+        source_namespace: Some("default".to_owned()),
+        source_labels: vec![("app".to_owned(), "a".to_owned())],
+    };
+    // Labels in any order; no namespace means `default`.
+    let b = ListenerContext {
+        gateway_port: Some(8080),
+        source_namespace: None,
+        source_labels: vec![
+            ("tier".to_owned(), "edge".to_owned()),
+            ("app".to_owned(), "b".to_owned()),
+        ],
+    };
+    assert_eq!(every.gateway_proxy(), None);
+    assert_eq!(b.gateway_proxy().map(|(ns, _)| ns), Some("default"));
+    // Every proxy: the host picks the proxy.
+    assert_eq!(ask(&every, "a.test"), (200, "a".to_owned()));
+    assert_eq!(ask(&every, "b.test"), (200, "b".to_owned()));
+    // One proxy: another proxy's host is not its own, even under its `*` server.
+    assert_eq!(ask(&a, "a.test"), (200, "a".to_owned()));
+    assert_eq!(ask(&a, "b.test").0, 404);
+    assert_eq!(ask(&b, "b.test"), (200, "b".to_owned()));
+    assert_eq!(ask(&b, "a.test").0, 404); // b's `*` claims it, b's view has no such host
+    for other in [
+        ListenerContext {
+            source_namespace: Some("other".to_owned()),
+            ..a.clone()
+        },
+        ListenerContext {
+            source_labels: vec![("app".to_owned(), "b".to_owned())],
+            ..a.clone()
+        },
+        ListenerContext {
+            gateway_port: Some(9),
+            ..a.clone()
+        },
+    ] {
+        assert_eq!(ask(&other, "a.test").0, 404, "{other:?}");
+    }
+    // Labels compare as sets: a repeated pair is not a missing label.
+    let repeated = ListenerContext {
+        source_labels: vec![
+            ("app".to_owned(), "b".to_owned()),
+            ("app".to_owned(), "b".to_owned()),
+        ],
+        ..b.clone()
+    };
+    assert_eq!(ask(&repeated, "b.test").0, 404);
+}
+
 #[test]
 fn mirrors_fired_and_portless() {
     let fired = |authority: &str, seed: u64| {

@@ -99,4 +99,49 @@ mod tests {
         };
         assert_eq!(table.cluster_policy(&gw, "r", plain), None, "no gateway");
     }
+
+    #[test]
+    fn a_gateway_listener_naming_its_proxy_reads_that_proxys_scope() {
+        // Two gateway proxies on port 8080 whose views have different scopes: a listener that
+        // names its proxy takes the policy of that proxy's view whatever server the host hits.
+        let ir = r#"{"version": 1,
+          "gateways": ["mesh", "workload:default/app=a", "workload:default/app=b"],
+          "targets": [{"host": "r.default.svc.cluster.local", "subset": null, "port": null}],
+          "policies": ["{\"a\":1}", "{\"b\":1}"],
+          "scopes": [{"clusters": [[0, 80, 0]]}, {"clusters": [[0, 80, 1]]}],
+          "views": [{"gateway": 0, "namespace": "default", "scope": 0, "vhosts": []},
+                    {"gateway": 1, "namespace": "default", "scope": 0, "ports": [8080], "vhosts": []},
+                    {"gateway": 2, "namespace": "default", "scope": 1, "ports": [8080], "vhosts": []}],
+          "mesh": {"namespaces": {}, "other_view": 0},
+          "gateway_views": {"workload:default/app=a": {"8080": 1}, "workload:default/app=b": {"8080": 2}},
+          "gateway_servers": [[8080, ["a.test"], "workload:default/app=a"],
+                              [8080, ["*"], "workload:default/app=b"]]}"#;
+        let table = RouteTable::from_json(ir).unwrap();
+        let cluster = "outbound|80||r.default.svc.cluster.local";
+        let every = ListenerContext {
+            gateway_port: Some(8080),
+            ..ListenerContext::default()
+        };
+        let b = ListenerContext {
+            source_labels: vec![("app".to_owned(), "b".to_owned())],
+            ..every.clone()
+        };
+        assert_eq!(
+            table.cluster_policy(&every, "a.test", cluster),
+            Some(r#"{"a":1}"#)
+        );
+        assert_eq!(
+            table.cluster_policy(&b, "a.test", cluster),
+            Some(r#"{"b":1}"#)
+        );
+        let c = ListenerContext {
+            source_labels: vec![("app".to_owned(), "c".to_owned())],
+            ..every
+        };
+        assert_eq!(
+            table.cluster_policy(&c, "a.test", cluster),
+            None,
+            "no such proxy"
+        );
+    }
 }

@@ -108,6 +108,19 @@ def test_bad_arguments_raise_type_errors(mesh: Mesh) -> None:
         mesh.route_many([("reviews", "/", "GET", {}, "extra")])
     with pytest.raises(TypeError):
         mesh.route_many([42])
+    with pytest.raises(ValueError, match="protocol must be 'http' or 'tcp'"):
+        mesh.route("reviews", protocol="udp")
+
+
+def test_a_tcp_connection_to_an_http_port_has_no_route(mesh: Mesh) -> None:
+    """Bookinfo's ports are declared HTTP: a connection that is not HTTP gets no route (and no
+    status), for route(), route_many() and explain() alike; an unknown host passes through."""
+    d = mesh.route("reviews", port=9080, protocol="tcp")
+    assert (d.outcome, d.status, d.cluster) == ("no_route", None, None)
+    [same] = mesh.route_many([("reviews", "/")], port=9080, protocol="tcp")
+    assert same.to_dict() == d.to_dict()
+    assert mesh.explain("reviews", port=9080, protocol="tcp")["decision"]["outcome"] == "no_route"
+    assert mesh.route("db.example.com", port=5432, protocol="tcp").cluster == "PassthroughCluster"
 
 
 def test_config_error_carries_every_diagnostic(tmp_path: Path) -> None:

@@ -130,3 +130,20 @@ def test_demo_runs(capsys: object, flags: list[str]) -> None:
     assert f"{flags[-1] if flags else 'embedded'} generation 1" in out
     assert "every observation matches istio.io" in out
     assert "✗" not in out
+
+
+def test_route_tcp_connection(capsys: object, tmp_path: Path) -> None:
+    """--protocol tcp: a port declared without a protocol takes the tcp routes, shown as such."""
+    config = tmp_path / "redis.yaml"
+    config.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: redis}\nspec: {ports: [{port: 6379}]}\n---\n"
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: redis}\n"
+        "spec:\n  hosts: [redis]\n  http: [{route: [{destination: {host: redis}}]}]\n"
+        "  tcp: [{route: [{destination: {host: redis, port: {number: 6379}}}]}]\n"
+    )
+    code, out, _ = run(capsys, "route", str(config), "--host", "redis", "--port", "6379", "--protocol", "tcp")
+    assert code == 0
+    assert out.startswith("TCP connection to redis")
+    assert "tcp[0]" in out and "retries" not in out
+    code, out, _ = run(capsys, "route", str(config), "--host", "redis", "--port", "6379")
+    assert code == 0 and "http[0]" in out

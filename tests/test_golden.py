@@ -53,7 +53,7 @@ CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "config.yaml").is_file()
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 CALL_KEYS = frozenset(
     {"name", "note", "host", "path", "method", "headers", "scheme", "port", "gateway", "gateway_labels",
-     "source_labels", "source_namespace", "seed"}
+     "source_labels", "source_namespace", "protocol", "seed"}
 )  # fmt: skip
 DEFAULT_KEYS = ("outcome", "status", "virtual_service", "route_index", "match_index", "cluster")
 SHOWN_IF_SET = ("fault", "rewrite", "redirect", "direct_response")
@@ -97,6 +97,7 @@ def decide(mesh: meshroute.Mesh, call: Mapping[str, Any]) -> dict[str, Any]:
         gateway=gateway,
         source_labels=call.get("source_labels"),
         source_namespace=call.get("source_namespace"),
+        protocol=call.get("protocol", "http"),
         seed=call.get("seed", 1),
     )
     return d.to_dict()

@@ -178,6 +178,7 @@ class RouteTable:
         gateway: str = "mesh",
         source_labels: _Headers | None = None,
         source_namespace: str | None = None,
+        protocol: str = "http",
         seed: int | None = None,
     ) -> Decision: ...
     def route_many(
@@ -189,6 +190,7 @@ class RouteTable:
         gateway: str = "mesh",
         source_labels: _Headers | None = None,
         source_namespace: str | None = None,
+        protocol: str = "http",
         seed: int | None = None,
     ) -> list[Decision]: ...
     def exchange(
@@ -231,6 +233,7 @@ class RouteTable:
         gateway: str = "mesh",
         source_labels: _Headers | None = None,
         source_namespace: str | None = None,
+        protocol: str = "http",
     ) -> str: ...
 
 @final

@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'")
     r.add_argument("--scheme", default="http", choices=["http", "https"])
     r.add_argument("--port", type=int, help="listener port (default: from the host, else the service's)")
+    r.add_argument(
+        "--protocol",
+        default="http",
+        choices=["http", "tcp"],
+        help="tcp: a connection that is not HTTP (on a port declared without a protocol it takes the "
+        "tcp routes; declared TCP ports always do)",
+    )
     r.add_argument("--gateway", default="mesh", help="'mesh' (sidecar) or a Gateway 'ns/name'")
     r.add_argument(
         "--gateway-labels",
@@ -175,13 +182,14 @@ def _route(args: argparse.Namespace) -> int:
         "gateway": gateway,
         "source_labels": labels or None,
         "source_namespace": args.source_namespace,
+        "protocol": args.protocol,
     }
     decision = mesh.route(args.host, args.path, args.method, headers, seed=args.seed, **kwargs)
     if args.json:
         print(json.dumps(decision.to_dict(), indent=2))
     else:
         trace = mesh.explain(args.host, args.path, args.method, headers, **kwargs)
-        print(render_decision(decision, trace, args.method, args.host, args.path))
+        print(render_decision(decision, trace, args.method, args.host, args.path, args.protocol))
     return 0
 
 

@@ -28,6 +28,7 @@ class RouteFn(Protocol):
         gateway: str = "mesh",
         source_labels: Mapping[str, str] | None = None,
         source_namespace: str | None = None,
+        protocol: str = "http",
         seed: int | None = None,
     ) -> Decision: ...
 
@@ -42,6 +43,7 @@ class RouteManyFn(Protocol):
         gateway: str = "mesh",
         source_labels: Mapping[str, str] | None = None,
         source_namespace: str | None = None,
+        protocol: str = "http",
         seed: int | None = None,
     ) -> list[Decision]: ...
 
@@ -102,6 +104,7 @@ class Mesh:
         gateway: str = "mesh",
         source_labels: Mapping[str, str] | None = None,
         source_namespace: str | None = None,
+        protocol: str = "http",
     ) -> dict[str, Any]:
         """Every route block tried for this request, in order, with why it did or did not match
         (for a mesh TCP service port: its ``tcp`` routes, each entry marked ``"protocol": "tcp"``)."""
@@ -115,6 +118,7 @@ class Mesh:
             gateway=gateway,
             source_labels=source_labels,
             source_namespace=source_namespace,
+            protocol=protocol,
         )
         result: dict[str, Any] = json.loads(text)
         return result

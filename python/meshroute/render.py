@@ -20,15 +20,21 @@ def render_diagnostics(diagnostics: Sequence[Diagnostic], resources: int | None)
     return "\n".join(lines)
 
 
-def render_decision(decision: Decision, trace: dict[str, Any], method: str, host: str, path: str) -> str:
-    """The decision, what it applies, and why earlier routes did not match."""
+def render_decision(
+    decision: Decision, trace: dict[str, Any], method: str, host: str, path: str, protocol: str = "http"
+) -> str:
+    """The decision, what it applies, and why earlier routes did not match (``protocol`` tcp: a
+    connection that is not HTTP, routed by tcp routes)."""
     d = decision.to_dict()
-    out = [f"{method} {host}{path}  (client: {d.get('gateway')}, namespace {d.get('namespace')})"]
+    tcp = protocol == "tcp" or d.get("protocol") == "tcp"  # a TCP connection: no request line
+    request = f"TCP connection to {host}" if tcp else f"{method} {host}{path}"
+    out = [f"{request}  (client: {d.get('gateway')}, namespace {d.get('namespace')})"]
     out.append("=> " + _headline(d))
+    kind = "tcp" if tcp else "http"
     if d.get("virtual_service"):
         name = f" {d['route_name']!r}" if d.get("route_name") else ""
         out.append(
-            f"   VirtualService {d['virtual_service']}, http[{d['route_index']}]{name},"
+            f"   VirtualService {d['virtual_service']}, {kind}[{d['route_index']}]{name},"
             f" {_block(d.get('match_index'))}"
         )
     elif d["outcome"] == "route":
@@ -38,7 +44,9 @@ def render_decision(decision: Decision, trace: dict[str, Any], method: str, host
     if steps:
         out.append("why:")
         for step in steps:
-            where = f"{step.get('virtual_service')} http[{step.get('route_index')}]"
+            where = (
+                f"{step.get('virtual_service')} {step.get('protocol') or 'http'}[{step.get('route_index')}]"
+            )
             out.append(f"   {where} {_block(step.get('match_index'))}: {step.get('result')}")
     return "\n".join(out)
 
@@ -61,6 +69,8 @@ def _headline(d: dict[str, Any]) -> str:
         return (
             f"{d['status']}: destination cluster {d.get('cluster')} does not exist (no such host/subset/port)"
         )
+    if d["status"] is None:  # a TCP connection to an HTTP port
+        return "no route: the port speaks HTTP; a connection that does not is closed"
     return f"{d['status']}: no route for this host/request"
 
 
@@ -81,7 +91,7 @@ def _effects(d: dict[str, Any]) -> list[str]:
                 lines.append(f"{side.split('_')[0]} header {op} {name}: {value}")
         for name in ops.get("remove") or []:
             lines.append(f"{side.split('_')[0]} header remove {name}")
-    if d["outcome"] == "route":
+    if d["outcome"] == "route" and d.get("protocol") != "tcp":  # TCP has no timeout or retries
         timeout = d.get("timeout_ms")
         lines.append(f"timeout: {f'{timeout} ms' if timeout else 'none'}")
         retries = d.get("retries") or {}

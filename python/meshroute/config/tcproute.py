@@ -44,6 +44,13 @@ def tcp_ports(svc: Service) -> list[ServicePort]:
     return [p for p in svc.ports if p.protocol in TCP_PROTOCOLS]
 
 
+def sniffed_ports(svc: Service) -> list[ServicePort]:
+    """The service's ports declared without a protocol: Istio sniffs each connection, routing an
+    HTTP one by the port's route table and any other by the ``tcp`` routes, as on a TCP port
+    (``buildSidecarOutboundListener``, protocol auto: an HTTP and a TCP filter chain)."""
+    return [p for p in svc.ports if p.protocol == ""]
+
+
 def tcp_routes(vs: VirtualServiceInfo) -> tuple[L4Route, ...]:
     """The VirtualService's ``tcp`` routes (also what incremental compiles compare)."""
     return vs.tcp
@@ -164,7 +171,7 @@ class TcpCompiler:
         for svc in self.model.visible_services(ns, ctx.sidecar):
             if svc.is_alias:
                 continue
-            ports = tcp_ports(svc)
+            ports = [(p, False) for p in tcp_ports(svc)] + [(p, True) for p in sniffed_ports(svc)]
             if not ports:
                 continue
             domains = [
@@ -174,13 +181,15 @@ class TcpCompiler:
                 )
                 if not is_wildcard(d) and not d.endswith(".")  # Rust ignores a trailing dot
             ]
-            for p in ports:
-                entry = {
+            for p, sniffed in ports:
+                entry: dict[str, Any] = {
                     "domains": domains,
                     "port": p.number,
                     "only_port": len(svc.ports) == 1,
                     "routes": self.routes_for(svc, p.number, ns),
                 }
+                if sniffed:  # only a connection route() is told is not HTTP takes it
+                    entry["sniffed"] = True
                 key = repr(sorted(entry.items()))
                 self.entries.setdefault(key, {"views": [], **entry})["views"].append(view_id)
 

@@ -105,7 +105,8 @@ impl RouteTable {
             return None;
         }
         let asked = req.port.or(prep.authority_port).unwrap_or(0);
-        let (port, routes) = self.tcp.lookup(view, prep.host, asked)?;
+        let tcp = req.protocol == crate::request::Protocol::Tcp;
+        let (port, routes) = self.tcp.lookup(view, prep.host, asked, tcp)?;
         let ctx = ClientCtx {
             gateway: 0,
             port,

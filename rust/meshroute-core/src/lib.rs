@@ -64,7 +64,7 @@ pub use crate::explain::EXPLAIN_SEED;
 pub use crate::fault::GRPC_STATUSES;
 pub use crate::matcher_set::StringMatchSet;
 pub use crate::matchers::re2::check_regex;
-pub use crate::request::Request;
+pub use crate::request::{Protocol, Request};
 pub use crate::rng::{Rng, SplitMix64};
 pub use crate::table::RouteTable;
 

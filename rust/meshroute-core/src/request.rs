@@ -4,6 +4,18 @@
 
 use std::borrow::Cow;
 
+/// How the client speaks on its connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP (the default): the request is routed by the vhost's HTTP routes, except on a port
+    /// the service declares TCP (opaque: always the `tcp` routes).
+    #[default]
+    Http,
+    /// An opaque TCP connection: on a port Istio sniffs (declared without a protocol) it takes
+    /// the `tcp` routes as a declared TCP port does; on an HTTP port it is no request at all.
+    Tcp,
+}
+
 /// One HTTP request as seen by the router. Everything is borrowed from the caller.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -25,6 +37,8 @@ pub struct Request<'a> {
     pub source_labels: &'a [(&'a str, &'a str)],
     /// The client workload's namespace; `None` means `"default"`.
     pub source_namespace: Option<&'a str>,
+    /// HTTP, or an opaque TCP connection (`tcp.rs`).
+    pub protocol: Protocol,
 }
 
 impl Default for Request<'_> {
@@ -39,6 +53,7 @@ impl Default for Request<'_> {
             gateway: "mesh",
             source_labels: &[],
             source_namespace: None,
+            protocol: Protocol::Http,
         }
     }
 }

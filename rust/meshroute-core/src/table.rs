@@ -9,7 +9,7 @@ use crate::error::CompileError;
 use crate::host::{specificity, HostHit};
 use crate::matchers::ClientCtx;
 use crate::redirect::Redirect;
-use crate::request::{Prepared, Request};
+use crate::request::{Prepared, Protocol, Request};
 use crate::rng::Rng;
 use crate::route::{Action, Route};
 use crate::shared::SharedVec;
@@ -118,6 +118,15 @@ impl RouteTable {
             prep.host,
             selected.port.or(req.port).or(prep.authority_port),
         );
+        if req.protocol == Protocol::Tcp {
+            // Not a TCP port of the host (tcp.rs answered those): a host the view has a vhost
+            // for is served by an HTTP connection manager there, which closes a connection
+            // that does not speak HTTP; any other host is an unknown host, as for HTTP.
+            return match d.host_hit {
+                Some(_) => closed(d),
+                None => unknown_host(d, view.unknown_host),
+            };
+        }
         let mut vhost = d.host_hit.map(|h| &*view.vhosts[h.vhost as usize]);
         let port = selected
             .port
@@ -287,6 +296,13 @@ fn redirected(mut d: Decision, location: String, code: u16) -> Decision {
 
 /// Istio: "Host not known at all → sidecar: ALLOW_ANY passthrough or REGISTRY_ONLY 502;
 /// gateway: 404."
+/// An opaque TCP connection to an HTTP port: no route, no status (nothing answers it).
+fn closed(mut d: Decision) -> Decision {
+    d.outcome = Outcome::NoRoute;
+    d.status = None;
+    d
+}
+
 fn unknown_host(mut d: Decision, policy: UnknownHost) -> Decision {
     match policy {
         UnknownHost::NotFound => {}

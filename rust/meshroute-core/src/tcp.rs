@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::decision::{ClusterRef, Decision, DestRef, Outcome, RouteRef};
 use crate::error::Result;
 use crate::matchers::ClientCtx;
-use crate::request::{Prepared, Request};
+use crate::request::{Prepared, Protocol, Request};
 use crate::rng::Rng;
 use crate::route::{check_ref, Action};
 use crate::table::RouteTable;
@@ -32,6 +32,10 @@ pub(crate) struct TcpSpec {
     /// True when the service has no other port (a request without a port takes this entry).
     #[serde(default)]
     pub(crate) only_port: bool,
+    /// A port declared without a protocol, which Istio sniffs: only a connection that is not
+    /// HTTP (`Protocol::Tcp`) takes this entry; an HTTP request goes to the vhost.
+    #[serde(default)]
+    pub(crate) sniffed: bool,
     /// RouteIds in evaluation order; the last is the service's default route.
     pub(crate) routes: Vec<u32>,
 }
@@ -42,8 +46,8 @@ pub(crate) struct TcpTable {
     /// domain -> (view, port) -> entry; port 0 keys the entry of a single-port service. Keyed
     /// by the domain first so that a lower-case request host is looked up without allocating.
     by_host: AHashMap<Box<str>, AHashMap<(u32, u16), u32>>,
-    /// Per entry: the service port and the RouteIds to walk.
-    routes: Vec<(u16, Box<[u32]>)>,
+    /// Per entry: the service port, whether it is sniffed, and the RouteIds to walk.
+    routes: Vec<(u16, bool, Box<[u32]>)>,
 }
 
 impl TcpTable {
@@ -68,15 +72,24 @@ impl TcpTable {
                     }
                 }
             }
-            table
-                .routes
-                .push((spec.port, spec.routes.clone().into_boxed_slice()));
+            table.routes.push((
+                spec.port,
+                spec.sniffed,
+                spec.routes.clone().into_boxed_slice(),
+            ));
         }
         Ok(table)
     }
 
-    /// The entry's service port and routes for (view, host, port); port 0: no port given.
-    pub(crate) fn lookup(&self, view: u32, host: &str, port: u16) -> Option<(u16, &[u32])> {
+    /// The entry's service port and routes for (view, host, port); port 0: no port given. A
+    /// sniffed port's entry answers only an opaque TCP connection (`tcp`).
+    pub(crate) fn lookup(
+        &self,
+        view: u32,
+        host: &str,
+        port: u16,
+        tcp: bool,
+    ) -> Option<(u16, &[u32])> {
         if self.by_host.is_empty() {
             return None;
         }
@@ -86,8 +99,8 @@ impl TcpTable {
         } else {
             self.by_host.get(host)
         }?;
-        let (port, routes) = &self.routes[*keys.get(&(view, port))? as usize];
-        Some((*port, routes))
+        let (port, sniffed, routes) = &self.routes[*keys.get(&(view, port))? as usize];
+        (tcp || !sniffed).then_some((*port, &**routes))
     }
 }
 
@@ -106,7 +119,8 @@ pub(crate) fn route<R: Rng + ?Sized>(
         return Err(d);
     }
     let asked = req.port.or(prep.authority_port).unwrap_or(0);
-    let Some((port, routes)) = table.tcp.lookup(view, prep.host, asked) else {
+    let tcp = req.protocol == Protocol::Tcp;
+    let Some((port, routes)) = table.tcp.lookup(view, prep.host, asked, tcp) else {
         return Err(d);
     };
     let ctx = ClientCtx {
@@ -162,7 +176,7 @@ mod tests {
 
     use serde_json::json;
 
-    use crate::{Outcome, Request, RouteTable, SplitMix64};
+    use crate::{Outcome, Protocol, Request, RouteTable, SplitMix64};
 
     fn tcp_route(
         vs: Option<u32>,
@@ -178,6 +192,10 @@ mod tests {
     }
 
     fn table() -> Arc<RouteTable> {
+        Arc::new(RouteTable::from_json(&table_ir()).unwrap())
+    }
+
+    fn table_ir() -> String {
         let block = |labels: serde_json::Value| json!({"gateways": [0], "source_labels": labels});
         let ir = json!({"version": 1, "gateways": ["mesh"],
             "virtual_services": [{"namespace": "default", "name": "tcp-echo"}],
@@ -197,7 +215,7 @@ mod tests {
                 {"domains": ["tcp-echo"], "routes": [3], "default_target": 2}]}],
             "tcp": [{"views": [0], "domains": ["tcp-echo"], "port": 9000, "routes": [0, 1, 2]}],
             "mesh": {"other_view": 0}});
-        Arc::new(RouteTable::from_json(&ir.to_string()).unwrap())
+        ir.to_string()
     }
 
     #[test]
@@ -233,6 +251,52 @@ mod tests {
             ..Request::default()
         };
         assert!(t.route(&req, &mut rng).to_json().contains("retries"));
+    }
+
+    #[test]
+    fn a_sniffed_port_takes_tcp_routes_only_for_tcp_connections() {
+        // The same service with port 8080 declared without a protocol: an HTTP request there
+        // keeps the vhost; a connection that is not HTTP walks the tcp routes; a TCP connection
+        // to a port with an HTTP vhost only is closed.
+        let mut ir: serde_json::Value = serde_json::from_str(&table_ir()).unwrap();
+        ir["tcp"].as_array_mut().unwrap().push(
+            json!({"views": [0], "domains": ["tcp-echo"], "port": 8080, "sniffed": true, "routes": [0, 2]}),
+        );
+        let t = Arc::new(RouteTable::from_json(&ir.to_string()).unwrap());
+        let mut rng = SplitMix64::new(1);
+        let http = Request {
+            authority: "tcp-echo:8080",
+            ..Request::default()
+        };
+        assert!(t.route(&http, &mut rng).to_json().contains("retries"));
+        let tcp = Request {
+            protocol: Protocol::Tcp,
+            ..http
+        };
+        let d = t.route(&tcp, &mut rng);
+        assert_eq!(d.outcome(), Outcome::Route);
+        assert_eq!(d.cluster().as_deref(), Some("outbound|8080||tcp-echo"));
+        assert!(!d.to_json().contains("retries"));
+        let labels = [("app", "test")];
+        let canary = Request {
+            source_labels: &labels,
+            ..tcp
+        };
+        assert_eq!(
+            t.route(&canary, &mut rng).cluster().as_deref(),
+            Some("outbound|9000|v2|tcp-echo")
+        );
+        // No TCP entry at all for this host: it has an HTTP vhost there, so nothing answers.
+        let mut plain = ir.clone();
+        plain["tcp"] = json!([]);
+        let t = Arc::new(RouteTable::from_json(&plain.to_string()).unwrap());
+        let d = t.route(&tcp, &mut rng);
+        assert_eq!((d.outcome(), d.status()), (Outcome::NoRoute, None));
+        let unknown = Request {
+            authority: "other:5432",
+            ..tcp
+        };
+        assert_eq!(t.route(&unknown, &mut rng).outcome(), Outcome::NoRoute);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use meshroute_core::{Request, SplitMix64};
+use meshroute_core::{Protocol, Request, SplitMix64};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -62,6 +62,7 @@ proptest! {
         headers in proptest::collection::vec(("[xX]-[tTnN]|.{0,6}", ".{0,10}"), 0..5),
         port in proptest::option::of(any::<u16>()),
         gateway in prop_oneof![Just("mesh".to_owned()), ".{0,8}"],
+        tcp in any::<bool>(),
         seed in any::<u64>(),
     ) {
         let t = table();
@@ -69,6 +70,7 @@ proptest! {
         let r = Request {
             authority: &authority, path: &path, method: &method, scheme: &scheme,
             headers: &headers, port, gateway: &gateway, source_labels: &[], source_namespace: None,
+            protocol: if tcp { Protocol::Tcp } else { Protocol::Http },
         };
         let d = t.route(&r, &mut SplitMix64::new(seed));
         let v: serde_json::Value = serde_json::from_str(&d.to_json()).expect("valid JSON");

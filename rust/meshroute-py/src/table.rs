@@ -28,6 +28,7 @@ struct Context<'a, 'py> {
     gateway: Cow<'a, str>,
     source_labels: Pairs<'py>,
     source_namespace: Option<Bound<'py, PyString>>,
+    protocol: core::Protocol,
 }
 
 /// One request's own fields, kept alive as Python objects while the core borrows them.
@@ -77,7 +78,8 @@ impl RouteTable {
     }
 
     #[pyo3(signature = (host, path="/", method="GET", headers=None, *, scheme="http", port=None,
-                        gateway="mesh", source_labels=None, source_namespace=None, seed=None))]
+                        gateway="mesh", source_labels=None, source_namespace=None, protocol="http",
+                        seed=None))]
     #[allow(clippy::too_many_arguments)]
     fn route<'py>(
         &self,
@@ -90,9 +92,17 @@ impl RouteTable {
         gateway: &str,
         source_labels: Option<&Bound<'py, PyAny>>,
         source_namespace: Option<&Bound<'py, PyString>>,
+        protocol: &str,
         seed: Option<u64>,
     ) -> PyResult<Decision> {
-        let ctx = Context::new(scheme, port, gateway, source_labels, source_namespace)?;
+        let ctx = Context::new(
+            scheme,
+            port,
+            gateway,
+            source_labels,
+            source_namespace,
+            protocol,
+        )?;
         let headers = Pairs::extract(headers, "headers")?;
         let decision = ctx.with_request(host, path, method, &headers, |req| match seed {
             Some(seed) => self.inner.route(req, &mut core::SplitMix64::new(seed)),
@@ -104,7 +114,7 @@ impl RouteTable {
     /// Route a batch. Each request is ``(host, path[, method[, headers]])`` or a dict with those
     /// keys; the keyword arguments are shared. With ``seed`` the batch draws from one seeded stream.
     #[pyo3(signature = (requests, *, scheme="http", port=None, gateway="mesh", source_labels=None,
-                        source_namespace=None, seed=None))]
+                        source_namespace=None, protocol="http", seed=None))]
     #[allow(clippy::too_many_arguments)]
     fn route_many<'py>(
         &self,
@@ -115,9 +125,17 @@ impl RouteTable {
         gateway: &str,
         source_labels: Option<&Bound<'py, PyAny>>,
         source_namespace: Option<&Bound<'py, PyString>>,
+        protocol: &str,
         seed: Option<u64>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let ctx = Context::new(scheme, port, gateway, source_labels, source_namespace)?;
+        let ctx = Context::new(
+            scheme,
+            port,
+            gateway,
+            source_labels,
+            source_namespace,
+            protocol,
+        )?;
         let mut seeded = seed.map(core::SplitMix64::new);
         let out = PyList::empty(py);
         for item in requests.try_iter()? {
@@ -220,7 +238,7 @@ impl RouteTable {
 
     /// Why a request gets its decision: every route block tried, in order, with its result (JSON).
     #[pyo3(signature = (host, path="/", method="GET", headers=None, *, scheme="http", port=None,
-                        gateway="mesh", source_labels=None, source_namespace=None))]
+                        gateway="mesh", source_labels=None, source_namespace=None, protocol="http"))]
     #[allow(clippy::too_many_arguments)]
     fn explain<'py>(
         &self,
@@ -233,8 +251,16 @@ impl RouteTable {
         gateway: &str,
         source_labels: Option<&Bound<'py, PyAny>>,
         source_namespace: Option<&Bound<'py, PyString>>,
+        protocol: &str,
     ) -> PyResult<String> {
-        let ctx = Context::new(scheme, port, gateway, source_labels, source_namespace)?;
+        let ctx = Context::new(
+            scheme,
+            port,
+            gateway,
+            source_labels,
+            source_namespace,
+            protocol,
+        )?;
         let headers = Pairs::extract(headers, "headers")?;
         ctx.with_request(host, path, method, &headers, |req| self.inner.explain(req))
     }
@@ -269,7 +295,13 @@ impl<'a, 'py> Context<'a, 'py> {
         gateway: &'a str,
         source_labels: Option<&Bound<'py, PyAny>>,
         source_namespace: Option<&Bound<'py, PyString>>,
+        protocol: &str,
     ) -> PyResult<Self> {
+        let protocol = match protocol {
+            "http" => core::Protocol::Http,
+            "tcp" => core::Protocol::Tcp,
+            _ => return Err(PyValueError::new_err("protocol must be 'http' or 'tcp'")),
+        };
         // Istio resolves a bare gateway name in the namespace of the referring resource; a caller
         // naming a gateway has no namespace of its own, so "default" stands in (as kubectl would).
         let gateway = if gateway == "mesh" || gateway.contains('/') {
@@ -287,6 +319,7 @@ impl<'a, 'py> Context<'a, 'py> {
             gateway,
             source_labels: Pairs::extract(source_labels, "source_labels")?,
             source_namespace: source_namespace.cloned(),
+            protocol,
         })
     }
 }
@@ -316,6 +349,7 @@ impl<'py> Context<'_, 'py> {
                 Some(ns) => Some(ns.to_str()?),
                 None => None,
             },
+            protocol: self.protocol,
         };
         Ok(f(&req))
     }

@@ -221,6 +221,8 @@ impl RouteTable {
             gateway,
             source_labels,
             source_namespace,
+            // An Envoy HTTP filter only ever sees HTTP requests.
+            protocol: crate::request::Protocol::Http,
         };
         let decision = self.route(&req, rng);
         Answer {

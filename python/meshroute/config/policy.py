@@ -121,7 +121,9 @@ class DestinationRules:
                 self._wildcards.setdefault(rule.namespace, []).append(rule)
         # One MergedRule per group of DRs, so every client namespace using a group shares it
         # (and what is derived from it, such as a policy's JSON text, can be keyed by its id).
-        self._merged: dict[tuple[int, ...], MergedRule] = {}
+        # Keyed by the rules' ids, so each entry keeps its rules alive: a rule that replace()
+        # took out must not be freed, or a new rule could get its id and this entry's MergedRule.
+        self._merged: dict[tuple[int, ...], tuple[tuple[DestinationRuleInfo, ...], MergedRule]] = {}
         # Namespaces whose rules are all exported everywhere: seen alike from every other namespace.
         self._public = {
             ns: all(not r.export_to or "*" in r.export_to for hosts in by_host.values() for r in hosts)
@@ -253,11 +255,11 @@ class DestinationRules:
         return None
 
     def _merge(self, rules: list[DestinationRuleInfo]) -> MergedRule:
-        key = tuple(id(r) for r in rules)  # the rules live as long as self.rules
-        merged = self._merged.get(key)
-        if merged is None:
-            merged = self._merged[key] = merge_rules(rules)
-        return merged
+        key = tuple(id(r) for r in rules)  # the entry holds the rules: their ids stay theirs
+        found = self._merged.get(key)
+        if found is None:
+            found = self._merged[key] = (tuple(rules), merge_rules(rules))
+        return found[1]
 
     def effective(
         self, host: str, subset: str | None, port: int, client_ns: str, service_ns: str | None

@@ -23,7 +23,14 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from meshroute.config.hosts import MESH, is_wildcard, matches, vhost_domains, visibility_class
+from meshroute.config.hosts import (
+    MESH,
+    is_wildcard,
+    matches,
+    proxy_addresses,
+    vhost_domains,
+    visibility_class,
+)
 from meshroute.config.model import Model
 from meshroute.config.registry import Service, ServicePort
 from meshroute.config.streamroute import L4Match, L4Route
@@ -179,8 +186,12 @@ class TcpCompiler:
                 for d in vhost_domains(
                     svc.host, ns, self.model.domain, addresses=svc.addresses, aliases=svc.aliases
                 )
-                if not is_wildcard(d) and not d.endswith(".")  # Rust ignores a trailing dot
+                # Rust ignores a trailing dot; a network is no name (it goes into ``subnets``)
+                if not is_wildcard(d) and not d.endswith(".") and "/" not in d
             ]
+            subnets = [a for a in proxy_addresses(svc.addresses) if "/" in a]
+            if svc.headless:  # Istio: one outbound listener per endpoint address (no cluster IP)
+                domains += [a for a in dict.fromkeys(ep.address for ep in svc.endpoints) if a not in domains]
             for p, sniffed in ports:
                 entry: dict[str, Any] = {
                     "domains": domains,
@@ -190,6 +201,8 @@ class TcpCompiler:
                 }
                 if sniffed:  # only a connection route() is told is not HTTP takes it
                     entry["sniffed"] = True
+                if subnets:  # ServiceEntry CIDRs: an address inside them, longest prefix first
+                    entry["subnets"] = subnets
                 key = repr(sorted(entry.items()))
                 self.entries.setdefault(key, {"views": [], **entry})["views"].append(view_id)
 

@@ -46,6 +46,7 @@ mod route;
 mod select;
 mod shared;
 mod spec;
+mod subnet;
 mod table;
 mod tcp;
 mod vhost;

@@ -17,6 +17,7 @@ use crate::matchers::ClientCtx;
 use crate::request::{Prepared, Protocol, Request};
 use crate::rng::Rng;
 use crate::route::{check_ref, Action};
+use crate::subnet::{host_address, Subnet};
 use crate::table::RouteTable;
 
 /// One entry of the IR's `tcp` section.
@@ -36,6 +37,10 @@ pub(crate) struct TcpSpec {
     /// HTTP (`Protocol::Tcp`) takes this entry; an HTTP request goes to the vhost.
     #[serde(default)]
     pub(crate) sniffed: bool,
+    /// The service's addresses that are networks (`10.0.0.0/24`): a connection to an address
+    /// inside takes this entry when no domain names it (the longest prefix wins, then the first).
+    #[serde(default)]
+    pub(crate) subnets: Vec<String>,
     /// RouteIds in evaluation order; the last is the service's default route.
     pub(crate) routes: Vec<u32>,
 }
@@ -48,6 +53,18 @@ pub(crate) struct TcpTable {
     by_host: AHashMap<Box<str>, AHashMap<(u32, u16), u32>>,
     /// Per entry: the service port, whether it is sniffed, and the RouteIds to walk.
     routes: Vec<(u16, bool, Box<[u32]>)>,
+    /// The entries' networks, in entry order.
+    subnets: Vec<SubnetEntry>,
+}
+
+/// One network of an entry, with what a lookup filters on.
+#[derive(Debug)]
+struct SubnetEntry {
+    net: Subnet,
+    views: Box<[u32]>,
+    port: u16,
+    only_port: bool,
+    entry: u32,
 }
 
 impl TcpTable {
@@ -71,6 +88,16 @@ impl TcpTable {
                         keys.entry((v, 0)).or_insert(entry);
                     }
                 }
+            }
+            for (j, text) in spec.subnets.iter().enumerate() {
+                let net = Subnet::parse(text, &format!("tcp[{i}].subnets[{j}]"))?;
+                table.subnets.push(SubnetEntry {
+                    net,
+                    views: spec.views.clone().into_boxed_slice(),
+                    port: spec.port,
+                    only_port: spec.only_port,
+                    entry,
+                });
             }
             table.routes.push((
                 spec.port,
@@ -98,9 +125,31 @@ impl TcpTable {
             self.by_host.get(&*host.to_ascii_lowercase())
         } else {
             self.by_host.get(host)
-        }?;
-        let (port, sniffed, routes) = &self.routes[*keys.get(&(view, port))? as usize];
+        };
+        let entry = match keys.and_then(|k| k.get(&(view, port))) {
+            Some(&entry) => entry,
+            None => self.in_subnet(view, host, port)?,
+        };
+        let (port, sniffed, routes) = &self.routes[entry as usize];
         (tcp || !sniffed).then_some((*port, &**routes))
+    }
+
+    /// The entry of the longest network of `view` and `port` holding `host` (an IP address);
+    /// the first entry among equal prefixes (Istio keeps the first of two identical networks).
+    fn in_subnet(&self, view: u32, host: &str, port: u16) -> Option<u32> {
+        if self.subnets.is_empty() {
+            return None;
+        }
+        let addr = host_address(host)?;
+        let mut best: Option<(u8, u32)> = None;
+        for s in &self.subnets {
+            let port_ok = s.port == port || (port == 0 && s.only_port);
+            let longer = best.map_or(true, |(p, _)| s.net.prefix() > p);
+            if port_ok && longer && s.views.contains(&view) && s.net.contains(addr) {
+                best = Some((s.net.prefix(), s.entry));
+            }
+        }
+        best.map(|(_, entry)| entry)
     }
 }
 

@@ -98,12 +98,14 @@ def admit(res: Resource) -> tuple[list[Diagnostic], bool]:
     """A resource's own validation diagnostics, and whether the compiler gets it: as Istio's
     webhook admits, a resource without errors of its own. Only Istio resources and mesh config
     documents are validated; a mesh config with errors is left out too (istiod keeps its
-    defaults for one it cannot read)."""
+    defaults for one it cannot read). A kind that changes traffic in Istio but that meshroute does
+    not read gets a warning (:mod:`meshroute.config.validate.unread`)."""
     from meshroute.config.validate import validate_resource
     from meshroute.config.validate.mesh_config import is_mesh_config
+    from meshroute.config.validate.unread import unread_kind
 
     if not res.is_istio and not is_mesh_config(res):
-        return [], True
+        return unread_kind(res), True
     found = validate_resource(res)
     return found, not has_errors(found)
 

@@ -4,7 +4,7 @@ precedence order of resources (oldest first), and duplicate-resource handling.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from meshroute.config.diagnostics import Diagnostic
@@ -16,6 +16,12 @@ Order = tuple[str, int]  # (creationTimestamp or "", position in the input): old
 
 def strings(value: Any) -> list[str]:
     return [str(v) for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def string_map(value: Any) -> dict[str, str]:
+    """A label map (``sourceLabels``, a selector, ``metadata.labels``) with keys and values as
+    strings; {} when ``value`` is no mapping."""
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
 
 
 def spec_of(res: Resource) -> dict[str, Any]:

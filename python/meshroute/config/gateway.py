@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshroute.config.common import spec_of, strings
+from meshroute.config.common import spec_of, string_map, strings
 from meshroute.config.load import Resource
 
 
@@ -47,8 +47,12 @@ class Server:
     name: str = ""  # ``port.name``
     bind: str = ""
     tls: bool = False  # the server has a ``tls`` block (``httpsRedirect`` alone counts, as in Istio)
-    tls_mode: str = ""  # ``tls.mode`` upper-cased; "" without a tls block, PASSTHROUGH when unset
     tls_settings: ServerTLS = ServerTLS()
+
+    @property
+    def tls_mode(self) -> str:
+        """``tls.mode``: "" without a tls block, PASSTHROUGH (the enum's zero value) when unset."""
+        return (self.tls_settings.mode or "PASSTHROUGH") if self.tls else ""
 
     @property
     def dns_names(self) -> tuple[str, ...]:
@@ -136,7 +140,6 @@ def parse_gateway(res: Resource) -> GatewayInfo:
         redirect = isinstance(tls, Mapping) and tls.get("httpsRedirect") is True
         protocol = str(port.get("protocol", "")).upper() if isinstance(port, Mapping) else ""
         has_tls = isinstance(tls, Mapping)
-        mode = str(tls.get("mode") or "PASSTHROUGH").upper() if has_tls else ""
         name = port.get("name") if isinstance(port, Mapping) else None
         bind = raw.get("bind")
         servers.append(
@@ -149,9 +152,7 @@ def parse_gateway(res: Resource) -> GatewayInfo:
                 name=name if isinstance(name, str) else "",
                 bind=bind if isinstance(bind, str) else "",
                 tls=has_tls,
-                tls_mode=mode,
                 tls_settings=parse_server_tls(tls) if has_tls else ServerTLS(),
             )
         )
-    labels = {str(k): str(v) for k, v in selector.items()} if isinstance(selector, Mapping) else {}
-    return GatewayInfo(res, tuple(servers), labels)
+    return GatewayInfo(res, tuple(servers), string_map(selector))

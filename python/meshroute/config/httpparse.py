@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from meshroute.config.common import strings
+from meshroute.config.common import string_map, strings
 from meshroute.config.extras import percentage
 from meshroute.config.hosts import fqdn, gateway_ref
 from meshroute.config.httpmodel import (
@@ -92,7 +92,6 @@ def _named(raw: Any) -> dict[str, StringMatch]:
 
 
 def parse_http_match(raw: Mapping[str, Any], namespace: str, domain: str) -> HTTPMatch:
-    labels = raw.get("sourceLabels")
     return HTTPMatch(
         name=_text(raw.get("name")) or "",
         uri=_condition(raw.get("uri")),
@@ -105,7 +104,7 @@ def parse_http_match(raw: Mapping[str, Any], namespace: str, domain: str) -> HTT
         query_params=_named(raw.get("queryParams")),
         port=_int(raw.get("port")) or None,
         gateways=tuple(gateway_ref(g, namespace, domain) for g in strings(raw.get("gateways"))),
-        source_labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
+        source_labels=string_map(raw.get("sourceLabels")),
         source_namespace=_text(raw.get("sourceNamespace")) or None,
     )
 

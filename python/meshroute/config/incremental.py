@@ -34,7 +34,6 @@ from meshroute.config.index import alias_destinations, routes_gateways
 from meshroute.config.load import Resource
 from meshroute.config.model import swap
 from meshroute.config.policy import DestinationRuleInfo, parse_destination_rule
-from meshroute.config.tcproute import tcp_routes
 from meshroute.config.virtualservice import VirtualServiceInfo, parse_virtual_service
 
 if TYPE_CHECKING:
@@ -142,7 +141,7 @@ class Incremental:
             raise NotIncremental(f"{_name(res)}: hosts, exportTo, gateways or order changed")
         if old.is_delegate or _delegates(old) or _delegates(new):
             raise NotIncremental(f"{_name(res)}: delegation")
-        if tcp_routes(new) != tcp_routes(old):  # the IR's tcp section is never patched
+        if new.tcp != old.tcp:  # the IR's tcp section is never patched
             raise NotIncremental(f"{_name(res)}: tcp routes changed")
         if index.model.registry.has_aliases:  # alias vhosts are built per view (config/views.py)
             raise NotIncremental("ExternalName services are present")

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshroute.config.common import string_map
 from meshroute.config.hosts import ROOT_NAMESPACE, exported_to, fqdn, is_wildcard, matches
 from meshroute.config.load import Resource
 from meshroute.config.validate.destination_rule import LOAD_BALANCER_ANNOTATION, LOAD_BALANCERS
@@ -69,8 +70,7 @@ def parse_destination_rule(
     subsets = []
     for i, raw in enumerate(spec.get("subsets") or []):
         if isinstance(raw, dict) and isinstance(raw.get("name"), str):
-            labels = raw.get("labels")
-            labels = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+            labels = string_map(raw.get("labels"))
             sub_tp = raw.get("trafficPolicy")
             sub_tp = sub_tp if isinstance(sub_tp, dict) else None
             subsets.append(Subset(raw["name"], labels, sub_tp, ("spec", "subsets", i)))

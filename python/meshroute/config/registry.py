@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from meshroute.config.common import string_map
 from meshroute.config.hosts import exported_to, is_wildcard, matches
 from meshroute.config.load import Resource
 from meshroute.config.validate.fields import normalize_spec as normalize
@@ -211,7 +212,7 @@ def build_registry(
             entries_of = _service_entry(res, entry_endpoints.get(res.namespace, ()))
             external.extend(replace(e, export_to=e.export_to or tuple(export_to)) for e in entries_of)
     for res in entries:
-        labels = _labels(_spec(res).get("labels"))
+        labels = string_map(_spec(res).get("labels"))
         workloads.setdefault(res.namespace, []).append(labels)
     return Registry(_with_aliases(k8s + external), {ns: tuple(v) for ns, v in workloads.items()})
 
@@ -272,10 +273,6 @@ def _body(res: Resource) -> dict[str, Any]:
     return dict(body) if isinstance(body, dict) else {}
 
 
-def _labels(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-
-
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -290,13 +287,13 @@ def _workload_labels(resources: Sequence[Resource]) -> dict[str, list[Labels]]:
     out: dict[str, list[Labels]] = {}
     for res in resources:
         if res.kind == "Pod":
-            labels = _labels(res.metadata.get("labels"))
+            labels = string_map(res.metadata.get("labels"))
         elif res.kind in WORKLOAD_KINDS:
             template = _spec(res).get("template")
             if res.kind == "CronJob":
                 template = ((_spec(res).get("jobTemplate") or {}).get("spec") or {}).get("template")
             meta = template.get("metadata") if isinstance(template, dict) else None
-            labels = _labels(meta.get("labels") if isinstance(meta, dict) else None)
+            labels = string_map(meta.get("labels") if isinstance(meta, dict) else None)
         else:
             continue
         out.setdefault(res.namespace, []).append(labels)
@@ -307,7 +304,7 @@ def _k8s_endpoints(resources: Sequence[Resource]) -> dict[tuple[str, str], tuple
     """Addresses per (namespace, service name) from ``Endpoints`` and ``EndpointSlice``, each with
     its locality (:func:`_k8s_locality`)."""
     nodes = {
-        res.name: _labels(res.metadata.get("labels"))
+        res.name: string_map(res.metadata.get("labels"))
         for res in resources
         if res.kind == "Node" and res.api_version == "v1"
     }
@@ -324,7 +321,7 @@ def _k8s_endpoints(resources: Sequence[Resource]) -> dict[tuple[str, str], tuple
                         where = _k8s_locality(nodes, addr.get("nodeName"), None)
                         out.setdefault(key, []).append(Endpoint(addr["ip"], ports, locality=where))
         elif res.kind == "EndpointSlice":
-            svc = _labels(res.metadata.get("labels")).get("kubernetes.io/service-name")
+            svc = string_map(res.metadata.get("labels")).get("kubernetes.io/service-name")
             if not svc:
                 continue
             ports = _port_map(doc.get("ports"))
@@ -419,7 +416,7 @@ def _k8s_service(res: Resource, endpoints: tuple[Endpoint, ...], domain: str) ->
         ports=tuple(ports),
         resource=res,
         export_to=_export_annotation(res),
-        selector=_labels(spec.get("selector")),
+        selector=string_map(spec.get("selector")),
         endpoints=endpoints,
         addresses=tuple(ip for ip in ips if ip.lower() != "none"),
         headless=headless,
@@ -445,7 +442,7 @@ def _se_endpoint(raw: Any) -> Endpoint | None:
         if isinstance(raw.get("ports"), dict)
         else {}
     )
-    labels = _labels(raw.get("labels"))
+    labels = string_map(raw.get("labels"))
     return Endpoint(
         str(raw.get("address", "")), ports, labels, _weight(raw.get("weight")), _entry_locality(raw, labels)
     )
@@ -480,7 +477,7 @@ def _service_entry(res: Resource, workload_entries: Sequence[Endpoint]) -> list[
         if isinstance(p, dict) and _int(p.get("number"))
     )
     selector = spec.get("workloadSelector")
-    selector_labels = _labels(selector.get("labels")) if isinstance(selector, dict) else {}
+    selector_labels = string_map(selector.get("labels")) if isinstance(selector, dict) else {}
     if selector_labels:
         endpoints = tuple(ep for ep in workload_entries if _subset(selector_labels, ep.labels))
     else:

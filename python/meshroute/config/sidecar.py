@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from meshroute.config.common import spec_of, strings
+from meshroute.config.common import spec_of, string_map, strings
 from meshroute.config.hosts import intersect
 from meshroute.config.load import Resource
 
@@ -109,7 +109,7 @@ def parse_sidecar(res: Resource, mesh_default: str = "passthrough") -> SidecarIn
         unknown_host = mesh_default
     return SidecarInfo(
         resource=res,
-        selector={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
+        selector=string_map(labels),
         egress=tuple(egress) if egress is not None else None,
         unknown_host=unknown_host,
         exclusions=tuple(exclusions),

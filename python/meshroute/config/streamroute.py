@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshroute.config.common import strings
+from meshroute.config.common import string_map, strings
 from meshroute.config.hosts import fqdn, gateway_ref
 
 
@@ -66,12 +66,11 @@ def _sni_hosts(raw: Any) -> tuple[str, ...]:
 
 def parse_l4_match(raw: Mapping[str, Any], namespace: str, domain: str) -> L4Match:
     """A match block with its ``gateways`` resolved in ``namespace``."""
-    labels = raw.get("sourceLabels")
     return L4Match(
         port=_positive(raw.get("port")),
         gateways=tuple(gateway_ref(g, namespace, domain) for g in strings(raw.get("gateways"))),
         destination_subnets=tuple(strings(raw.get("destinationSubnets"))),
-        source_labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
+        source_labels=string_map(raw.get("sourceLabels")),
         source_namespace=_text(raw.get("sourceNamespace")),
         source_subnet=_text(raw.get("sourceSubnet")),
         sni_hosts=_sni_hosts(raw.get("sniHosts")),

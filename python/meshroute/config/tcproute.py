@@ -58,11 +58,6 @@ def sniffed_ports(svc: Service) -> list[ServicePort]:
     return [p for p in svc.ports if p.protocol == ""]
 
 
-def tcp_routes(vs: VirtualServiceInfo) -> tuple[L4Route, ...]:
-    """The VirtualService's ``tcp`` routes (also what incremental compiles compare)."""
-    return vs.tcp
-
-
 def _bound_to_mesh(vs: VirtualServiceInfo, route: L4Route) -> bool:
     if not route.matches:
         return MESH in vs.gateways

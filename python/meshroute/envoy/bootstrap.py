@@ -66,6 +66,7 @@ def build(
         resources = list(source)
     if model is None:
         model = build_model(resources, options.domain)
+    workload = None
     if options.gateway_workload:
         try:
             workload = chosen_workload(model, options.gateway_workload)
@@ -92,7 +93,7 @@ def build(
     # The embedded engine decides inside Envoy: no ext_proc cluster.
     decider = [] if embedded else [extproc_cluster(options.extproc)]
     clusters = [*decider, *builtin_clusters(), *services.clusters]
-    gateways = gateway_listeners(model, options, taken, {c["name"] for c in clusters})
+    gateways = gateway_listeners(model, options, taken, {c["name"] for c in clusters}, workload)
     listeners.extend(gateways.listeners)
     warnings.extend(gateways.diagnostics)
     mesh_tcp, tcp_warnings = mesh_tcp_listeners(model, options, taken, {c["name"] for c in clusters})

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from meshroute.config.diagnostics import Diagnostic, Severity
 from meshroute.config.gateway import GatewayInfo, Server
+from meshroute.config.hosts import matches
 from meshroute.config.load import Resource
 from meshroute.config.model import Model
 from meshroute.config.workloads import GatewayWorkload, gateway_workloads, parse_name, resolve
@@ -228,8 +229,6 @@ def _plain_vhosts(port: _Port) -> list[Json]:
     (``a.example.com`` under ``*.example.com``) is named in the catch-all, which then wins for
     it; a plain host equal to a redirect host stays redirected (Istio marks that vhost). The
     catch-all takes ``*`` unless a redirect server has it."""
-    from meshroute.config.hosts import matches
-
     vhosts: list[Json] = []
     redirect = list(port.redirect_hosts)
     plain = [h for h in port.plain_hosts if h not in redirect]
@@ -244,24 +243,22 @@ def _plain_vhosts(port: _Port) -> list[Json]:
 
 
 def gateway_listeners(
-    model: Model, options: Options, taken: dict[int, str], clusters: Collection[str]
+    model: Model,
+    options: Options,
+    taken: dict[int, str],
+    clusters: Collection[str],
+    workload: GatewayWorkload | None = None,
 ) -> Built:
     """One listener per Gateway server port; ``taken`` maps bound ports to their owner,
     ``clusters`` are the cluster names the bootstrap defines (TCP routes are checked against them).
 
-    ``options.gateway_workload``: only that gateway proxy's merged servers get listeners
-    (:func:`chosen_workload`; LookupError when the config has no such proxy), and the HTTP
-    listeners' context names the proxy, its namespace and labels as ``x-meshroute-source-*``
-    (the module's ``source_namespace`` / ``source_labels``): a request for a host none of the
-    proxy's servers on the port claims is answered 404, even where another proxy serves it."""
+    ``workload`` (``options.gateway_workload`` as :func:`chosen_workload` finds it): only that
+    gateway proxy's merged servers get listeners, and the HTTP listeners' context names the
+    proxy, its namespace and labels as ``x-meshroute-source-*`` (the module's
+    ``source_namespace`` / ``source_labels``): a request for a host none of the proxy's servers
+    on the port claims is answered 404, even where another proxy serves it."""
     out = Built()
-    workload = chosen_workload(model, options.gateway_workload) if options.gateway_workload else None
-    proxy: list[tuple[str, str]] = []
-    if workload is not None:
-        proxy.append((SOURCE_NAMESPACE_KEY, workload.namespace))
-        if workload.labels:
-            labels = ",".join(f"{k}={workload.labels[k]}" for k in sorted(workload.labels))
-            proxy.append((SOURCE_LABELS_KEY, labels))
+    proxy = source_metadata(workload.namespace, dict(sorted(workload.labels.items()))) if workload else []
     for number, port in sorted(_collect(model, out, workload).items()):
         name = f"gateway_{number}"
         bind = options.bind_port(number)
@@ -352,12 +349,7 @@ def gateway_listeners(
 def mesh_listener(options: Options) -> Json:
     """The sidecar-style outbound listener: any host, routed as the mesh client of
     ``--source-namespace`` / ``--source-label`` would be."""
-    metadata = [(LISTENER_KEY, "mesh")]
-    if options.source_namespace:
-        metadata.append((SOURCE_NAMESPACE_KEY, options.source_namespace))
-    if options.source_labels:
-        labels = ",".join(f"{k}={v}" for k, v in options.source_labels.items())
-        metadata.append((SOURCE_LABELS_KEY, labels))
+    metadata = [(LISTENER_KEY, "mesh"), *source_metadata(options.source_namespace, options.source_labels)]
     return {
         "name": MESH_LISTENER,
         "address": socket_address(options.bind_address, options.mesh_port),
@@ -365,3 +357,14 @@ def mesh_listener(options: Options) -> Json:
             {"filters": [connection_manager(MESH_LISTENER, [catch_all_vhost()], metadata, options)]}
         ],
     }
+
+
+def source_metadata(namespace: str | None, labels: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The ``x-meshroute-source-*`` listener metadata of a client workload (the mesh listener's)
+    or of a gateway proxy: its namespace, its labels as ``k=v,...`` in ``labels``' order."""
+    out: list[tuple[str, str]] = []
+    if namespace:
+        out.append((SOURCE_NAMESPACE_KEY, namespace))
+    if labels:
+        out.append((SOURCE_LABELS_KEY, ",".join(f"{k}={v}" for k, v in labels.items())))
+    return out

@@ -75,14 +75,10 @@ impl RouteTable {
                     },
                 },
             };
-            let vs = route.vs.map(|v| {
-                let (ns, name) = &self.virtual_services[v as usize];
-                format!("{ns}/{name}")
-            });
             let matched = result == "matched";
             trace.push(json!({
                 "route_index": route.index,
-                "virtual_service": vs,
+                "virtual_service": self.vs_name(route.vs),
                 "match_index": b.match_index,
                 "match_name": block_match(&self.routes, b).and_then(|m| m.name.as_deref()),
                 "result": result,
@@ -97,60 +93,49 @@ impl RouteTable {
 }
 
 impl RouteTable {
+    /// `ns/name` of a route's VirtualService (None for a default route).
+    fn vs_name(&self, vs: Option<u32>) -> Option<String> {
+        vs.map(|v| {
+            let (ns, name) = &self.virtual_services[v as usize];
+            format!("{ns}/{name}")
+        })
+    }
+
     /// The trace of a connection to a mesh TCP service port (`tcp.rs`): the service's `tcp`
     /// routes in order up to the first that holds, each block judged on the client filters only
     /// (a TCP route has no request conditions). None when the request is not one.
     fn tcp_trace(&self, req: &Request<'_>, prep: &Prepared<'_>, view: u32) -> Option<Vec<Value>> {
-        if self.views[view as usize].gateway != 0 {
-            return None;
-        }
-        let asked = req.port.or(prep.authority_port).unwrap_or(0);
-        let tcp = req.protocol == crate::request::Protocol::Tcp;
-        let (port, routes) = self.tcp.lookup(view, prep.host, asked, tcp)?;
-        let ctx = ClientCtx {
-            gateway: 0,
-            port,
-            labels: req.source_labels,
-            namespace: req.source_namespace.unwrap_or("default"),
-        };
+        let (ctx, routes) = crate::tcp::connection(self, req, prep, view)?;
         let mut trace = Vec::new();
-        for &id in routes {
+        'routes: for &id in routes {
             let route = &self.routes[id as usize];
-            let vs = route.vs.map(|v| {
-                let (ns, name) = &self.virtual_services[v as usize];
-                format!("{ns}/{name}")
-            });
-            let mut entry = |match_index: Option<usize>, result: String| {
+            // A route without blocks holds; otherwise each block, until one holds.
+            let results: Vec<(Option<usize>, String)> = if route.matches.is_empty() {
+                vec![(None, "matched".to_owned())]
+            } else {
+                route
+                    .matches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| match m.applies(&ctx) {
+                        Ok(()) => (Some(i), "matched".to_owned()),
+                        Err(filter) => (Some(i), format!("not applicable: {}", filter.as_str())),
+                    })
+                    .collect()
+            };
+            for (match_index, result) in results {
                 let matched = result == "matched";
                 trace.push(json!({
                     "route_index": route.index,
-                    "virtual_service": vs,
+                    "virtual_service": self.vs_name(route.vs),
                     "match_index": match_index,
                     "match_name": null,
                     "protocol": "tcp",
                     "result": result,
                 }));
-                matched
-            };
-            if route.matches.is_empty() {
-                if entry(None, "matched".to_owned()) {
-                    break;
+                if matched {
+                    break 'routes;
                 }
-                continue;
-            }
-            let mut done = false;
-            for (i, m) in route.matches.iter().enumerate() {
-                let result = match m.applies(&ctx) {
-                    Ok(()) => "matched".to_owned(),
-                    Err(filter) => format!("not applicable: {}", filter.as_str()),
-                };
-                if entry(Some(i), result) {
-                    done = true;
-                    break;
-                }
-            }
-            if done {
-                break;
             }
         }
         Some(trace)

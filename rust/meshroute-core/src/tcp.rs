@@ -153,6 +153,30 @@ impl TcpTable {
     }
 }
 
+/// The tcp routes a mesh request to a TCP service port walks, with the client context its
+/// blocks are judged in; None when the request is not one (a gateway view, no TCP entry, or a
+/// sniffed port for an HTTP request). Shared by `route` and `RouteTable::explain`.
+pub(crate) fn connection<'t, 'r>(
+    table: &'t RouteTable,
+    req: &Request<'r>,
+    prep: &Prepared<'_>,
+    view: u32,
+) -> Option<(ClientCtx<'r>, &'t [u32])> {
+    if table.views[view as usize].gateway != 0 {
+        return None;
+    }
+    let asked = req.port.or(prep.authority_port).unwrap_or(0);
+    let tcp = req.protocol == Protocol::Tcp;
+    let (port, routes) = table.tcp.lookup(view, prep.host, asked, tcp)?;
+    let ctx = ClientCtx {
+        gateway: 0,
+        port,
+        labels: req.source_labels,
+        namespace: req.source_namespace.unwrap_or("default"),
+    };
+    Some((ctx, routes))
+}
+
 /// The TCP decision for a mesh request to a TCP service port, or `Err(d)` unchanged when the
 /// request is not one (the HTTP pipeline then decides).
 pub(crate) fn route<R: Rng + ?Sized>(
@@ -163,21 +187,10 @@ pub(crate) fn route<R: Rng + ?Sized>(
     view: u32,
     rng: &mut R,
 ) -> std::result::Result<Decision, Decision> {
+    let Some((ctx, routes)) = connection(table, req, prep, view) else {
+        return Err(d);
+    };
     let v = &table.views[view as usize];
-    if v.gateway != 0 {
-        return Err(d);
-    }
-    let asked = req.port.or(prep.authority_port).unwrap_or(0);
-    let tcp = req.protocol == Protocol::Tcp;
-    let Some((port, routes)) = table.tcp.lookup(view, prep.host, asked, tcp) else {
-        return Err(d);
-    };
-    let ctx = ClientCtx {
-        gateway: 0,
-        port,
-        labels: req.source_labels,
-        namespace: req.source_namespace.unwrap_or("default"),
-    };
     for &id in routes {
         let route = &table.routes[id as usize];
         let matched = if route.matches.is_empty() {
@@ -193,7 +206,7 @@ pub(crate) fn route<R: Rng + ?Sized>(
         };
         let choice = dests.pick(rng);
         let target = dests.list[choice].target;
-        let port = table.targets[target as usize].port.unwrap_or(port);
+        let port = table.targets[target as usize].port.unwrap_or(ctx.port);
         d.route = RouteRef::Pool(id);
         d.match_index = matched;
         d.dest = Some(DestRef {

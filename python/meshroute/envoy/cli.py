@@ -137,6 +137,19 @@ def add_listener_arguments(p: argparse.ArgumentParser, access_log: str = "/dev/s
     )
 
 
+def _labels(items: Sequence[str], flag: str, form: str, commas: bool = False) -> dict[str, str]:
+    """``K=V`` flag values (``commas``: each may hold several, comma-separated) as labels;
+    ValueError naming ``flag`` and the whole value for one that is not."""
+    out: dict[str, str] = {}
+    for item in items:
+        for label in item.split(",") if commas else [item]:
+            key, sep, value = label.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"{flag} {item!r}: expected {form}")
+            out[key.strip()] = value.strip()
+    return out
+
+
 def options_from_args(args: argparse.Namespace) -> Options:
     """Options from the command line; ValueError with a message for bad flags."""
     bind_ports: dict[int, int] = {}
@@ -145,12 +158,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         if not sep or not port.strip().isdigit() or not bind.strip().isdigit():
             raise ValueError(f"--bind-port {item!r}: expected PORT=BIND (numbers)")
         bind_ports[int(port)] = int(bind)
-    labels: dict[str, str] = {}
-    for item in args.source_label:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--source-label {item!r}: expected K=V")
-        labels[key.strip()] = value.strip()
+    labels = _labels(args.source_label, "--source-label", "K=V")
     for flag, port in [
         ("--mesh-port", args.mesh_port),
         ("--admin-port", args.admin_port),
@@ -158,13 +166,9 @@ def options_from_args(args: argparse.Namespace) -> Options:
     ]:
         if not 0 < port < 65536:
             raise ValueError(f"{flag} {port}: not a port number")
-    proxy: dict[str, str] = {}
-    for item in args.gateway_labels:
-        for label in item.split(","):
-            key, sep, value = label.partition("=")
-            if not sep or not key.strip():
-                raise ValueError(f"--gateway-labels {item!r}: expected K=V[,K=V]")
-            proxy[key.strip()] = value.strip()
+    proxy = _labels(
+        [p for item in args.gateway_labels for p in item.split(",")], "--gateway-labels", "K=V[,K=V]"
+    )
     if args.gateway_namespace and not proxy:
         raise ValueError("--gateway-namespace names the namespace of the --gateway-labels proxy: give both")
     return Options(
